@@ -1,0 +1,22 @@
+// Package v1alpha1 contains the moat.dev/v1alpha1 API: the NetworkAllowlist
+// that opens an isolated project (namespace) to other projects, Services and
+// external networks.
+// +kubebuilder:object:generate=true
+// +groupName=moat.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the API group and version of every type in this package.
+	GroupVersion = schema.GroupVersion{Group: "moat.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers this package's types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds this package's types to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)
