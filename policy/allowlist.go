@@ -1,0 +1,354 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+// renderer holds what one Render call shares: the namespace and the Service
+// lookups, each Service looked up at most once.
+type renderer struct {
+	namespace string
+	services  Services
+	cache     map[serviceKey]*corev1.Service
+}
+
+type serviceKey struct{ namespace, name string }
+
+// service returns the named Service, or nil when it does not exist.
+func (r *renderer) service(namespace, name string) (*corev1.Service, error) {
+	key := serviceKey{namespace, name}
+	if svc, ok := r.cache[key]; ok {
+		return svc, nil
+	}
+	var svc *corev1.Service
+	if r.services != nil {
+		var err error
+		if svc, err = r.services.Service(namespace, name); err != nil {
+			return nil, fmt.Errorf("looking up Service %s/%s: %w", namespace, name, err)
+		}
+	}
+	r.cache[key] = svc
+	return svc, nil
+}
+
+// allowlistPolicy translates one allowlist into its NetworkPolicy and status.
+// An allowlist without rules yields no policy.
+func (r *renderer) allowlistPolicy(al *v1alpha1.NetworkAllowlist) (*networkingv1.NetworkPolicy, AllowlistResult, error) {
+	spec := al.Spec
+	if len(spec.Ingress) == 0 && len(spec.Egress) == 0 {
+		return nil, AllowlistResult{}, nil
+	}
+	var types []networkingv1.PolicyType
+	if len(spec.Ingress) > 0 {
+		types = append(types, networkingv1.PolicyTypeIngress)
+	}
+	if len(spec.Egress) > 0 {
+		types = append(types, networkingv1.PolicyTypeEgress)
+	}
+	np := newPolicy(r.namespace, PolicyName(al.Name), types...)
+	if len(validation.IsValidLabelValue(al.Name)) == 0 {
+		np.Labels[AllowlistLabel] = al.Name
+	}
+	// An owner reference needs a UID; allowlists rendered offline have none.
+	if al.UID != "" {
+		np.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion:         v1alpha1.GroupVersion.String(),
+			Kind:               "NetworkAllowlist",
+			Name:               al.Name,
+			UID:                al.UID,
+			Controller:         ptr.To(true),
+			BlockOwnerDeletion: ptr.To(true),
+		}}
+	}
+
+	t := &translation{renderer: r, serviceNamespace: cmp.Or(al.Namespace, r.namespace)}
+	specPath := field.NewPath("spec")
+	for i, rule := range spec.Ingress {
+		groups, err := t.peers(specPath.Child("ingress").Index(i), "from", rule.From, rule.Ports, false)
+		if err != nil {
+			return nil, AllowlistResult{}, err
+		}
+		for _, g := range groups {
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: g.peers, Ports: g.ports})
+		}
+	}
+	for i, rule := range spec.Egress {
+		groups, err := t.peers(specPath.Child("egress").Index(i), "to", rule.To, rule.Ports, true)
+		if err != nil {
+			return nil, AllowlistResult{}, err
+		}
+		for _, g := range groups {
+			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: g.peers, Ports: g.ports})
+		}
+	}
+	return &np, AllowlistResult{Policies: []string{np.Name}, Problems: t.problems}, nil
+}
+
+// translation collects the problems found while translating one allowlist.
+type translation struct {
+	*renderer
+	serviceNamespace string
+	problems         []Problem
+}
+
+func (t *translation) problem(reason string, path *field.Path, format string, args ...any) {
+	t.problems = append(t.problems, Problem{Reason: reason, Field: path.String(), Message: fmt.Sprintf(format, args...)})
+}
+
+// peerGroup is one generated rule: peers that share a port list.
+type peerGroup struct {
+	key   string
+	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+}
+
+// peers translates the peers of one rule and groups them by their resolved
+// port list, in order of first appearance. Dropped peers are left out; a
+// rule whose peers are all dropped yields no group, so no generated rule
+// ever has an empty peer list (which would mean "everyone").
+//
+// Ports of namespace and ipBlock peers, and of every ingress peer, are the
+// declared ports. Ports of an egress Service peer are the target ports of the
+// Service ports that the declared ports name.
+func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1alpha1.Peer, ports []v1alpha1.Port, egress bool) ([]peerGroup, error) {
+	declared := declaredPorts(ports)
+	var groups []peerGroup
+	add := func(peer networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) {
+		key := portsKey(ports)
+		for i := range groups {
+			if groups[i].key == key {
+				groups[i].peers = append(groups[i].peers, peer)
+				return
+			}
+		}
+		groups = append(groups, peerGroup{key: key, peers: []networkingv1.NetworkPolicyPeer{peer}, ports: ports})
+	}
+	for j, peer := range peers {
+		path := rulePath.Child(peersField).Index(j)
+		switch {
+		case peerKinds(peer) != 1:
+			// Validation (the CRD schema and the webhook) rejects such a
+			// peer; should one get here, it selects nothing.
+			continue
+		case peer.Namespace != "":
+			add(namespacePeer(peer.Namespace), declared)
+		case peer.IPBlock != nil:
+			add(networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{
+				CIDR:   peer.IPBlock.CIDR,
+				Except: cloneNonEmpty(peer.IPBlock.Except),
+			}}, declared)
+		case peer.Service != nil:
+			np, svcPorts, ok, err := t.servicePeer(path.Child("service"), rulePath.Child("ports"), peer.Service, ports, egress)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			if !egress {
+				svcPorts = declared
+			}
+			add(np, svcPorts)
+		}
+	}
+	for i := range groups {
+		// Each generated rule owns its port list.
+		groups[i].ports = clonePorts(groups[i].ports)
+	}
+	return groups, nil
+}
+
+func peerKinds(p v1alpha1.Peer) int {
+	n := 0
+	if p.Namespace != "" {
+		n++
+	}
+	if p.Service != nil {
+		n++
+	}
+	if p.IPBlock != nil {
+		n++
+	}
+	return n
+}
+
+// servicePeer resolves a Service peer to the Service's pods and, for egress,
+// the target ports of the Service ports that ports name. ok is false when the
+// peer is dropped (fail closed); the reason is recorded as a problem.
+func (t *translation) servicePeer(path, portsPath *field.Path, ref *v1alpha1.ServiceReference, ports []v1alpha1.Port, egress bool) (networkingv1.NetworkPolicyPeer, []networkingv1.NetworkPolicyPort, bool, error) {
+	namespace := cmp.Or(ref.Namespace, t.serviceNamespace)
+	name := namespace + "/" + ref.Name
+	svc, err := t.service(namespace, ref.Name)
+	if err != nil {
+		return networkingv1.NetworkPolicyPeer{}, nil, false, err
+	}
+	switch {
+	case svc == nil:
+		t.problem(v1alpha1.ReasonServiceNotFound, path,
+			"Service %s does not exist; the peer is left out until the Service is created", name)
+		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		t.problem(v1alpha1.ReasonServiceSelectorEmpty, path,
+			"Service %s is of type ExternalName and selects no pods, so a NetworkPolicy cannot match it; the peer is left out: use an ipBlock peer with the external address instead", name)
+		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+	case len(svc.Spec.Selector) == 0:
+		t.problem(v1alpha1.ReasonServiceSelectorEmpty, path,
+			"Service %s has no selector, so a NetworkPolicy cannot match its endpoints; the peer is left out: give the Service a selector or use an ipBlock peer", name)
+		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+	}
+	peer := networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: namespaceSelector(namespace),
+		PodSelector:       &metav1.LabelSelector{MatchLabels: maps.Clone(svc.Spec.Selector)},
+	}
+	if !egress {
+		return peer, nil, true, nil
+	}
+	if len(ports) == 0 {
+		targets := targetPorts(svc.Spec.Ports)
+		if len(targets) == 0 {
+			t.problem(v1alpha1.ReasonServicePortNotFound, path,
+				"Service %s declares no ports; the peer is left out: add ports to the Service or list them in the rule with an ipBlock or namespace peer", name)
+			return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+		}
+		return peer, targets, true, nil
+	}
+	var targets []networkingv1.NetworkPolicyPort
+	for k, p := range ports {
+		matched := false
+		for _, sp := range svc.Spec.Ports {
+			if servicePortMatches(sp, p) {
+				matched = true
+				targets = appendUniquePort(targets, policyPort(serviceProtocol(sp), targetPort(sp)))
+			}
+		}
+		if !matched {
+			t.problem(v1alpha1.ReasonServicePortNotFound, portsPath.Index(k),
+				"%s matches no port of Service %s (its ports: %s); it is left out for this peer", describePort(p), name, describeServicePorts(svc.Spec.Ports))
+		}
+	}
+	if len(targets) == 0 {
+		t.problem(v1alpha1.ReasonServicePortNotFound, path,
+			"none of the rule's ports is a port of Service %s; the peer is left out", name)
+		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+	}
+	return peer, targets, true, nil
+}
+
+// servicePortMatches reports whether an allowlist port names the Service
+// port: same protocol (nil means TCP), and a port number equal to the
+// Service port (or a range containing it), a name equal to the Service
+// port's name, or no port at all (every port of the protocol).
+func servicePortMatches(sp corev1.ServicePort, p v1alpha1.Port) bool {
+	if serviceProtocol(sp) != protocolOf(p) {
+		return false
+	}
+	switch {
+	case p.Port == nil:
+		return true
+	case p.Port.Type == intstr.String:
+		return p.Port.StrVal != "" && sp.Name == p.Port.StrVal
+	case p.EndPort != nil:
+		return sp.Port >= p.Port.IntVal && sp.Port <= *p.EndPort
+	default:
+		return sp.Port == p.Port.IntVal
+	}
+}
+
+func protocolOf(p v1alpha1.Port) corev1.Protocol {
+	if p.Protocol == nil || *p.Protocol == "" {
+		return corev1.ProtocolTCP
+	}
+	return *p.Protocol
+}
+
+// declaredPorts copies allowlist ports into NetworkPolicy ports in declared
+// order, with the protocol made explicit (TCP when unset), as the API server
+// would default it.
+func declaredPorts(ports []v1alpha1.Port) []networkingv1.NetworkPolicyPort {
+	if len(ports) == 0 {
+		return nil
+	}
+	out := make([]networkingv1.NetworkPolicyPort, 0, len(ports))
+	for _, p := range ports {
+		np := networkingv1.NetworkPolicyPort{Protocol: ptr.To(protocolOf(p))}
+		if p.Port != nil {
+			np.Port = ptr.To(*p.Port)
+		}
+		if p.EndPort != nil {
+			np.EndPort = ptr.To(*p.EndPort)
+		}
+		out = append(out, np)
+	}
+	return out
+}
+
+// portsKey identifies a port list; nil (every port) differs from any list.
+func portsKey(ports []networkingv1.NetworkPolicyPort) string {
+	if ports == nil {
+		return "*"
+	}
+	keys := make([]string, len(ports))
+	for i, p := range ports {
+		keys[i] = portKey(p)
+	}
+	return strings.Join(keys, ",")
+}
+
+func clonePorts(ports []networkingv1.NetworkPolicyPort) []networkingv1.NetworkPolicyPort {
+	if len(ports) == 0 {
+		return nil
+	}
+	out := make([]networkingv1.NetworkPolicyPort, len(ports))
+	for i, p := range ports {
+		out[i] = *p.DeepCopy()
+	}
+	return out
+}
+
+func cloneNonEmpty(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	return append([]string(nil), values...)
+}
+
+func describePort(p v1alpha1.Port) string {
+	protocol := protocolOf(p)
+	switch {
+	case p.Port == nil:
+		return fmt.Sprintf("every %s port", protocol)
+	case p.Port.Type == intstr.Int && p.EndPort != nil:
+		return fmt.Sprintf("port range %d-%d/%s", p.Port.IntVal, *p.EndPort, protocol)
+	case p.Port.Type == intstr.Int:
+		return fmt.Sprintf("port %d/%s", p.Port.IntVal, protocol)
+	default:
+		return fmt.Sprintf("port %q/%s", p.Port.StrVal, protocol)
+	}
+}
+
+func describeServicePorts(ports []corev1.ServicePort) string {
+	if len(ports) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ports))
+	for i, sp := range ports {
+		parts[i] = fmt.Sprintf("%d/%s", sp.Port, serviceProtocol(sp))
+		if sp.Name != "" {
+			parts[i] += fmt.Sprintf(" %q", sp.Name)
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"reflect"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+// Names of the NetworkPolicies that moat generates in every isolated namespace.
+const (
+	// DefaultIngressPolicyName is the policy that denies ingress from other
+	// namespaces while allowing the same namespace and the configured
+	// namespaces and CIDRs.
+	DefaultIngressPolicyName = "moat-default-ingress"
+	// DefaultEgressPolicyName is the policy that restricts egress to the same
+	// namespace and DNS once the namespace declares an egress rule.
+	DefaultEgressPolicyName = "moat-default-egress"
+
+	// AllowlistPolicyPrefix starts the name of every policy generated from a
+	// NetworkAllowlist.
+	AllowlistPolicyPrefix = "moat-allowlist-"
+
+	// AllowlistLabel names, on a generated policy, the allowlist it comes from.
+	// It is informational only (set when the name fits a label value);
+	// ownership is carried by the owner reference and the managed-by label.
+	AllowlistLabel = "moat.dev/allowlist"
+)
+
+// policyNameHashLen is the number of hex digits of the hash suffix that keeps
+// truncated policy names distinct.
+const policyNameHashLen = 10
+
+// PolicyName returns the name of the NetworkPolicy generated from the
+// allowlist allowlistName: "moat-allowlist-<name>". A name longer than a
+// Kubernetes object name allows (253 characters) is truncated and ends in a
+// stable hash of the full allowlist name, so distinct allowlists keep
+// distinct policy names and the result is a valid DNS subdomain.
+func PolicyName(allowlistName string) string {
+	name := AllowlistPolicyPrefix + allowlistName
+	if len(name) <= validation.DNS1123SubdomainMaxLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(allowlistName))
+	suffix := hex.EncodeToString(sum[:])[:policyNameHashLen]
+	prefix := name[:validation.DNS1123SubdomainMaxLength-len(suffix)-1]
+	// A subdomain label must end in an alphanumeric character.
+	prefix = strings.TrimRight(prefix, "-.")
+	return prefix + "-" + suffix
+}
+
+// ManagedLabels returns a new map holding the label that marks every object
+// moat creates (app.kubernetes.io/managed-by: moat).
+func ManagedLabels() map[string]string {
+	return map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}
+}
+
+// IsManaged reports whether obj carries moat's managed-by label. A nil object
+// (also a typed nil pointer) is not managed.
+func IsManaged(obj metav1.Object) bool {
+	if obj == nil {
+		return false
+	}
+	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
+		return false
+	}
+	return obj.GetLabels()[v1alpha1.ManagedByLabel] == v1alpha1.ManagedByValue
+}

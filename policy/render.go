@@ -1,0 +1,193 @@
+package policy
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+// Input is one project: its Namespace and every NetworkAllowlist in it.
+type Input struct {
+	Namespace  *corev1.Namespace
+	Allowlists []*v1alpha1.NetworkAllowlist
+}
+
+// Result is everything moat must own in the namespace.
+type Result struct {
+	// Policies are the desired NetworkPolicies, sorted by name; empty when
+	// isolation is off.
+	Policies []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+	// Allowlists holds, by allowlist name, one entry per input allowlist.
+	Allowlists map[string]AllowlistResult `json:"allowlists,omitempty"`
+}
+
+// AllowlistResult is what status must say about one allowlist.
+type AllowlistResult struct {
+	// Policies names the NetworkPolicies generated from the allowlist, sorted.
+	Policies []string `json:"policies,omitempty"`
+	// Problems say why parts of the allowlist are not in force; empty when
+	// the allowlist is fully applied.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one reason why part of an allowlist is not in force.
+type Problem struct {
+	// Reason is one of the v1alpha1.Reason* constants.
+	Reason string `json:"reason"`
+	// Field is the path of the offending part, e.g.
+	// spec.egress[0].to[1].service; empty when the whole allowlist is
+	// concerned.
+	Field string `json:"field,omitempty"`
+	// Message explains the problem to a human.
+	Message string `json:"message"`
+}
+
+// Render computes the NetworkPolicies moat must own in the namespace of in
+// and what each allowlist's status must report. It is deterministic: the same
+// namespace, allowlists (in any order), Services and configuration give
+// identical results.
+//
+// An allowlist without rules yields no policy. An allowlist whose rules are
+// all dropped (their Service peers cannot be translated) keeps its policy,
+// with policyTypes but no rules: it allows nothing, and its name in the
+// status does not flicker while a Service comes and goes.
+//
+// A nil Namespace counts as not isolated. A nil services is a cluster without
+// Services: every Service peer is then reported as not found. Render returns
+// an error only when a Services lookup fails; it never returns a partial
+// Result in that case.
+func Render(in Input, services Services, cfg Config) (Result, error) {
+	allowlists := uniqueAllowlists(in.Allowlists)
+
+	result := Result{Allowlists: make(map[string]AllowlistResult, len(allowlists))}
+	if !Isolated(in.Namespace) {
+		for _, al := range allowlists {
+			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{isolationDisabled(in.Namespace)}}
+		}
+		return result, nil
+	}
+
+	r := &renderer{namespace: in.Namespace.Name, services: services, cache: map[serviceKey]*corev1.Service{}}
+	policies := []networkingv1.NetworkPolicy{defaultIngressPolicy(r.namespace, cfg)}
+	if declaresEgress(allowlists) {
+		egress, err := r.defaultEgressPolicy(cfg)
+		if err != nil {
+			return Result{}, err
+		}
+		policies = append(policies, egress)
+	}
+	for _, al := range allowlists {
+		np, status, err := r.allowlistPolicy(al)
+		if err != nil {
+			return Result{}, err
+		}
+		if np != nil {
+			policies = append(policies, *np)
+		}
+		result.Allowlists[al.Name] = status
+	}
+	slices.SortStableFunc(policies, func(a, b networkingv1.NetworkPolicy) int {
+		return cmp.Compare(a.Name, b.Name)
+	})
+	result.Policies = policies
+	return result, nil
+}
+
+// uniqueAllowlists returns the allowlists sorted by name, without nil
+// entries and with one allowlist per name. Names are unique in a namespace;
+// should the input repeat one (the same manifest given twice offline), the
+// first in a stable order (UID, then spec) is used, so the input order never
+// matters.
+func uniqueAllowlists(in []*v1alpha1.NetworkAllowlist) []*v1alpha1.NetworkAllowlist {
+	allowlists := make([]*v1alpha1.NetworkAllowlist, 0, len(in))
+	for _, al := range in {
+		if al != nil {
+			allowlists = append(allowlists, al)
+		}
+	}
+	slices.SortFunc(allowlists, func(a, b *v1alpha1.NetworkAllowlist) int {
+		if c := cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID)); c != 0 {
+			return c
+		}
+		// Only reached for a repeated name and UID.
+		specA, _ := json.Marshal(a.Spec)
+		specB, _ := json.Marshal(b.Spec)
+		return bytes.Compare(specA, specB)
+	})
+	return slices.CompactFunc(allowlists, func(a, b *v1alpha1.NetworkAllowlist) bool {
+		return a.Name == b.Name
+	})
+}
+
+// Isolated reports whether the namespace has moat.dev/isolated: "true". A nil
+// namespace is not isolated.
+func Isolated(ns *corev1.Namespace) bool {
+	return ns != nil && ns.Labels[v1alpha1.IsolationLabel] == "true"
+}
+
+func isolationDisabled(ns *corev1.Namespace) Problem {
+	name := "the namespace"
+	if ns != nil {
+		name = fmt.Sprintf("namespace %q", ns.Name)
+	}
+	return Problem{
+		Reason: v1alpha1.ReasonIsolationDisabled,
+		Message: fmt.Sprintf("%s is not isolated, so no NetworkPolicy is generated; label it %s=true to enforce this allowlist",
+			name, v1alpha1.IsolationLabel),
+	}
+}
+
+// declaresEgress reports whether any allowlist declares an egress rule.
+// Declared rules count, not resolved peers: an egress rule whose Service
+// peers are all dropped still closes egress (fail closed).
+func declaresEgress(allowlists []*v1alpha1.NetworkAllowlist) bool {
+	for _, al := range allowlists {
+		if len(al.Spec.Egress) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// newPolicy returns a NetworkPolicy with moat's TypeMeta, name, namespace and
+// managed-by label, selecting every pod of the namespace.
+func newPolicy(namespace, name string, types ...networkingv1.PolicyType) networkingv1.NetworkPolicy {
+	return networkingv1.NetworkPolicy{
+		TypeMeta: metav1.TypeMeta{
+			APIVersion: networkingv1.SchemeGroupVersion.String(),
+			Kind:       "NetworkPolicy",
+		},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: namespace,
+			Labels:    ManagedLabels(),
+		},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{},
+			PolicyTypes: types,
+		},
+	}
+}
+
+// namespacePeer selects every pod of the named namespace by its immutable
+// kubernetes.io/metadata.name label.
+func namespacePeer(name string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: namespaceSelector(name)}
+}
+
+func namespaceSelector(name string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: name}}
+}
+
+// sameNamespacePeer selects every pod of the policy's own namespace.
+func sameNamespacePeer() networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}}
+}
