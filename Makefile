@@ -33,6 +33,13 @@ all: build
 build: ## Build bin/moat.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/moat ./cmd/moat
 
+IMG ?= moat:latest
+CONTAINER_TOOL ?= docker
+
+.PHONY: image
+image: ## Build the container image IMG (default moat:latest) from the Dockerfile.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and deepcopy code from Go markers.
 	$(CONTROLLER_GEN) object paths=./api/...
@@ -41,6 +48,23 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and deepcopy code from Go
 
 .PHONY: control-plane
 control-plane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bin/ (once).
+
+LOCALRUN := $(BIN)/localrun
+
+.PHONY: localrun
+localrun: ## Build bin/localrun, which runs moat on a local kube-apiserver + etcd (behind `make run`).
+	$(GO) build -o $(LOCALRUN) ./test/localrun
+
+.PHONY: run
+run: control-plane build localrun ## Run moat serve on a local kube-apiserver + etcd; writes bin/kubeconfig; Ctrl-C stops all.
+	$(LOCALRUN)
+
+DEMO := $(BIN)/moat-demo
+
+.PHONY: demo
+demo: control-plane build localrun ## Walk through every scenario of the seed guide on a fresh local control plane; fails on any mismatch.
+	$(GO) build -o $(DEMO) ./test/demo
+	$(LOCALRUN) --moat-args="--allowed-ingress-namespaces=kubesphere-monitoring-system --zap-log-level=error" -- $(DEMO)
 
 $(BIN)/kube-apiserver:
 	cd test/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver

@@ -127,18 +127,19 @@ type ServiceReference struct {
 // IPBlock is a CIDR, optionally with holes, as in NetworkPolicy.
 // +kubebuilder:validation:XValidation:rule="isCIDR(self.cidr)",message="cidr must be a valid CIDR such as 10.1.0.0/24 or 2001:db8::/64",fieldPath=".cidr"
 // +kubebuilder:validation:XValidation:rule="!isCIDR(self.cidr) || cidr(self.cidr).masked() == cidr(self.cidr)",message="cidr must not have host bits set: use the network address (e.g. 10.1.0.0/24, not 10.1.0.1/24)",fieldPath=".cidr"
-// +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, isCIDR(e) && cidr(e).ip().family() == cidr(self.cidr).ip().family() && cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength())",message="every except entry must be a CIDR of the same family strictly inside cidr",fieldPath=".except"
+// +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, isCIDR(e) && cidr(self.cidr).containsCIDR(e))",message="every except entry must be a CIDR of the same address family inside cidr",fieldPath=".except"
+// +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || cidr(e).prefixLength() > cidr(self.cidr).prefixLength())",message="every except entry must be smaller than cidr: an except equal to cidr leaves nothing of the peer",fieldPath=".except"
 type IPBlock struct {
 	// CIDR of the network, e.g. 192.168.1.1/32.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:MaxLength=43
 	CIDR string `json:"cidr"`
 
 	// Except lists CIDRs inside CIDR that are not part of the peer.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:MaxLength=43
 	Except []string `json:"except,omitempty"`
 }
 
@@ -158,6 +159,7 @@ type Port struct {
 	// Port is a number or a named port. Empty means every port.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=15
 	Port *intstr.IntOrString `json:"port,omitempty"`
 
 	// EndPort, with a numeric Port, makes the range Port..EndPort.

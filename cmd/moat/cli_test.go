@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"moat.dev/moat/manifest"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const (
+	samples        = "../../manifests/samples"
+	samplesInvalid = "../../manifests/samples-invalid"
+)
+
+// moat runs the command in-process and returns its exit status and output.
+func moat(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got); if the change is intended, run go test -update:\n%s", path, diff)
+	}
+}
+
+// kustomizeBuild renders a kustomization as `kustomize build` does.
+func kustomizeBuild(t *testing.T, dir string) string {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resources, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	out, err := resources.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestValidateSamples(t *testing.T) {
+	code, stdout, stderr := moat(t, "", "validate", samples)
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Errorf("validate %s: exit %d, stdout %q, stderr %q; want 0 and no output", samples, code, stdout, stderr)
+	}
+}
+
+func TestValidateInvalidSamples(t *testing.T) {
+	code, stdout, stderr := moat(t, "", "validate", samplesInvalid)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	golden(t, "validate-invalid.txt", stdout)
+	if want := "moat validate: 2 rejected, 0 warnings in 3 objects\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+
+	// The seed's SCTP example is accepted once the cluster supports SCTP.
+	code, stdout, _ = moat(t, "", "validate", "--sctp-enabled", filepath.Join(samplesInvalid, "sctp.yaml"))
+	if code != 0 || stdout != "" {
+		t.Errorf("validate --sctp-enabled sctp.yaml: exit %d, stdout %q; want 0 and no output", code, stdout)
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	code, stdout, _ := moat(t, "", "validate", "-o", "json", samplesInvalid)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	golden(t, "validate-invalid.json", stdout)
+	var findings []manifest.Finding
+	if err := json.Unmarshal([]byte(stdout), &findings); err != nil {
+		t.Fatalf("output is not a JSON array of findings: %v", err)
+	}
+	if len(findings) != 2 || findings[0].Severity != manifest.SeverityError || findings[0].Line != 3 {
+		t.Errorf("findings = %+v; want two errors, the first on line 3", findings)
+	}
+
+	code, stdout, _ = moat(t, "", "validate", "-o", "json", samples)
+	if code != 0 || stdout != "[]\n" {
+		t.Errorf("validate -o json %s: exit %d, stdout %q; want 0 and []", samples, code, stdout)
+	}
+}
+
+// wideOpen is admitted with a warning (0.0.0.0/0).
+const wideOpen = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {moat.dev/isolated: "true"}
+---
+apiVersion: moat.dev/v1alpha1
+kind: NetworkAllowlist
+metadata: {name: anywhere, namespace: shop}
+spec:
+  egress:
+  - to:
+    - ipBlock: {cidr: 0.0.0.0/0}
+`
+
+func TestValidateStrict(t *testing.T) {
+	want := "<stdin>:7: warning: NetworkAllowlist/shop/anywhere: spec.egress[0].to[0].ipBlock.cidr: 0.0.0.0/0 matches every IPv4 address, which depending on the network plugin includes the pods of every project: list the external networks you mean instead\n"
+	code, stdout, stderr := moat(t, wideOpen, "validate", "-")
+	if code != 0 || stdout != want || stderr != "" {
+		t.Errorf("without --strict: exit %d, stdout %q, stderr %q; want 0, %q and no stderr", code, stdout, stderr, want)
+	}
+	code, stdout, stderr = moat(t, wideOpen, "validate", "--strict", "-")
+	if code != 1 || stdout != want || stderr != "moat validate: 0 rejected, 1 warnings in 2 objects\n" {
+		t.Errorf("with --strict: exit %d, stdout %q, stderr %q; want 1 and the warning", code, stdout, stderr)
+	}
+}
+
+// TestValidateKustomizeBuild is `kustomize build DIR | moat validate -`.
+func TestValidateKustomizeBuild(t *testing.T) {
+	code, stdout, stderr := moat(t, kustomizeBuild(t, samples), "validate", "-")
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Errorf("samples: exit %d, stdout %q, stderr %q; want 0 and no output", code, stdout, stderr)
+	}
+	code, stdout, _ = moat(t, kustomizeBuild(t, samplesInvalid), "validate", "-")
+	if code != 1 {
+		t.Errorf("invalid samples: exit %d, want 1", code)
+	}
+	golden(t, "validate-invalid-kustomize.txt", stdout)
+}
+
+// TestValidateOrderIndependent gives the same files in other orders.
+func TestValidateOrderIndependent(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(samplesInvalid, "*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("glob: %v, %v", files, err)
+	}
+	_, first, _ := moat(t, "", append([]string{"validate"}, files...)...)
+	for i := range files {
+		rotated := append(append([]string{}, files[i:]...), files[:i]...)
+		if _, out, _ := moat(t, "", append([]string{"validate"}, rotated...)...); out != first {
+			t.Errorf("paths %v: output\n%s\nwant\n%s", rotated, out, first)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args   []string
+		stdin  string
+		stderr string
+	}{
+		{[]string{"validate"}, "", "moat: requires at least 1 arg(s), only received 0\n"},
+		{[]string{"render"}, "", "moat: requires at least 1 arg(s), only received 0\n"},
+		{[]string{"validate", "does-not-exist.yaml"}, "", "moat: stat does-not-exist.yaml: no such file or directory\n"},
+		{[]string{"validate", "-", "-"}, "", "moat: \"-\" given more than once: stdin can be read only once\n"},
+		{[]string{"validate", "-o", "yaml", samples}, "", "moat: invalid value \"yaml\" for -o/--output: use \"text\" or \"json\"\n"},
+		{[]string{"validate", "--pod-cidrs", "10.0.0.1/8", samples}, "",
+			"moat: invalid argument \"10.0.0.1/8\" for \"--pod-cidrs\" flag: \"10.0.0.1/8\" must not have host bits set: use the network address 10.0.0.0/8, or 10.0.0.1/32 for the single address 10.0.0.1\nRun 'moat validate --help' for usage.\n"},
+		{[]string{"validate", "--service-cidrs", "10.96.0.0/12,nope", samples}, "",
+			"moat: invalid argument \"10.96.0.0/12,nope\" for \"--service-cidrs\" flag: \"nope\" must be a CIDR such as 10.1.0.0/24, 192.168.1.1/32 or 2001:db8::/64\nRun 'moat validate --help' for usage.\n"},
+		{[]string{"render", "--allowed-ingress-namespaces", "Monitoring", samples}, "",
+			"moat: invalid argument \"Monitoring\" for \"--allowed-ingress-namespaces\" flag: \"Monitoring\" is not a valid namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')\nRun 'moat render --help' for usage.\n"},
+		{[]string{"render", "--dns-service", "kube-dns", samples}, "",
+			"moat: invalid argument \"kube-dns\" for \"--dns-service\" flag: \"kube-dns\" must be namespace/name, e.g. kube-system/kube-dns, or \"\" to turn the DNS exception off\nRun 'moat render --help' for usage.\n"},
+		{[]string{"validate", "--no-such-flag", samples}, "", "moat: unknown flag: --no-such-flag\nRun 'moat validate --help' for usage.\n"},
+		{[]string{"frobnicate"}, "", "moat: unknown command \"frobnicate\" for \"moat\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := moat(t, tt.stdin, tt.args...)
+			if code != 2 || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and no output", code, stdout)
+			}
+			if diff := cmp.Diff(tt.stderr, stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var (
+		vcfg validation.Config
+		pcfg policy.Config
+	)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	addValidationFlags(fs, &vcfg)
+	addPolicyFlags(fs, &pcfg)
+	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService}, pcfg); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	err := fs.Parse([]string{
+		"--sctp-enabled",
+		"--pod-cidrs", "10.244.0.0/16, fd00:10:244::/56", "--pod-cidrs=10.245.0.0/16",
+		"--service-cidrs", "10.96.0.0/12",
+		"--allowed-ingress-namespaces", "monitoring,ingress-nginx", "--allowed-ingress-namespaces", "gateway",
+		"--allowed-ingress-cidrs", "192.168.0.0/24",
+		"--dns-service", "dns/coredns",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantV := validation.Config{
+		SCTPEnabled:  true,
+		PodCIDRs:     []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/56"), netip.MustParsePrefix("10.245.0.0/16")},
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
+	}
+	if diff := cmp.Diff(wantV, vcfg, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("validation config (-want +got):\n%s", diff)
+	}
+	wantP := policy.Config{
+		AllowedIngressNamespaces: []string{"monitoring", "ingress-nginx", "gateway"},
+		AllowedIngressCIDRs:      []string{"192.168.0.0/24"},
+		DNSService:               &types.NamespacedName{Namespace: "dns", Name: "coredns"},
+	}
+	if diff := cmp.Diff(wantP, pcfg); diff != "" {
+		t.Errorf("policy config (-want +got):\n%s", diff)
+	}
+	if err := fs.Parse([]string{"--dns-service="}); err != nil || pcfg.DNSService != nil {
+		t.Errorf(`--dns-service="": err %v, DNSService %v; want the DNS exception off`, err, pcfg.DNSService)
+	}
+}
+
+func TestRenderSamples(t *testing.T) {
+	code, stdout, stderr := moat(t, "", "render", samples)
+	if code != 0 || stderr != "" {
+		t.Errorf("exit %d, stderr %q; want 0 and no stderr", code, stderr)
+	}
+	golden(t, "render-samples.yaml", stdout)
+
+	// The output reads back as exactly the NetworkPolicies, all valid.
+	x, findings, err := manifest.Check([]string{manifest.Stdin}, strings.NewReader(stdout), nil, validation.Config{})
+	if err != nil || len(findings) != 0 || x.Read != 6 || len(x.Errors) != 0 {
+		t.Errorf("reading the output back: err %v, findings %v, %d objects, errors %v; want 6 valid NetworkPolicies", err, findings, x.Read, x.Errors)
+	}
+
+	// Through kustomize and stdin the result is the same.
+	if code, fromStdin, _ := moat(t, kustomizeBuild(t, samples), "render", "-"); code != 0 || fromStdin != stdout {
+		t.Errorf("render - of kustomize build: exit %d, output differs:\n%s", code, fromStdin)
+	}
+}
+
+// renderProblems holds allowlists that are not (fully) in force.
+const renderProblems = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {moat.dev/isolated: "true"}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: open
+---
+apiVersion: moat.dev/v1alpha1
+kind: NetworkAllowlist
+metadata: {name: to-db, namespace: shop}
+spec:
+  egress:
+  - to:
+    - service: {namespace: data, name: db}
+    ports:
+    - port: 5432
+---
+apiVersion: moat.dev/v1alpha1
+kind: NetworkAllowlist
+metadata: {name: unused, namespace: open}
+spec:
+  ingress:
+  - from:
+    - namespace: shop
+---
+apiVersion: moat.dev/v1alpha1
+kind: NetworkAllowlist
+metadata: {name: lost, namespace: nowhere}
+spec:
+  ingress:
+  - from:
+    - namespace: shop
+`
+
+func TestRenderProblems(t *testing.T) {
+	code, stdout, stderr := moat(t, renderProblems, "render", "--dns-service=", "--allowed-ingress-namespaces=monitoring", "-")
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	golden(t, "render-problems.yaml", stdout)
+	golden(t, "render-problems.stderr", stderr)
+}
+
+func TestRenderRejectsInvalid(t *testing.T) {
+	code, stdout, stderr := moat(t, "", "render", samplesInvalid)
+	if code != 1 || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want 1 and nothing rendered", code, stdout)
+	}
+	_, findings, _ := moat(t, "", "validate", samplesInvalid)
+	if want := findings + "moat render: 2 rejected: nothing rendered (see moat validate)\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+// TestBinary builds the real binary and runs it as a user would, with a
+// pipe on stdin.
+func TestBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "moat")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	runBin := func(stdin string, args ...string) (int, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		cmd.Stderr = io.Discard
+		err := cmd.Run()
+		if exit, ok := err.(*exec.ExitError); ok {
+			return exit.ExitCode(), stdout.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stdout.String()
+	}
+	if code, out := runBin("", "validate", samples); code != 0 || out != "" {
+		t.Errorf("validate samples: exit %d, output %q", code, out)
+	}
+	if code, out := runBin(kustomizeBuild(t, samples), "validate", "-"); code != 0 || out != "" {
+		t.Errorf("kustomize build samples | moat validate -: exit %d, output %q", code, out)
+	}
+	_, want, _ := moat(t, "", "validate", "-o", "json", samplesInvalid)
+	if code, out := runBin("", "validate", "-o", "json", samplesInvalid); code != 1 || out != want {
+		t.Errorf("validate -o json invalid samples: exit %d, output %q; want 1 and %q", code, out, want)
+	}
+	if code, _ := runBin("", "validate", "--pod-cidrs", "bad", samples); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	_, want, _ = moat(t, "", "render", samples)
+	if code, out := runBin("", "render", samples); code != 0 || out != want {
+		t.Errorf("render samples: exit %d, output differs from the in-process run", code)
+	}
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+// The flags below carry moat's cluster configuration. `moat serve`,
+// `moat validate` and `moat render` register them through these functions so
+// that the same flag means the same thing everywhere.
+
+// addValidationFlags registers --sctp-enabled, --pod-cidrs and
+// --service-cidrs, which fill cfg.
+func addValidationFlags(fs *pflag.FlagSet, cfg *validation.Config) {
+	fs.BoolVar(&cfg.SCTPEnabled, "sctp-enabled", cfg.SCTPEnabled,
+		"the cluster's network plugin supports SCTP; without it, SCTP ports in allowlists and NetworkPolicies are rejected")
+	fs.Var(&prefixesValue{flag: "pod-cidrs", target: &cfg.PodCIDRs}, "pod-cidrs",
+		"the cluster's pod networks (comma-separated CIDRs, repeatable); ipBlocks overlapping them get a warning")
+	fs.Var(&prefixesValue{flag: "service-cidrs", target: &cfg.ServiceCIDRs}, "service-cidrs",
+		"the cluster's Service networks (comma-separated CIDRs, repeatable); ipBlocks overlapping them get a warning")
+}
+
+// addPolicyFlags registers --allowed-ingress-namespaces,
+// --allowed-ingress-cidrs and --dns-service, which fill cfg. The DNS Service
+// defaults to policy.DefaultDNSService.
+func addPolicyFlags(fs *pflag.FlagSet, cfg *policy.Config) {
+	fs.Var(&namespacesValue{target: &cfg.AllowedIngressNamespaces}, "allowed-ingress-namespaces",
+		"namespaces that may always reach isolated projects, e.g. monitoring or the gateway's namespace (comma-separated, repeatable)")
+	fs.Var(&cidrStringsValue{prefixesValue{flag: "allowed-ingress-cidrs"}, &cfg.AllowedIngressCIDRs}, "allowed-ingress-cidrs",
+		"CIDRs that may always reach isolated projects, e.g. node or SNAT addresses (comma-separated, repeatable)")
+	dns := policy.DefaultDNSService
+	cfg.DNSService = &dns
+	fs.Var(&dnsServiceValue{target: &cfg.DNSService}, "dns-service",
+		`the cluster DNS Service (namespace/name) kept reachable once a project restricts egress; "" turns the exception off`)
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// prefixesValue is a list of strict CIDRs (no host bits, no leading zeros).
+type prefixesValue struct {
+	flag   string
+	target *[]netip.Prefix
+}
+
+func (v *prefixesValue) parse(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range splitList(s) {
+		p, errs := validation.ValidateCIDR(item, field.NewPath("--"+v.flag))
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("%q %s", item, errs[0].Detail)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (v *prefixesValue) Set(s string) error {
+	ps, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.target = append(*v.target, ps...)
+	return nil
+}
+
+func (v *prefixesValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	parts := make([]string, len(*v.target))
+	for i, p := range *v.target {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *prefixesValue) Type() string { return "cidrs" }
+
+// cidrStringsValue is a list of strict CIDRs kept as canonical strings.
+type cidrStringsValue struct {
+	prefixesValue
+	target *[]string
+}
+
+func (v *cidrStringsValue) Set(s string) error {
+	ps, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		*v.target = append(*v.target, p.String())
+	}
+	return nil
+}
+
+func (v *cidrStringsValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return strings.Join(*v.target, ",")
+}
+
+// namespacesValue is a list of namespace names.
+type namespacesValue struct {
+	target *[]string
+}
+
+func (v *namespacesValue) Set(s string) error {
+	for _, item := range splitList(s) {
+		if errs := utilvalidation.IsDNS1123Label(item); len(errs) > 0 {
+			return fmt.Errorf("%q is not a valid namespace name: %s", item, strings.Join(errs, "; "))
+		}
+		*v.target = append(*v.target, item)
+	}
+	return nil
+}
+
+func (v *namespacesValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return strings.Join(*v.target, ",")
+}
+
+func (v *namespacesValue) Type() string { return "namespaces" }
+
+// dnsServiceValue is a namespace/name, or "" for none.
+type dnsServiceValue struct {
+	target **types.NamespacedName
+}
+
+func (v *dnsServiceValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*v.target = nil
+		return nil
+	}
+	namespace, name, ok := strings.Cut(s, "/")
+	if !ok {
+		return fmt.Errorf("%q must be namespace/name, e.g. %s, or \"\" to turn the DNS exception off", s, policy.DefaultDNSService)
+	}
+	if errs := utilvalidation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return fmt.Errorf("%q: namespace %q is not valid: %s", s, namespace, strings.Join(errs, "; "))
+	}
+	if errs := utilvalidation.IsDNS1035Label(name); len(errs) > 0 {
+		return fmt.Errorf("%q: Service name %q is not valid: %s", s, name, strings.Join(errs, "; "))
+	}
+	*v.target = &types.NamespacedName{Namespace: namespace, Name: name}
+	return nil
+}
+
+func (v *dnsServiceValue) String() string {
+	if v.target == nil || *v.target == nil {
+		return ""
+	}
+	return (*v.target).String()
+}
+
+func (v *dnsServiceValue) Type() string { return "namespace/name" }

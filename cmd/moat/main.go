@@ -1,0 +1,71 @@
+// Command moat is project network isolation for Kubernetes: `moat serve`
+// runs the admission webhooks and the isolation controller in the cluster,
+// `moat validate` checks manifests offline with the webhook's rules, and
+// `moat render` prints the NetworkPolicies moat would create for them.
+//
+// This package holds subcommands and flags only; the work is done by the
+// manifest, validation, policy, webhook and controller packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses of moat.
+const (
+	exitOK       = 0
+	exitRejected = 1 // validate: something is rejected; render: nothing rendered
+	exitUsage    = 2 // bad flags or arguments, unreadable input
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes moat with args and returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	var exit *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &exit):
+		return exit.code
+	default:
+		fmt.Fprintf(stderr, "moat: %v\n", err)
+		return exitUsage
+	}
+}
+
+// exitError ends moat with a status after the command has already said why.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "moat",
+		Short: "Project network isolation for Kubernetes",
+		Long: `moat isolates Kubernetes namespaces (projects) labelled moat.dev/isolated=true
+with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())
+	})
+	root.AddCommand(newValidateCommand())
+	root.AddCommand(newRenderCommand())
+	root.AddCommand(newServeCommand()) // the in-cluster webhooks and controller: serve.go
+	return root
+}

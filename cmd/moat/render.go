@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"moat.dev/moat/manifest"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+func newRenderCommand() *cobra.Command {
+	var (
+		cfg        validation.Config
+		policyCfg  policy.Config
+		kubeconfig string
+	)
+	cmd := &cobra.Command{
+		Use:   "render PATH...",
+		Short: "Print the NetworkPolicies moat would create for the given manifests",
+		Long: `Render prints, as multi-document YAML ready for kubectl apply, the
+NetworkPolicies that moat would create for every isolated namespace
+(moat.dev/isolated=true) of the given manifests, from its NetworkAllowlists and
+the Services they name. Paths are read as by moat validate. With --kubeconfig,
+Namespaces, Services and allowlists that the manifests do not define are read
+from that cluster.
+
+Parts of allowlists that would not be in force (a Service peer whose Service is
+missing or has no selector, an allowlist in a namespace that is not isolated)
+are reported on stderr as warnings, in moat validate's format.
+
+The manifests are validated first: when anything is rejected, the findings
+are printed on stderr, nothing is rendered and the exit status is 1. Exit
+status 2 means bad flags or unreadable paths.`,
+		Example: `  moat render manifests/samples/
+  kustomize build overlays/prod | moat render - > policies.yaml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			live, err := clusterReader(kubeconfig)
+			if err != nil {
+				return err
+			}
+			x, findings, err := manifest.Check(paths, cmd.InOrStdin(), live, cfg)
+			if err != nil {
+				return err
+			}
+			var rejected []manifest.Finding
+			for _, f := range findings {
+				if f.Severity == manifest.SeverityError {
+					rejected = append(rejected, f)
+				}
+			}
+			if len(rejected) > 0 {
+				if err := manifest.WriteText(cmd.ErrOrStderr(), rejected); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat render: %d rejected: nothing rendered (see moat validate)\n", len(rejected))
+				return &exitError{code: exitRejected}
+			}
+			policies, warnings, err := manifest.Render(x, policyCfg)
+			if err != nil {
+				return err
+			}
+			if err := manifest.WriteText(cmd.ErrOrStderr(), warnings); err != nil {
+				return err
+			}
+			return manifest.WriteYAML(cmd.OutOrStdout(), policies)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Namespaces, Services and allowlists that the manifests do not define in this cluster (read-only)")
+	addValidationFlags(fs, &cfg)
+	addPolicyFlags(fs, &policyCfg)
+	return cmd
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/certs"
+	"moat.dev/moat/controller"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+	"moat.dev/moat/webhook"
+)
+
+// Defaults of `moat serve`.
+const (
+	defaultLeaderElectionID = "moat.dev"
+	defaultSystemNamespace  = "moat-system"
+	// podNamespaceEnv names the environment variable (set from the downward
+	// API) that holds moat's namespace.
+	podNamespaceEnv = "POD_NAMESPACE"
+)
+
+// serveOptions are the flags of `moat serve`.
+type serveOptions struct {
+	webhookHost    string
+	webhookPort    int
+	certDir        string
+	certName       string
+	keyName        string
+	metricsAddr    string
+	metricsSecure  bool
+	probeAddr      string
+	tlsMinVersion  string
+	enableHTTP2    bool
+	leaderElect    bool
+	leaderElectNS  string
+	leaderElectID  string
+	serviceAccount string
+	adminGroups    []string
+	validation     validation.Config
+	policy         policy.Config
+	zap            zap.Options
+}
+
+func newServeCommand() *cobra.Command {
+	podNamespace := os.Getenv(podNamespaceEnv)
+	if podNamespace == "" {
+		podNamespace = defaultSystemNamespace
+	}
+	o := &serveOptions{zap: zap.Options{}}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run moat's admission webhooks and isolation controller (in the cluster)",
+		Long: `serve runs moat's admission webhooks (validating NetworkAllowlists, NetworkPolicies
+and Namespaces; writing the default isolation policies when a namespace becomes
+isolated) and the isolation controller in one controller-runtime manager.
+
+The webhook server reads tls.crt and tls.key from --cert-dir and reloads them
+when they change. The controller runs on the elected leader only; every
+replica serves webhooks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Stop gracefully on SIGINT/SIGTERM, or when the caller's
+			// context ends.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.webhookHost, "webhook-host", "", "address the webhook server listens on (empty: all interfaces)")
+	fs.IntVar(&o.webhookPort, "webhook-port", crwebhook.DefaultPort, "port the webhook server listens on")
+	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook serving certificate and key (reloaded when they change)")
+	fs.StringVar(&o.certName, "cert-name", "tls.crt", "file name of the webhook serving certificate in --cert-dir")
+	fs.StringVar(&o.keyName, "key-name", "tls.key", "file name of the webhook serving key in --cert-dir")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", `address the metrics endpoint listens on; "0" turns it off`)
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS, to callers authenticated and authorized (TokenReview, SubjectAccessReview) for GET /metrics")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz probes listen on")
+	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.3", `minimum TLS version of the webhook and metrics servers: "1.2" or "1.3"`)
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook and metrics servers (off by default: HTTP/2 rapid reset and stream cancellation CVEs)")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica runs the controller")
+	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (empty: the pod's namespace)")
+	fs.StringVar(&o.leaderElectID, "leader-election-id", defaultLeaderElectionID, "name of the leader election Lease")
+	fs.StringVar(&o.serviceAccount, "service-account", webhook.ServiceAccountUser(podNamespace, webhook.DefaultServiceAccountName),
+		"moat's own user name, trusted to change the NetworkPolicies it manages (default from $"+podNamespaceEnv+")")
+	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
+		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
+	addValidationFlags(fs, &o.validation)
+	addPolicyFlags(fs, &o.policy)
+
+	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	config.RegisterFlags(goFlags) // --kubeconfig
+	o.zap.BindFlags(goFlags)      // --zap-log-level, --zap-devel, ...
+	fs.AddGoFlagSet(goFlags)
+	return cmd
+}
+
+// tlsVersions maps --tls-min-version values to crypto/tls constants.
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+// tlsOptions returns the TLS settings shared by the webhook and metrics
+// servers.
+func (o *serveOptions) tlsOptions() ([]func(*tls.Config), error) {
+	minVersion, ok := tlsVersions[o.tlsMinVersion]
+	if !ok {
+		return nil, fmt.Errorf(`--tls-min-version: %q is not supported: use "1.2" or "1.3"`, o.tlsMinVersion)
+	}
+	opts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = minVersion }}
+	if !o.enableHTTP2 {
+		opts = append(opts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	return opts, nil
+}
+
+// newScheme returns the scheme of every type moat reads or writes.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// runServe runs the manager until ctx ends.
+func runServe(ctx context.Context, o *serveOptions) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	log := ctrl.Log.WithName("serve")
+
+	tlsOpts, err := o.tlsOptions()
+	if err != nil {
+		return err
+	}
+	if o.serviceAccount == "" {
+		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
+	}
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+
+	// The webhook server serves from this watcher, which reloads the files
+	// when they change and exports the certificate's expiry as a metric.
+	certWatcher, err := certs.NewServingWatcher(o.certDir, o.certName, o.keyName)
+	if err != nil {
+		return err
+	}
+	webhookTLSOpts := append(slices.Clone(tlsOpts), func(c *tls.Config) { c.GetCertificate = certWatcher.GetCertificate })
+
+	metricsOpts := metricsserver.Options{
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.metricsSecure,
+		TLSOpts:       tlsOpts,
+	}
+	if o.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:  newScheme(),
+		Metrics: metricsOpts,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:     o.webhookHost,
+			Port:     o.webhookPort,
+			CertDir:  o.certDir,
+			CertName: o.certName,
+			KeyName:  o.keyName,
+			TLSOpts:  webhookTLSOpts,
+		}),
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              o.leaderElectID,
+		LeaderElectionNamespace:       o.leaderElectNS,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// moat only reads the NetworkPolicies it manages: caching
+			// only those keeps memory flat in clusters with many
+			// user-written policies.
+			&networkingv1.NetworkPolicy{}: {Label: labels.SelectorFromSet(policy.ManagedLabels())},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	if err := mgr.Add(certWatcher); err != nil {
+		return fmt.Errorf("adding the certificate watcher: %w", err)
+	}
+
+	// ---- Isolation controller (owned by package controller). ----
+	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy})
+	if err != nil {
+		return err
+	}
+	// ---- End of the isolation controller. ----
+
+	if err := webhook.SetupWithManager(mgr, webhook.Options{
+		Validation: o.validation,
+		Trust:      webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
+		Converger:  reconciler,
+	}); err != nil {
+		return fmt.Errorf("setting up the webhooks: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+
+	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
+		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+	return mgr.Start(ctx)
+}

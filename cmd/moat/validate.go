@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"moat.dev/moat/manifest"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+func newValidateCommand() *cobra.Command {
+	var (
+		cfg        validation.Config
+		policyCfg  policy.Config
+		output     string
+		strict     bool
+		kubeconfig string
+	)
+	cmd := &cobra.Command{
+		Use:   "validate PATH...",
+		Short: "Check manifests offline with the rules of moat's validating webhook",
+		Long: `Validate checks every NetworkAllowlist, NetworkPolicy and Namespace in the
+given files and directories (recursively: *.yaml, *.yml, *.json; "-" reads
+stdin) with the same rules as moat's validating webhook. Services, Namespaces
+and allowlists that rules look up come from the manifests and, with
+--kubeconfig, from the cluster for those the manifests do not define.
+
+Each finding is printed on one line, sorted by file and line:
+
+  FILE:LINE: KIND/NAMESPACE/NAME: FIELD: MESSAGE            (rejected)
+  FILE:LINE: warning: KIND/NAMESPACE/NAME: FIELD: MESSAGE   (admitted with a warning)
+
+Cluster-scoped objects print as KIND/NAME. LINE is the first line of the
+object's document or List item. With -o json a JSON array of
+{file,line,kind,namespace,name,field,message,severity} is printed instead.
+
+Exit status: 0 when nothing is rejected, 1 when something is (or, with
+--strict, when there is any warning), 2 for bad flags or unreadable paths.`,
+		Example: `  moat validate manifests/
+  kustomize build overlays/prod | moat validate -
+  moat validate --strict -o json --pod-cidrs 10.244.0.0/16 apps/`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
+			}
+			live, err := clusterReader(kubeconfig)
+			if err != nil {
+				return err
+			}
+			x, findings, err := manifest.Check(paths, cmd.InOrStdin(), live, cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				err = manifest.WriteJSON(cmd.OutOrStdout(), findings)
+			} else {
+				err = manifest.WriteText(cmd.OutOrStdout(), findings)
+			}
+			if err != nil {
+				return err
+			}
+			errs, warnings := manifest.Count(findings)
+			if errs > 0 || (strict && warnings > 0) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat validate: %d rejected, %d warnings in %d objects\n", errs, warnings, x.Read)
+				return &exitError{code: exitRejected}
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&output, "output", "o", "text", `output format: "text" or "json"`)
+	fs.BoolVar(&strict, "strict", false, "exit 1 on warnings too")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Services, Namespaces and allowlists that the manifests do not define in this cluster (read-only)")
+	addValidationFlags(fs, &cfg)
+	// Accepted so that moat serve's configuration flags can be passed as they
+	// are; only render uses them.
+	addPolicyFlags(fs, &policyCfg)
+	return cmd
+}
+
+// clusterReader returns a reader of the cluster of kubeconfig, or nil when
+// kubeconfig is empty.
+func clusterReader(kubeconfig string) (client.Reader, error) {
+	if kubeconfig == "" {
+		return nil, nil
+	}
+	return manifest.NewClusterReader(kubeconfig)
+}

@@ -1,0 +1,456 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/lookup"
+	"moat.dev/moat/policy"
+)
+
+// Reasons of the Events moat records. Allowlist events reuse the
+// v1alpha1.Reason* constants of the Ready condition.
+const (
+	// EventIsolationEnabled: moat created a namespace's default isolation policy.
+	EventIsolationEnabled = "IsolationEnabled"
+	// EventIsolationDisabled: moat deleted a namespace's managed policies because isolation is off.
+	EventIsolationDisabled = "IsolationDisabled"
+)
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists,verbs=get;list;watch
+// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+
+// conflictRetry is how soon a namespace is reconciled again after a write
+// lost an optimistic-concurrency race.
+const conflictRetry = 100 * time.Millisecond
+
+// conflictRecheck is how often a namespace whose generated policy names are
+// taken by user policies is checked again.
+const conflictRecheck = 10 * time.Second
+
+// Reconciler converges one namespace at a time: it renders the namespace's
+// NetworkPolicies with policy.Render, server-side applies the ones that
+// differ from the live managed policies, deletes managed policies that are no
+// longer wanted and reports on every NetworkAllowlist. It never writes a
+// NetworkPolicy that lacks moat's managed-by label, and it makes no write at
+// all when the namespace is converged.
+//
+// Reconciler also implements the mutating webhook's Converger
+// (ApplyNamespace), so admission and the controller write identical policies.
+type Reconciler struct {
+	client    client.Client
+	apiReader client.Reader
+	cfg       policy.Config
+	recorder  events.EventRecorder
+	gauges    *gauges
+}
+
+// NewReconciler returns a Reconciler that reads through the manager's cache
+// (or opts.Client) and records Events as EventSource. It does not register
+// any controller; SetupWithManager does.
+func NewReconciler(mgr ctrl.Manager, opts Options) *Reconciler {
+	c := opts.Client
+	if c == nil {
+		c = mgr.GetClient()
+	}
+	reader := opts.APIReader
+	if reader == nil {
+		reader = mgr.GetAPIReader()
+	}
+	return &Reconciler{
+		client:    c,
+		apiReader: reader,
+		cfg:       opts.Policy,
+		recorder:  mgr.GetEventRecorder(EventSource),
+		gauges:    newGauges(),
+	}
+}
+
+// Reconcile converges the namespace named by req.Name.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	result, err := r.reconcile(ctx, req.Name)
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			// Someone changed an object between our read and our write;
+			// the watch event that follows brings the new version.
+			logf.FromContext(ctx).V(1).Info("conflict while writing, retrying", "error", err.Error())
+			return reconcile.Result{RequeueAfter: conflictRetry}, nil
+		}
+		reconcileErrors.Inc()
+	}
+	return result, err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Result, error) {
+	ns := &corev1.Namespace{}
+	if err := r.client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.gauges.set(name, namespaceState{})
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading Namespace %s: %w", name, err)
+	}
+	if ns.DeletionTimestamp != nil {
+		// The namespace controller deletes every policy and allowlist in it.
+		r.gauges.set(name, namespaceState{})
+		return reconcile.Result{}, nil
+	}
+
+	allowlists, err := lookup.New(r.client).WithContext(ctx).Allowlists(name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, lookup.New(r.client).WithContext(ctx), r.cfg)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("rendering the policies of namespace %s: %w", name, err)
+	}
+	live, err := r.livePolicies(ctx, name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	p, err := r.plan(ctx, rendered.Policies, live)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if len(p.apply)+len(p.delete)+len(p.conflicts) > 0 {
+		logf.FromContext(ctx).V(1).Info("converging", "isolated", policy.Isolated(ns),
+			"apply", names(p.apply), "delete", len(p.delete), "conflicts", p.conflicts)
+	}
+	// Policies the mutating webhook is writing for a labelling request
+	// still being admitted are not deleted (admission.go).
+	var admissionRecheck time.Duration
+	if !policy.Isolated(ns) {
+		p.delete, admissionRecheck = holdAdmissionWrites(ns, p.delete, time.Now())
+	}
+	var errs []error
+	failed := map[string]error{}
+	for i := range p.apply {
+		np := &p.apply[i]
+		if err := r.apply(ctx, np); err != nil {
+			failed[np.Name] = err
+			errs = append(errs, err)
+			continue
+		}
+		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil {
+			r.isolationEnabled(ns)
+		}
+	}
+	deletedDefault := false
+	for _, np := range p.delete {
+		if err := r.delete(ctx, np); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if np.Name == policy.DefaultIngressPolicyName && !policy.Isolated(ns) {
+			deletedDefault = true
+		}
+	}
+	if deletedDefault {
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationDisabled, "DeletePolicies",
+			"isolation is off: deleted every NetworkPolicy moat managed in namespace %s; NetworkPolicies written by users are kept", name)
+	}
+	for _, conflict := range p.conflicts {
+		if !isAllowlistPolicy(rendered, conflict) {
+			r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, v1alpha1.ReasonPolicyConflict, "ApplyPolicy", "%s", conflictProblem(conflict).Message)
+		}
+	}
+
+	managed := 0
+	for _, np := range rendered.Policies {
+		if !slices.Contains(p.conflicts, np.Name) && (failed[np.Name] == nil || live[np.Name] != nil) {
+			managed++
+		}
+	}
+	r.gauges.set(name, namespaceState{isolated: policy.Isolated(ns), policies: managed})
+
+	for _, al := range allowlists {
+		if err := r.updateStatus(ctx, al, rendered.Allowlists[al.Name], p.conflicts, failed); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return reconcile.Result{}, err
+	}
+	if len(p.conflicts) > 0 {
+		// The cache may hold only managed policies, so the removal of a
+		// conflicting user policy may bring no event: look again later.
+		return reconcile.Result{RequeueAfter: min(conflictRecheck, cmp.Or(admissionRecheck, conflictRecheck))}, nil
+	}
+	return reconcile.Result{RequeueAfter: admissionRecheck}, nil
+}
+
+// ApplyNamespace renders the policies of ns as given (during admission, its
+// labels are the ones being admitted, not yet stored) with the namespace's
+// allowlists and Services from the cache, and server-side applies the ones
+// that are missing or differ, as field manager "moat". It deletes nothing
+// and never touches a NetworkPolicy that moat does not manage; the
+// controller converges the rest. A namespace that is not isolated needs
+// nothing and returns nil. For a namespace that does not exist yet the
+// apply fails with a NotFound error: the controller then writes the
+// policies as soon as the namespace is stored.
+func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
+	if !policy.Isolated(ns) {
+		return nil
+	}
+	allowlists, err := lookup.New(r.client).WithContext(ctx).Allowlists(ns.Name)
+	if err != nil {
+		return err
+	}
+	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, lookup.New(r.client).WithContext(ctx), r.cfg)
+	if err != nil {
+		return fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
+	}
+	live, err := r.livePolicies(ctx, ns.Name)
+	if err != nil {
+		return err
+	}
+	p, err := r.plan(ctx, rendered.Policies, live)
+	if err != nil {
+		return err
+	}
+	toApply := p.apply
+	if ns.ResourceVersion != "" {
+		// Policies left from an earlier isolation that the controller has
+		// not deleted yet are marked too, so that it keeps them
+		// (admission.go).
+		for _, np := range rendered.Policies {
+			cur := live[np.Name]
+			if cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
+				!slices.ContainsFunc(toApply, func(a networkingv1.NetworkPolicy) bool { return a.Name == np.Name }) {
+				toApply = append(toApply, np)
+			}
+		}
+	}
+	var errs []error
+	for i := range toApply {
+		np := &toApply[i]
+		if ns.ResourceVersion != "" {
+			// Mark it as written during admission (admission.go).
+			if np.Annotations == nil {
+				np.Annotations = map[string]string{}
+			}
+			np.Annotations[AdmissionVersionAnnotation] = ns.ResourceVersion
+		}
+		if err := r.apply(ctx, np); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil && ns.UID != "" {
+			r.isolationEnabled(ns)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reconciler) isolationEnabled(ns *corev1.Namespace) {
+	r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationEnabled, "ApplyPolicy",
+		"isolation is on: created NetworkPolicy %s, ingress from other namespaces is now denied", policy.DefaultIngressPolicyName)
+}
+
+// livePolicies returns every NetworkPolicy of the namespace by name.
+func (r *Reconciler) livePolicies(ctx context.Context, namespace string) (map[string]*networkingv1.NetworkPolicy, error) {
+	list := &networkingv1.NetworkPolicyList{}
+	if err := r.client.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing NetworkPolicies in namespace %s: %w", namespace, err)
+	}
+	out := make(map[string]*networkingv1.NetworkPolicy, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = &list.Items[i]
+	}
+	return out, nil
+}
+
+// changes is what a reconcile must write.
+type changes struct {
+	// apply holds the desired policies that are missing or out of date.
+	apply []networkingv1.NetworkPolicy
+	// delete holds the managed policies that are no longer desired.
+	delete []*networkingv1.NetworkPolicy
+	// conflicts names desired policies whose name a policy without moat's
+	// label already has; moat leaves those alone.
+	conflicts []string
+}
+
+// plan compares the desired policies with the live ones of the namespace
+// (from the cache, which may hold only the policies moat manages). A desired
+// policy missing from the cache is read from the API server before it is
+// written: a user's policy of the same name is a conflict and is left alone,
+// and a managed one the cache has not seen yet is written only if it differs.
+func (r *Reconciler) plan(ctx context.Context, desired []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) (changes, error) {
+	c := diff(desired, live)
+	apply := c.apply[:0:0]
+	for _, np := range c.apply {
+		if live[np.Name] != nil {
+			apply = append(apply, np)
+			continue
+		}
+		current := &networkingv1.NetworkPolicy{}
+		err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: np.Namespace, Name: np.Name}, current)
+		switch {
+		case apierrors.IsNotFound(err):
+			apply = append(apply, np)
+		case err != nil:
+			return changes{}, fmt.Errorf("reading NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+		case !policy.IsManaged(current):
+			c.conflicts = append(c.conflicts, np.Name)
+		case !upToDate(&np, current):
+			apply = append(apply, np)
+		}
+	}
+	c.apply = apply
+	slices.Sort(c.conflicts)
+	return c, nil
+}
+
+// diff compares the desired policies with the live ones of the namespace.
+func diff(desired []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) changes {
+	var c changes
+	wanted := make(map[string]bool, len(desired))
+	for _, np := range desired {
+		wanted[np.Name] = true
+		current := live[np.Name]
+		switch {
+		case current == nil:
+			c.apply = append(c.apply, np)
+		case !policy.IsManaged(current):
+			c.conflicts = append(c.conflicts, np.Name)
+		case !upToDate(&np, current):
+			c.apply = append(c.apply, np)
+		}
+	}
+	names := make([]string, 0, len(live))
+	for name := range live {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if np := live[name]; !wanted[name] && policy.IsManaged(np) && np.DeletionTimestamp == nil {
+			c.delete = append(c.delete, np)
+		}
+	}
+	return c
+}
+
+func (r *Reconciler) apply(ctx context.Context, np *networkingv1.NetworkPolicy) error {
+	ac, err := applyConfiguration(np)
+	if err != nil {
+		return err
+	}
+	if err := r.client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+	}
+	return nil
+}
+
+// delete removes a managed policy, only if it is still the object we saw.
+func (r *Reconciler) delete(ctx context.Context, np *networkingv1.NetworkPolicy) error {
+	err := r.client.Delete(ctx, np, client.Preconditions{UID: &np.UID, ResourceVersion: &np.ResourceVersion})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+	}
+	return nil
+}
+
+// isAllowlistPolicy reports whether name is generated from an allowlist
+// (rather than being a default policy of the namespace).
+func isAllowlistPolicy(rendered policy.Result, name string) bool {
+	for _, ar := range rendered.Allowlists {
+		if slices.Contains(ar.Policies, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// updateStatus writes the allowlist's status when it differs from what it
+// must say, and records an Event when its Ready reason changes to a problem
+// the user should see.
+func (r *Reconciler) updateStatus(ctx context.Context, al *v1alpha1.NetworkAllowlist, ar policy.AllowlistResult, conflicts []string, failed map[string]error) error {
+	var inForce []string
+	problems := slices.Clone(ar.Problems)
+	for _, name := range ar.Policies {
+		switch {
+		case slices.Contains(conflicts, name):
+			problems = append(problems, conflictProblem(name))
+		case failed[name] != nil:
+			problems = append(problems, applyFailedProblem(name, failed[name]))
+		default:
+			inForce = append(inForce, name)
+		}
+	}
+	status := desiredStatus(al, inForce, problems)
+	if equality.Semantic.DeepEqual(status, al.Status) {
+		return nil
+	}
+	before := readyReason(al.Status)
+	updated := al.DeepCopy()
+	updated.Status = status
+	if err := r.client.Status().Patch(ctx, updated, client.MergeFromWithOptions(al, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("updating the status of NetworkAllowlist %s/%s: %w", al.Namespace, al.Name, err)
+	}
+	after := readyReason(status)
+	if after == before {
+		return nil
+	}
+	switch after {
+	case v1alpha1.ReasonApplied:
+		if before != "" {
+			r.recorder.Eventf(al, nil, corev1.EventTypeNormal, after, "UpdateStatus", "every rule is in force again")
+		}
+	case v1alpha1.ReasonIsolationDisabled:
+		// The namespace's IsolationDisabled Event already tells the story.
+	default:
+		for _, pr := range problems {
+			if pr.Reason == after {
+				r.recorder.Eventf(al, nil, corev1.EventTypeWarning, after, "UpdateStatus", "%s", describe(pr))
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func describe(p policy.Problem) string {
+	if p.Field == "" {
+		return p.Message
+	}
+	return p.Field + ": " + p.Message
+}
+
+// namespaceRequest is the reconcile request for a namespace.
+func namespaceRequest(name string) reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}
+}
+
+func names(nps []networkingv1.NetworkPolicy) []string {
+	out := make([]string, 0, len(nps))
+	for _, np := range nps {
+		out = append(out, np.Name)
+	}
+	return out
+}

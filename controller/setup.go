@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
+)
+
+// ControllerName is the name of the isolation controller in logs and metrics.
+const ControllerName = "isolation"
+
+// ServiceRefIndex is the field index on NetworkAllowlists that lists the
+// Services they name, each as "namespace/name".
+const ServiceRefIndex = "moat.dev/service-refs"
+
+// SetupWithManager registers the field index and the isolation controller
+// with mgr and returns the Reconciler, which the mutating Namespace webhook
+// uses as its Converger. The controller runs only on the elected leader when
+// the manager uses leader election; ApplyNamespace works on every replica.
+func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.NetworkAllowlist{}, ServiceRefIndex, serviceRefs); err != nil {
+		return nil, fmt.Errorf("indexing NetworkAllowlists by Service: %w", err)
+	}
+	// Start the NetworkPolicy informer with the cache on every replica, so
+	// that ApplyNamespace, which also runs on replicas that are not the
+	// leader, never waits for it to sync.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &networkingv1.NetworkPolicy{}, cache.BlockUntilSynced(false)); err != nil {
+		return nil, fmt.Errorf("watching NetworkPolicies: %w", err)
+	}
+	r := NewReconciler(mgr, opts)
+	workers := opts.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = DefaultMaxConcurrentReconciles
+	}
+	ctrlOpts := controller.Options{MaxConcurrentReconciles: workers}
+	if opts.SkipNameValidation {
+		skip := true
+		ctrlOpts.SkipNameValidation = &skip
+	}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		WithOptions(ctrlOpts).
+		For(&corev1.Namespace{}).
+		Watches(&v1alpha1.NetworkAllowlist{}, handler.EnqueueRequestsFromMapFunc(toNamespace),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(toNamespace),
+			builder.WithPredicates(concernsMoat())).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.serviceToNamespaces),
+			builder.WithPredicates(serviceChanged())).
+		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("setting up the isolation controller: %w", err)
+	}
+	return r, nil
+}
+
+// serviceRefs lists the Services an allowlist names, as "namespace/name".
+func serviceRefs(obj client.Object) []string {
+	al, ok := obj.(*v1alpha1.NetworkAllowlist)
+	if !ok {
+		return nil
+	}
+	var refs []string
+	add := func(peers []v1alpha1.Peer) {
+		for _, p := range peers {
+			if p.Service == nil {
+				continue
+			}
+			ns := p.Service.Namespace
+			if ns == "" {
+				ns = al.Namespace
+			}
+			refs = append(refs, ns+"/"+p.Service.Name)
+		}
+	}
+	for _, rule := range al.Spec.Ingress {
+		add(rule.From)
+	}
+	for _, rule := range al.Spec.Egress {
+		add(rule.To)
+	}
+	slices.Sort(refs)
+	return slices.Compact(refs)
+}
+
+// toNamespace maps a namespaced object to the reconcile request of its namespace.
+func toNamespace(_ context.Context, obj client.Object) []reconcile.Request {
+	return []reconcile.Request{namespaceRequest(obj.GetNamespace())}
+}
+
+// serviceToNamespaces maps a Service to the namespaces whose allowlists name
+// it and, for the cluster DNS Service, to every isolated namespace.
+func (r *Reconciler) serviceToNamespaces(ctx context.Context, obj client.Object) []reconcile.Request {
+	key := obj.GetNamespace() + "/" + obj.GetName()
+	seen := map[string]bool{}
+	var reqs []reconcile.Request
+	add := func(ns string) {
+		if !seen[ns] {
+			seen[ns] = true
+			reqs = append(reqs, namespaceRequest(ns))
+		}
+	}
+	log := logf.FromContext(ctx)
+	allowlists := &v1alpha1.NetworkAllowlistList{}
+	if err := r.client.List(ctx, allowlists, client.MatchingFields{ServiceRefIndex: key}); err != nil {
+		log.Error(err, "listing the NetworkAllowlists that name a Service", "service", key)
+	}
+	for _, al := range allowlists.Items {
+		add(al.Namespace)
+	}
+	if dns := r.cfg.DNSService; dns != nil && dns.Namespace == obj.GetNamespace() && dns.Name == obj.GetName() {
+		namespaces := &corev1.NamespaceList{}
+		if err := r.client.List(ctx, namespaces, client.MatchingLabels{v1alpha1.IsolationLabel: "true"}); err != nil {
+			log.Error(err, "listing isolated namespaces for a DNS Service change", "service", key)
+		}
+		for _, ns := range namespaces.Items {
+			add(ns.Name)
+		}
+	}
+	return reqs
+}
+
+// concernsMoat passes events of NetworkPolicies that carry moat's label
+// (before or after the change) or that have a name moat generates, so that
+// a conflicting user policy that goes away lets moat write its own. The name
+// only triggers a reconcile; it never makes a policy moat's.
+func concernsMoat() predicate.Predicate {
+	relevant := func(obj client.Object) bool {
+		name := obj.GetName()
+		return policy.IsManaged(obj) ||
+			name == policy.DefaultIngressPolicyName ||
+			name == policy.DefaultEgressPolicyName ||
+			strings.HasPrefix(name, policy.AllowlistPolicyPrefix)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return relevant(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return relevant(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return relevant(e.ObjectOld) || relevant(e.ObjectNew) },
+		GenericFunc: func(e event.GenericEvent) bool { return relevant(e.Object) },
+	}
+}
+
+// serviceChanged passes Service creations and deletions, and updates that
+// change what a generated policy depends on: the selector, the ports or the
+// type (an ExternalName Service selects nothing).
+func serviceChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			before, ok1 := e.ObjectOld.(*corev1.Service)
+			after, ok2 := e.ObjectNew.(*corev1.Service)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return before.Spec.Type != after.Spec.Type ||
+				!equality.Semantic.DeepEqual(before.Spec.Selector, after.Spec.Selector) ||
+				!equality.Semantic.DeepEqual(before.Spec.Ports, after.Spec.Ports)
+		},
+	}
+}

@@ -1,0 +1,241 @@
+package manifest
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/validation"
+)
+
+// Severity says whether a finding rejects the input.
+type Severity string
+
+const (
+	// SeverityError is a finding that the webhook would reject (or input that
+	// cannot be read at all).
+	SeverityError Severity = "error"
+	// SeverityWarning is a finding that the webhook admits with a warning.
+	SeverityWarning Severity = "warning"
+)
+
+// Finding is one problem found in the manifests, located by file and line.
+// Kind, Namespace and Name are empty when the document could not be read far
+// enough to know them; Namespace is empty for cluster-scoped kinds; Field is
+// empty when the whole object (or document) is concerned.
+type Finding struct {
+	File      string   `json:"file"`
+	Line      int      `json:"line"`
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Field     string   `json:"field"`
+	Message   string   `json:"message"`
+	Severity  Severity `json:"severity"`
+}
+
+// String formats a finding as one line:
+//
+//	file:line: Kind/namespace/name: field.path: message
+//	file:line: warning: Kind/namespace/name: field.path: message
+//
+// Cluster-scoped objects print as Kind/name; the object and the field are
+// left out when unknown; the line is left out when it is 0 (an object that
+// comes from the live cluster rather than a file).
+func (f Finding) String() string {
+	var b strings.Builder
+	b.WriteString(f.File)
+	if f.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(f.Line))
+	}
+	b.WriteString(": ")
+	if f.Severity == SeverityWarning {
+		b.WriteString("warning: ")
+	}
+	if f.Kind != "" {
+		b.WriteString(f.Kind)
+		if f.Namespace != "" {
+			b.WriteString("/" + f.Namespace)
+		}
+		if f.Name != "" {
+			b.WriteString("/" + f.Name)
+		}
+		b.WriteString(": ")
+	}
+	if f.Field != "" {
+		b.WriteString(f.Field + ": ")
+	}
+	b.WriteString(f.Message)
+	return b.String()
+}
+
+// compareFindings orders findings by file, line, kind, namespace, name,
+// field, severity and message, so that output never depends on the order of
+// documents in the input.
+func compareFindings(a, b Finding) int {
+	return cmp.Or(
+		cmp.Compare(a.File, b.File),
+		cmp.Compare(a.Line, b.Line),
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.Namespace, b.Namespace),
+		cmp.Compare(a.Name, b.Name),
+		cmp.Compare(a.Field, b.Field),
+		cmp.Compare(a.Severity, b.Severity),
+		cmp.Compare(a.Message, b.Message),
+	)
+}
+
+// SortFindings sorts findings into their canonical order (see compareFindings).
+func SortFindings(fs []Finding) {
+	slices.SortFunc(fs, compareFindings)
+}
+
+// Count returns the number of errors and warnings.
+func Count(fs []Finding) (errs, warnings int) {
+	for _, f := range fs {
+		if f.Severity == SeverityError {
+			errs++
+		} else {
+			warnings++
+		}
+	}
+	return errs, warnings
+}
+
+// WriteText writes one finding per line.
+func WriteText(w io.Writer, fs []Finding) error {
+	for _, f := range fs {
+		if _, err := fmt.Fprintln(w, f.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes the findings as one indented JSON array ([] when there
+// are none).
+func WriteJSON(w io.Writer, fs []Finding) error {
+	if fs == nil {
+		fs = []Finding{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(fs)
+}
+
+// Check reads paths (see ReadPaths) and validates what they hold (see
+// Validate), without keeping NetworkPolicies in memory: each is validated as
+// soon as it is read. The error is an I/O error.
+func Check(paths []string, stdin io.Reader, live client.Reader, cfg validation.Config) (*Index, []Finding, error) {
+	x := NewIndex(live)
+	var out []Finding
+	x.onNetworkPolicy = func(o *Object) { out = validateObject(out, o, x, cfg) }
+	if err := ReadPaths(paths, stdin, x); err != nil {
+		return nil, nil, err
+	}
+	x.Build()
+	out = append(out, Validate(x, cfg)...)
+	SortFindings(out)
+	return x, out, nil
+}
+
+// Validate runs moat's validation on every NetworkAllowlist, NetworkPolicy
+// and Namespace of the index, looking Services, Namespaces and allowlists up
+// in the index, and returns the findings sorted. Documents that could not be
+// read, fields that the kind does not have and duplicate definitions are
+// findings too.
+func Validate(x *Index, cfg validation.Config) []Finding {
+	var out []Finding
+	for _, e := range x.Errors {
+		out = append(out, Finding{
+			File: e.File, Line: e.Line,
+			Kind: e.Kind, Namespace: e.Namespace, Name: e.Name,
+			Message: e.Message, Severity: SeverityError,
+		})
+	}
+	for _, d := range x.Duplicates() {
+		f := Finding{File: d.File, Line: d.Line, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Severity: SeverityWarning,
+			Message: fmt.Sprintf("defined again: the previous definition is at %s; kubectl apply keeps only the last one, remove one of them", d.Previous)}
+		if d.Kind == "Namespace" {
+			f.Namespace = ""
+		}
+		out = append(out, f)
+	}
+	for i := range x.Objects {
+		out = validateObject(out, &x.Objects[i], x, cfg)
+	}
+	SortFindings(out)
+	return out
+}
+
+// validateObject appends the findings about one object.
+func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg validation.Config) []Finding {
+	at := func(sev Severity, fld, msg string) Finding {
+		f := Finding{File: o.File, Line: o.Line, Kind: o.Kind, Name: o.Object.GetName(), Field: fld, Message: msg, Severity: sev}
+		if o.Kind != "Namespace" {
+			f.Namespace = o.Object.GetNamespace()
+		}
+		return f
+	}
+	for _, u := range o.Unknown {
+		fld, msg := strictFinding(u)
+		out = append(out, at(SeverityError, fld, msg))
+	}
+	var (
+		errs     field.ErrorList
+		warnings []string
+	)
+	switch obj := o.Object.(type) {
+	case *v1alpha1.NetworkAllowlist:
+		errs, warnings = validation.ValidateNetworkAllowlist(obj, cfg, cluster)
+	case *networkingv1.NetworkPolicy:
+		errs, warnings = validation.ValidateNetworkPolicy(obj, cfg)
+	case *corev1.Namespace:
+		errs = validation.ValidateNamespace(obj)
+	}
+	for _, e := range errs {
+		out = append(out, at(SeverityError, e.Field, e.ErrorBody()))
+	}
+	for _, w := range warnings {
+		fld, msg := splitFieldPath(w)
+		out = append(out, at(SeverityWarning, fld, msg))
+	}
+	return out
+}
+
+// strictMessage matches the errors of sigs.k8s.io/json's strict decoding.
+var strictMessage = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
+
+// strictFinding turns a strict-decoding error into a field and a message.
+func strictFinding(msg string) (string, string) {
+	m := strictMessage.FindStringSubmatch(msg)
+	if m == nil {
+		return "", msg
+	}
+	if m[1] == "unknown" {
+		return m[2], "unknown field: this kind has no such field (check its spelling and indentation); the API server rejects it"
+	}
+	return m[2], "duplicate field: set it only once"
+}
+
+// fieldPathPrefix matches a leading field path such as spec.ingress[0].from[1]:
+var fieldPathPrefix = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9]*(?:\[[^\]]*\]|\.[a-zA-Z][a-zA-Z0-9]*)*): `)
+
+// splitFieldPath splits a warning of the form "field.path: message".
+func splitFieldPath(w string) (string, string) {
+	if m := fieldPathPrefix.FindStringSubmatch(w); m != nil && (strings.ContainsAny(m[1], ".[") || m[1] == "spec" || m[1] == "metadata") {
+		return m[1], w[len(m[0]):]
+	}
+	return "", w
+}

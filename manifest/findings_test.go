@@ -1,0 +1,175 @@
+package manifest
+
+import (
+	"bytes"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"moat.dev/moat/validation"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got); if the change is intended, run go test -update:\n%s", path, diff)
+	}
+}
+
+// TestCheckGolden runs every kind of finding through Check and both output
+// formats.
+func TestCheckGolden(t *testing.T) {
+	x, findings, err := Check([]string{"testdata/check.yaml"}, nil, nil, validation.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, js bytes.Buffer
+	if err := WriteText(&text, findings); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJSON(&js, findings); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "check.golden.txt", text.Bytes())
+	golden(t, "check.golden.json", js.Bytes())
+
+	if errs, warnings := Count(findings); errs != 6 || warnings != 3 {
+		t.Errorf("Count = %d errors, %d warnings; want 6 and 3", errs, warnings)
+	}
+	// NetworkPolicies are validated as they are read and not kept.
+	if x.Read != 6 || len(x.Objects) != 5 {
+		t.Errorf("Read = %d, len(Objects) = %d; want 6 and 5", x.Read, len(x.Objects))
+	}
+}
+
+// TestCheckOrderIndependent shuffles the documents of a stream: every
+// finding must stay the same but for its line, lookups included (a Service
+// defined after the allowlist that names it is found).
+func TestCheckOrderIndependent(t *testing.T) {
+	in, err := os.ReadFile("testdata/check.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, doc := range strings.Split(string(in), "\n---\n") {
+		// Leave out the duplicate (whose message names the other's line)
+		// and the broken document (which swallows what follows it).
+		if !strings.Contains(doc, "kind: Namespace\nmetadata:\n  name: legacy") && !strings.Contains(doc, "broken") {
+			docs = append(docs, doc)
+		}
+	}
+	docs = append(docs, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n")
+	withoutLines := func(docs []string) []Finding {
+		_, fs, err := Check([]string{Stdin}, strings.NewReader(strings.Join(docs, "\n---\n")), nil, validation.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range fs {
+			fs[i].Line = 0
+		}
+		SortFindings(fs)
+		return fs
+	}
+	want := withoutLines(docs)
+	if len(want) != 7 {
+		t.Fatalf("got %d findings, want 7: %v", len(want), want)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20; i++ {
+		shuffled := append([]string(nil), docs...)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if diff := cmp.Diff(want, withoutLines(shuffled)); diff != "" {
+			t.Fatalf("shuffle %d changed the findings (-want +got):\n%s", i, diff)
+		}
+	}
+
+	// Files given in any order give identical output, lines included.
+	dir := t.TempDir()
+	var paths []string
+	for i, doc := range docs {
+		p := filepath.Join(dir, string(rune('a'+i))+".yaml")
+		if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	_, first, err := Check(paths, nil, nil, validation.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		rng.Shuffle(len(paths), func(i, j int) { paths[i], paths[j] = paths[j], paths[i] })
+		_, again, err := Check(paths, nil, nil, validation.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, again); diff != "" {
+			t.Fatalf("paths %v changed the findings (-want +got):\n%s", paths, diff)
+		}
+	}
+}
+
+func TestFindingString(t *testing.T) {
+	tests := []struct {
+		f    Finding
+		want string
+	}{
+		{Finding{File: "a.yaml", Line: 3, Kind: "NetworkAllowlist", Namespace: "ns", Name: "n", Field: "spec.ingress[0]", Message: "bad", Severity: SeverityError},
+			"a.yaml:3: NetworkAllowlist/ns/n: spec.ingress[0]: bad"},
+		{Finding{File: "a.yaml", Line: 3, Kind: "Namespace", Name: "n", Message: "meh", Severity: SeverityWarning},
+			"a.yaml:3: warning: Namespace/n: meh"},
+		{Finding{File: "<stdin>", Line: 9, Message: "invalid YAML: x", Severity: SeverityError},
+			"<stdin>:9: invalid YAML: x"},
+		{Finding{File: ClusterSource, Kind: "NetworkAllowlist", Namespace: "ns", Name: "n", Message: "m", Severity: SeverityWarning},
+			"<cluster>: warning: NetworkAllowlist/ns/n: m"},
+	}
+	for _, tt := range tests {
+		if got := tt.f.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestWriteJSONEmpty(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJSON(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "[]\n" {
+		t.Errorf("WriteJSON(nil) = %q, want %q", b.String(), "[]\n")
+	}
+}
+
+func TestSplitFieldPath(t *testing.T) {
+	tests := map[string][2]string{
+		"spec.egress[0].to[1].ipBlock.cidr: 0.0.0.0/0 matches": {"spec.egress[0].to[1].ipBlock.cidr", "0.0.0.0/0 matches"},
+		"metadata.labels[moat.dev/isolated]: x":                 {"metadata.labels[moat.dev/isolated]", "x"},
+		"spec: whole spec":                                      {"spec", "whole spec"},
+		"Service web: not a path":                               {"", "Service web: not a path"},
+		"note: a word is not a path":                            {"", "note: a word is not a path"},
+	}
+	for in, want := range tests {
+		fld, msg := splitFieldPath(in)
+		if fld != want[0] || msg != want[1] {
+			t.Errorf("splitFieldPath(%q) = %q, %q; want %q, %q", in, fld, msg, want[0], want[1])
+		}
+	}
+}

@@ -1,0 +1,325 @@
+package manifest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/validation"
+)
+
+// Index holds the objects read from manifests and answers the lookups of
+// validation.Cluster (and so policy.Services) from them. With a live cluster
+// reader set, objects missing from the manifests are looked up there.
+//
+// When the manifests define the same object more than once, lookups see the
+// definition with the greatest position (file, then line): the one that
+// `kubectl apply` of the sorted files would leave in place.
+type Index struct {
+	// Objects lists the objects read, sorted by position once reading is
+	// done: every object, except NetworkPolicies when a NetworkPolicy hook is
+	// set.
+	Objects []Object
+	// Errors lists every document that could not be read, sorted by position.
+	Errors []*Error
+	// Read counts every object read, of every kind moat reads.
+	Read int
+
+	// onNetworkPolicy, when set, receives each NetworkPolicy instead of
+	// Objects: nothing looks NetworkPolicies up, so they need not be kept.
+	onNetworkPolicy func(*Object)
+	// records has the identity of every object read, for Duplicates.
+	records []record
+
+	services   map[types.NamespacedName]*Object
+	namespaces map[string]*Object
+	allowlists map[types.NamespacedName]*Object
+
+	live      client.Reader
+	liveCache map[string]any
+}
+
+var _ validation.Cluster = (*Index)(nil)
+
+// NewIndex returns an empty index. live may be nil; otherwise it answers
+// lookups for objects that the manifests do not define.
+func NewIndex(live client.Reader) *Index {
+	return &Index{live: live, liveCache: map[string]any{}}
+}
+
+// Load reads paths (see ReadPaths) into a new index. The error is an I/O
+// error; problems with the content are in Index.Errors.
+func Load(paths []string, stdin io.Reader, live client.Reader) (*Index, error) {
+	x := NewIndex(live)
+	if err := ReadPaths(paths, stdin, x); err != nil {
+		return nil, err
+	}
+	x.Build()
+	return x, nil
+}
+
+// record identifies an object read.
+type record struct {
+	Position
+	kind, namespace, name string
+}
+
+// Object records an object; it implements Handler.
+func (x *Index) Object(o Object) {
+	x.Read++
+	x.records = append(x.records, record{o.Position, o.Kind, o.Object.GetNamespace(), o.Object.GetName()})
+	if _, ok := o.Object.(*networkingv1.NetworkPolicy); ok && x.onNetworkPolicy != nil {
+		x.onNetworkPolicy(&o)
+		return
+	}
+	x.Objects = append(x.Objects, o)
+}
+
+// Error records a read problem; it implements Handler.
+func (x *Index) Error(e *Error) {
+	x.Errors = append(x.Errors, e)
+}
+
+// Build sorts what was read and builds the lookup tables. Call it once after
+// the last Object.
+func (x *Index) Build() {
+	sort.SliceStable(x.Objects, func(i, j int) bool { return objectLess(&x.Objects[i], &x.Objects[j]) })
+	sort.SliceStable(x.Errors, func(i, j int) bool { return x.Errors[i].Position.Less(x.Errors[j].Position) })
+	x.services = map[types.NamespacedName]*Object{}
+	x.namespaces = map[string]*Object{}
+	x.allowlists = map[types.NamespacedName]*Object{}
+	for i := range x.Objects {
+		o := &x.Objects[i]
+		key := types.NamespacedName{Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()}
+		// Later positions overwrite earlier ones: the last definition wins.
+		switch o.Object.(type) {
+		case *corev1.Service:
+			x.services[key] = o
+		case *corev1.Namespace:
+			x.namespaces[key.Name] = o
+		case *v1alpha1.NetworkAllowlist:
+			x.allowlists[key] = o
+		}
+	}
+}
+
+// objectLess orders objects by position, then kind, namespace and name (two
+// items of one List document never share a line unless written on one line).
+func objectLess(a, b *Object) bool {
+	if a.Position != b.Position {
+		return a.Position.Less(b.Position)
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if a.Object.GetNamespace() != b.Object.GetNamespace() {
+		return a.Object.GetNamespace() < b.Object.GetNamespace()
+	}
+	return a.Object.GetName() < b.Object.GetName()
+}
+
+// Duplicate is an object defined more than once: where, and where the
+// previous definition of the same kind, namespace and name is.
+type Duplicate struct {
+	Position
+	Kind, Namespace, Name string
+	Previous              Position
+}
+
+// Duplicates returns every definition of an object that repeats an earlier
+// one (in position order), sorted by position.
+func (x *Index) Duplicates() []Duplicate {
+	recs := slices.Clone(x.records)
+	slices.SortStableFunc(recs, func(a, b record) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.kind, b.kind), cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
+	})
+	type key struct{ kind, namespace, name string }
+	seen := map[key]Position{}
+	var dups []Duplicate
+	for _, r := range recs {
+		k := key{r.kind, r.namespace, r.name}
+		if p, ok := seen[k]; ok {
+			dups = append(dups, Duplicate{Position: r.Position, Kind: r.kind, Namespace: r.namespace, Name: r.name, Previous: p})
+		}
+		seen[k] = r.Position
+	}
+	return dups
+}
+
+// Namespaces returns the Namespaces defined in the manifests, sorted by name.
+func (x *Index) Namespaces() []*corev1.Namespace {
+	out := make([]*corev1.Namespace, 0, len(x.namespaces))
+	for _, o := range x.namespaces {
+		out = append(out, o.Object.(*corev1.Namespace))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Position returns where the manifests define an object of a kind, and false
+// when they do not.
+func (x *Index) Position(kind, namespace, name string) (Position, bool) {
+	var o *Object
+	switch kind {
+	case "Service":
+		o = x.services[types.NamespacedName{Namespace: namespace, Name: name}]
+	case "Namespace":
+		o = x.namespaces[name]
+	case "NetworkAllowlist":
+		o = x.allowlists[types.NamespacedName{Namespace: namespace, Name: name}]
+	}
+	if o == nil {
+		return Position{}, false
+	}
+	return o.Position, true
+}
+
+// Service returns the named Service from the manifests, else from the live
+// cluster; (nil, nil) when neither has it.
+func (x *Index) Service(namespace, name string) (*corev1.Service, error) {
+	if o, ok := x.services[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
+		return o.Object.(*corev1.Service), nil
+	}
+	return liveGet(x, namespace, name, &corev1.Service{})
+}
+
+// Namespace returns the named Namespace from the manifests, else from the
+// live cluster; (nil, nil) when neither has it.
+func (x *Index) Namespace(name string) (*corev1.Namespace, error) {
+	if o, ok := x.namespaces[name]; ok {
+		return o.Object.(*corev1.Namespace), nil
+	}
+	return liveGet(x, "", name, &corev1.Namespace{})
+}
+
+// Services returns every Service of a namespace, sorted by name: those of the
+// manifests, plus those of the live cluster that the manifests do not define.
+func (x *Index) Services(namespace string) ([]*corev1.Service, error) {
+	byName := map[string]*corev1.Service{}
+	for k, o := range x.services {
+		if k.Namespace == namespace {
+			byName[k.Name] = o.Object.(*corev1.Service)
+		}
+	}
+	live, err := liveList(x, namespace, &corev1.ServiceList{}, func(l *corev1.ServiceList) []*corev1.Service {
+		out := make([]*corev1.Service, len(l.Items))
+		for i := range l.Items {
+			out[i] = &l.Items[i]
+		}
+		return out
+	})
+	if err != nil {
+		return nil, err
+	}
+	return merge(byName, live), nil
+}
+
+// Allowlists returns every NetworkAllowlist of a namespace, sorted by name:
+// those of the manifests, plus those of the live cluster that the manifests
+// do not define.
+func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
+	byName := map[string]*v1alpha1.NetworkAllowlist{}
+	for k, o := range x.allowlists {
+		if k.Namespace == namespace {
+			byName[k.Name] = o.Object.(*v1alpha1.NetworkAllowlist)
+		}
+	}
+	live, err := liveList(x, namespace, &v1alpha1.NetworkAllowlistList{}, func(l *v1alpha1.NetworkAllowlistList) []*v1alpha1.NetworkAllowlist {
+		out := make([]*v1alpha1.NetworkAllowlist, len(l.Items))
+		for i := range l.Items {
+			out[i] = &l.Items[i]
+		}
+		return out
+	})
+	if err != nil {
+		return nil, err
+	}
+	return merge(byName, live), nil
+}
+
+// merge adds the live objects missing from byName and sorts by name.
+func merge[T client.Object](byName map[string]T, live []T) []T {
+	for _, o := range live {
+		if _, ok := byName[o.GetName()]; !ok {
+			byName[o.GetName()] = o
+		}
+	}
+	out := make([]T, 0, len(byName))
+	for _, o := range byName {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+// liveGet reads one object from the live cluster, once per object.
+func liveGet[T client.Object](x *Index, namespace, name string, obj T) (T, error) {
+	var zero T
+	if x.live == nil {
+		return zero, nil
+	}
+	cacheKey := fmt.Sprintf("get %T %s/%s", obj, namespace, name)
+	if c, ok := x.liveCache[cacheKey]; ok {
+		return c.(T), nil
+	}
+	err := x.live.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		x.liveCache[cacheKey] = zero
+		return zero, nil
+	case err != nil:
+		return zero, fmt.Errorf("looking up %s %s in the cluster: %w", kindOf(obj), client.ObjectKey{Namespace: namespace, Name: name}, err)
+	}
+	x.liveCache[cacheKey] = obj
+	return obj, nil
+}
+
+// liveList lists the objects of a namespace in the live cluster, once per
+// namespace.
+func liveList[L client.ObjectList, T client.Object](x *Index, namespace string, list L, items func(L) []T) ([]T, error) {
+	if x.live == nil {
+		return nil, nil
+	}
+	cacheKey := fmt.Sprintf("list %T %s", list, namespace)
+	if c, ok := x.liveCache[cacheKey]; ok {
+		return c.([]T), nil
+	}
+	var out []T
+	switch err := x.live.List(context.Background(), list, client.InNamespace(namespace)); {
+	case meta.IsNoMatchError(err):
+		// The kind is not served (moat's CRD is not installed): none exist.
+	case err != nil:
+		return nil, fmt.Errorf("listing %s in namespace %s of the cluster: %w", strings.TrimPrefix(fmt.Sprintf("%T", list), "*"), namespace, err)
+	default:
+		out = items(list)
+	}
+	x.liveCache[cacheKey] = out
+	return out, nil
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *corev1.Service:
+		return "Service"
+	case *corev1.Namespace:
+		return "Namespace"
+	case *v1alpha1.NetworkAllowlist:
+		return "NetworkAllowlist"
+	case *networkingv1.NetworkPolicy:
+		return "NetworkPolicy"
+	}
+	return fmt.Sprintf("%T", obj)
+}

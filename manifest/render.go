@@ -1,0 +1,104 @@
+package manifest
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
+
+	"moat.dev/moat/policy"
+)
+
+// ClusterSource is the file name of findings about objects that come from the
+// live cluster rather than from a manifest.
+const ClusterSource = "<cluster>"
+
+// Render computes the NetworkPolicies that moat would own for every namespace
+// of the index that is isolated: the Namespaces of the manifests, and the
+// namespaces of the manifests' allowlists (looked up in the live cluster
+// when the manifests do not define them). Policies are sorted by namespace,
+// then name. The findings are warnings: parts of allowlists that are not in
+// force (a dropped Service peer, an allowlist in a namespace that is not
+// isolated or not defined). The error is a failed live lookup.
+func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Finding, error) {
+	names := map[string]bool{}
+	for name := range x.namespaces {
+		names[name] = true
+	}
+	for key := range x.allowlists {
+		names[key.Namespace] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for name := range names {
+		sorted = append(sorted, name)
+	}
+	sort.Strings(sorted)
+
+	var (
+		policies []networkingv1.NetworkPolicy
+		findings []Finding
+	)
+	for _, name := range sorted {
+		ns, err := x.Namespace(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		allowlists, err := x.Allowlists(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ns == nil {
+			for _, al := range allowlists {
+				findings = append(findings, x.allowlistFinding(name, al.Name, "", fmt.Sprintf(
+					"namespace %q is defined neither in the manifests nor in the cluster, so no NetworkPolicy is rendered for this allowlist: add the Namespace (labelled moat.dev/isolated=true) to the manifests", name)))
+			}
+			continue
+		}
+		res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, x, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		policies = append(policies, res.Policies...)
+		for alName, r := range res.Allowlists {
+			for _, p := range r.Problems {
+				findings = append(findings, x.allowlistFinding(name, alName, p.Field, p.Message+" ("+p.Reason+")"))
+			}
+		}
+	}
+	SortFindings(findings)
+	return policies, findings, nil
+}
+
+// allowlistFinding is a warning about an allowlist, placed where the
+// manifests define it (or at ClusterSource).
+func (x *Index) allowlistFinding(namespace, name, fld, msg string) Finding {
+	f := Finding{Kind: "NetworkAllowlist", Namespace: namespace, Name: name, Field: fld, Message: msg, Severity: SeverityWarning}
+	if p, ok := x.Position("NetworkAllowlist", namespace, name); ok {
+		f.File, f.Line = p.File, p.Line
+	} else {
+		f.File = ClusterSource
+	}
+	return f
+}
+
+// WriteYAML writes objects as a multi-document YAML stream ready for
+// `kubectl apply -f -`.
+func WriteYAML(w io.Writer, policies []networkingv1.NetworkPolicy) error {
+	for i := range policies {
+		out, err := yaml.Marshal(&policies[i])
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}

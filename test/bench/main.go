@@ -1,0 +1,234 @@
+// Command bench runs moat's end-to-end benchmarks (`make bench`) and prints
+// each figure beside its in-run baseline and its target:
+//
+//   - validate: the real `bin/moat validate` process on the issue-8 corpus
+//     (package test/corpus) of 1,000 and 10,000 NetworkPolicies: wall time
+//     and peak RSS (wait4 rusage).
+//   - admission: `bin/moat serve` against a real kube-apiserver (envtest),
+//     loaded over HTTPS by bin/loadgen with the ten-rule allowlist review,
+//     beside a no-op controller-runtime webhook server with the same TLS and
+//     HTTP settings (this program in noop-webhook mode): throughput (closed
+//     loop) and p50/p90/p99 at a fixed rate (open loop).
+//   - scale: 1,000 namespaces, each with one allowlist naming one Service,
+//     labelled moat.dev/isolated at once: time until every NetworkPolicy is in
+//     place, the writes moat issued (from the API server's audit log) and
+//     moat's peak RSS (VmHWM), beside a plain client creating the same
+//     NetworkPolicies; then moat's peak RSS with 10,000 Services cached.
+//
+// Figures are medians of -runs runs. Everything runs on 127.0.0.1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	repo, binDir, moat, loadgen string
+	sections                    string
+	runs                        int
+	// admission
+	duration    time.Duration
+	concurrency int
+	rate        float64
+	rateWorkers int
+	// scale
+	namespaces  int
+	services    int
+	workers     int
+	scaleRuns   int
+	validateNPs string
+}
+
+// figure is one line of the report.
+type figure struct {
+	section, name string
+	value         string
+	baseline      string
+	target        string
+	// met is nil when the figure has no target.
+	met *bool
+}
+
+var report []figure
+
+func record(f figure) {
+	report = append(report, f)
+	fmt.Fprintf(os.Stderr, "bench: %s: %s = %s (baseline: %s; target: %s)\n", f.section, f.name, f.value, orDash(f.baseline), orDash(f.target))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func met(ok bool) *bool { return &ok }
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == noopCommand {
+		os.Exit(runNoop(os.Args[2:]))
+	}
+	os.Exit(run())
+}
+
+func run() int {
+	o, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sections := map[string]func(context.Context, *options) error{
+		"validate":  benchValidate,
+		"admission": benchAdmission,
+		"scale":     benchScale,
+	}
+	failed := false
+	for _, name := range strings.Split(o.sections, ",") {
+		f, ok := sections[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (validate, admission, scale)\n", name)
+			return 2
+		}
+		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
+		if err := f(ctx, o); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+			failed = true
+		}
+	}
+	printReport()
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func parseFlags() (*options, error) {
+	repo, err := findRepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	o := &options{repo: repo}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
+	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
+	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", "comma-separated sections to run")
+	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
+	fs.IntVar(&o.concurrency, "concurrency", 4, "admission: connections in closed-loop runs")
+	fs.Float64Var(&o.rate, "rate", 1000, "admission: requests per second in open-loop runs")
+	fs.IntVar(&o.rateWorkers, "rate-workers", 32, "admission: connections in open-loop runs")
+	fs.IntVar(&o.namespaces, "namespaces", 1000, "scale: namespaces labelled at once")
+	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure")
+	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
+	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")
+	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return nil, err
+	}
+	if o.runs < 1 || o.scaleRuns < 1 {
+		return nil, errors.New("-runs and -scale-runs must be at least 1")
+	}
+	for _, f := range []string{o.moat, filepath.Join(o.binDir, "kube-apiserver"), filepath.Join(o.binDir, "etcd")} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("%s is missing: run `make control-plane build` first", f)
+		}
+	}
+	return o, nil
+}
+
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(data), "module moat.dev/moat\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run bench inside the moat repository (no go.mod of moat.dev/moat above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func printReport() {
+	fmt.Println()
+	fmt.Println("moat benchmarks (medians; see docs/benchmarks.md)")
+	cpu, n := machine()
+	fmt.Printf("machine: %d CPUs, %s\n\n", n, cpu)
+	w := [4]int{len("figure"), len("moat"), len("baseline"), len("target")}
+	for _, f := range report {
+		w[0] = max(w[0], len(f.section)+2+len(f.name))
+		w[1] = max(w[1], len(f.value))
+		w[2] = max(w[2], len(orDash(f.baseline)))
+		w[3] = max(w[3], len(orDash(f.target)))
+	}
+	fmt.Printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], "figure", w[1], "moat", w[2], "baseline", w[3], "target", "met")
+	for _, f := range report {
+		m := "-"
+		if f.met != nil {
+			m = map[bool]string{true: "yes", false: "NO"}[*f.met]
+		}
+		fmt.Printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], f.section+": "+f.name, w[1], f.value, w[2], orDash(f.baseline), w[3], orDash(f.target), m)
+	}
+}
+
+// machine returns the CPU model and the number of CPUs.
+func machine() (string, int) {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	model, n := "unknown CPU", 0
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "model name":
+			model = strings.TrimSpace(v)
+		case "processor":
+			n++
+		}
+	}
+	return model, n
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread formats min–max of xs.
+func spread[T int64 | float64 | time.Duration](xs []T, f func(T) string) string {
+	return f(slices.Min(xs)) + "–" + f(slices.Max(xs))
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -1,0 +1,510 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
+)
+
+// parallel runs f(0..n-1) on workers goroutines and returns the first error.
+func parallel(ctx context.Context, workers, n int, f func(i int) error) error {
+	var (
+		next  atomic.Int64
+		first atomic.Pointer[error]
+		wg    sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || first.Load() != nil || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := first.Load(); err != nil {
+		return *err
+	}
+	return ctx.Err()
+}
+
+// project is one namespace of the scale benchmark: a Service "api" and an
+// allowlist "web" whose egress names it.
+func project(ns string) (*corev1.Service, *v1alpha1.NetworkAllowlist) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "api"},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	tcp := corev1.ProtocolTCP
+	al := &v1alpha1.NetworkAllowlist{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: v1alpha1.NetworkAllowlistSpec{
+			Egress: []v1alpha1.EgressRule{{
+				To:    []v1alpha1.Peer{{Service: &v1alpha1.ServiceReference{Name: "api"}}},
+				Ports: []v1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(80))}},
+			}},
+		},
+	}
+	return svc, al
+}
+
+// serviceMap answers policy.Services from a map.
+type serviceMap map[types.NamespacedName]*corev1.Service
+
+func (m serviceMap) Service(namespace, name string) (*corev1.Service, error) {
+	return m[types.NamespacedName{Namespace: namespace, Name: name}], nil
+}
+
+// expected renders what moat must write in namespace ns (labelled isolated),
+// with `moat serve`'s default policy configuration.
+func expected(ns string) ([]networkingv1.NetworkPolicy, error) {
+	svc, al := project(ns)
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+		v1alpha1.IsolationLabel: "true", v1alpha1.NamespaceNameLabel: ns}}}
+	dns := policy.DefaultDNSService
+	res, err := policy.Render(policy.Input{Namespace: namespace, Allowlists: []*v1alpha1.NetworkAllowlist{al}},
+		serviceMap{{Namespace: ns, Name: "api"}: svc}, policy.Config{DNSService: &dns})
+	if err != nil {
+		return nil, err
+	}
+	for i := range res.Policies {
+		defaultSpec(&res.Policies[i].Spec)
+	}
+	return res.Policies, nil
+}
+
+// defaultSpec applies the API server's defaults (protocol TCP) so that a
+// rendered spec compares equal to the stored one.
+func defaultSpec(spec *networkingv1.NetworkPolicySpec) {
+	tcp := corev1.ProtocolTCP
+	for i := range spec.Ingress {
+		for j := range spec.Ingress[i].Ports {
+			if spec.Ingress[i].Ports[j].Protocol == nil {
+				spec.Ingress[i].Ports[j].Protocol = &tcp
+			}
+		}
+	}
+	for i := range spec.Egress {
+		for j := range spec.Egress[i].Ports {
+			if spec.Egress[i].Ports[j].Protocol == nil {
+				spec.Egress[i].Ports[j].Protocol = &tcp
+			}
+		}
+	}
+}
+
+// watcher follows every NetworkPolicy through an informer and records when
+// all wanted ones are in place with the wanted spec.
+type watcher struct {
+	mu      sync.Mutex
+	want    map[string]networkingv1.NetworkPolicySpec
+	matched map[string]bool
+	// groups counts, by key prefix, the wanted policies still missing;
+	// done is closed when a group reaches zero.
+	missing map[string]int
+	done    map[string]chan time.Time
+}
+
+func newWatcher() *watcher {
+	return &watcher{want: map[string]networkingv1.NetworkPolicySpec{}, matched: map[string]bool{},
+		missing: map[string]int{}, done: map[string]chan time.Time{}}
+}
+
+// expect registers the wanted policies of a group (a namespace prefix).
+func (w *watcher) expect(group string, policies []networkingv1.NetworkPolicy) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done[group] == nil {
+		w.done[group] = make(chan time.Time, 1)
+	}
+	for _, np := range policies {
+		w.want[np.Namespace+"/"+np.Name] = np.Spec
+		w.missing[group]++
+	}
+}
+
+func (w *watcher) observe(obj any, deleted bool) {
+	np, ok := obj.(*networkingv1.NetworkPolicy)
+	if !ok {
+		if d, isTomb := obj.(toolscache.DeletedFinalStateUnknown); isTomb {
+			np, ok = d.Obj.(*networkingv1.NetworkPolicy)
+		}
+		if !ok {
+			return
+		}
+	}
+	key := np.Namespace + "/" + np.Name
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	spec, wanted := w.want[key]
+	if !wanted {
+		return
+	}
+	group := np.Namespace[:strings.IndexByte(np.Namespace, '-')+1]
+	now := !deleted && equality.Semantic.DeepEqual(spec, np.Spec)
+	if now == w.matched[key] {
+		return
+	}
+	w.matched[key] = now
+	if now {
+		w.missing[group]--
+		if w.missing[group] == 0 {
+			w.done[group] <- time.Now()
+		}
+	} else {
+		w.missing[group]++
+	}
+}
+
+func (w *watcher) wait(ctx context.Context, group string, timeout time.Duration) (time.Time, error) {
+	select {
+	case t := <-w.done[group]:
+		return t, nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	case <-time.After(timeout):
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return time.Time{}, fmt.Errorf("%d NetworkPolicies of %s* still missing or different after %v", w.missing[group], group, timeout)
+	}
+}
+
+func startWatcher(ctx context.Context, c *cluster) (*watcher, error) {
+	w := newWatcher()
+	informers, err := cache.New(c.cfg, cache.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := informers.GetInformer(ctx, &networkingv1.NetworkPolicy{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { w.observe(obj, false) },
+		UpdateFunc: func(_, obj any) { w.observe(obj, false) },
+		DeleteFunc: func(obj any) { w.observe(obj, true) },
+	}); err != nil {
+		return nil, err
+	}
+	go func() { _ = informers.Start(ctx) }()
+	if !informers.WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("the benchmark's NetworkPolicy informer did not sync")
+	}
+	return w, nil
+}
+
+// scaleResult is one run of the scale benchmark.
+type scaleResult struct {
+	moatTime, baseTime time.Duration
+	// labelTime is how long the label requests took (they return once the
+	// mutating webhook has written the default policies).
+	labelTime             time.Duration
+	moatWrites, baseWrite writes
+	neededPolicies        int
+	hwm                   int64
+}
+
+func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
+	c, err := startCluster(o, "scale")
+	defer c.stop()
+	if err != nil {
+		return nil, err
+	}
+	moat, url, err := startMoat(ctx, o, c, "moat-serve-scale")
+	if err != nil {
+		return nil, err
+	}
+	defer moat.stop()
+	if err := c.installWebhooks(ctx, o.repo, url); err != nil {
+		return nil, err
+	}
+	w, err := startWatcher(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	baseline, err := client.New(c.baseline, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, err
+	}
+
+	n := o.namespaces
+	moatNS := func(i int) string { return fmt.Sprintf("scale-%04d", i) }
+	baseNS := func(i int) string { return fmt.Sprintf("plain-%04d", i) }
+	var moatPolicies, basePolicies []networkingv1.NetworkPolicy
+	for i := range n {
+		ps, err := expected(moatNS(i))
+		if err != nil {
+			return nil, err
+		}
+		moatPolicies = append(moatPolicies, ps...)
+		ps, err = expected(baseNS(i))
+		if err != nil {
+			return nil, err
+		}
+		// The plain client writes the same specs under its own names,
+		// without moat's label, so that moat leaves them alone.
+		for _, p := range ps {
+			basePolicies = append(basePolicies, networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: "plain-" + p.Name},
+				Spec:       p.Spec,
+			})
+		}
+	}
+	w.expect("scale-", moatPolicies)
+	w.expect("plain-", basePolicies)
+
+	fmt.Fprintf(os.Stderr, "bench: scale run %d: creating %d projects (Namespace, Service, allowlist) and %d plain namespaces\n", run+1, n, n)
+	if err := parallel(ctx, o.workers, n, func(i int) error {
+		svc, al := project(moatNS(i))
+		for _, obj := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNS(i)}}, svc, al,
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: baseNS(i)}}} {
+			if err := c.admin.Create(ctx, obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// Let moat settle: every allowlist reports IsolationDisabled.
+	if err := waitAllowlists(ctx, c, n, v1alpha1.ReasonIsolationDisabled, 180*time.Second); err != nil {
+		return nil, err
+	}
+	time.Sleep(2 * time.Second)
+
+	res := &scaleResult{neededPolicies: len(moatPolicies)}
+	moatPhase := func() error {
+		off, err := c.auditOffset()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+v1alpha1.IsolationLabel+`":"true"}}}`))
+		if err := parallel(ctx, o.workers, n, func(i int) error {
+			return c.admin.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNS(i)}}, patch)
+		}); err != nil {
+			return err
+		}
+		res.labelTime = time.Since(start)
+		end, err := w.wait(ctx, "scale-", 300*time.Second)
+		if err != nil {
+			return err
+		}
+		res.moatTime = end.Sub(start)
+		if err := waitAllowlists(ctx, c, n, v1alpha1.ReasonApplied, 120*time.Second); err != nil {
+			return err
+		}
+		// Late writes (retries, duplicates) would show up here.
+		time.Sleep(5 * time.Second)
+		res.moatWrites, err = c.writesSince(off, moatUser)
+		return err
+	}
+	basePhase := func() error {
+		off, err := c.auditOffset()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := parallel(ctx, o.workers, len(basePolicies), func(i int) error {
+			return baseline.Create(ctx, basePolicies[i].DeepCopy())
+		}); err != nil {
+			return err
+		}
+		end, err := w.wait(ctx, "plain-", 300*time.Second)
+		if err != nil {
+			return err
+		}
+		res.baseTime = end.Sub(start)
+		res.baseWrite, err = c.writesSince(off, baselineUser)
+		return err
+	}
+	phases := []func() error{moatPhase, basePhase}
+	if run%2 == 1 {
+		phases = []func() error{basePhase, moatPhase}
+	}
+	for _, p := range phases {
+		if err := p(); err != nil {
+			return nil, err
+		}
+	}
+	if err := moat.exited(); err != nil {
+		return nil, err
+	}
+	if res.hwm, _, err = moat.memory(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// waitAllowlists waits until n allowlists report Ready with reason and the
+// current generation.
+func waitAllowlists(ctx context.Context, c *cluster, n int, reason string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		list := &v1alpha1.NetworkAllowlistList{}
+		if err := c.admin.List(ctx, list); err != nil {
+			return err
+		}
+		ok := 0
+		for _, al := range list.Items {
+			cond := meta.FindStatusCondition(al.Status.Conditions, v1alpha1.ConditionReady)
+			if cond != nil && cond.Reason == reason && al.Status.ObservedGeneration == al.Generation {
+				ok++
+			}
+		}
+		if ok >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d allowlists report %s after %v", ok, n, reason, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// servicesRun measures moat's peak RSS with o.services Services in its
+// cache, after it has isolated 10 namespaces.
+func servicesRun(ctx context.Context, o *options) (hwm, rss int64, err error) {
+	c, err := startCluster(o, "services")
+	defer c.stop()
+	if err != nil {
+		return 0, 0, err
+	}
+	moat, url, err := startMoat(ctx, o, c, "moat-serve-services")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer moat.stop()
+	if err := c.installWebhooks(ctx, o.repo, url); err != nil {
+		return 0, 0, err
+	}
+	w, err := startWatcher(ctx, c)
+	if err != nil {
+		return 0, 0, err
+	}
+	const perNamespace = 100
+	namespaces := (o.services + perNamespace - 1) / perNamespace
+	if err := parallel(ctx, o.workers, namespaces, func(i int) error {
+		return c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%03d", i)}})
+	}); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(os.Stderr, "bench: creating %d Services\n", o.services)
+	if err := parallel(ctx, o.workers, o.services, func(i int) error {
+		svc, _ := project(fmt.Sprintf("svc-%03d", i/perNamespace))
+		svc.Name = fmt.Sprintf("api-%03d", i%perNamespace)
+		svc.Spec.Selector = map[string]string{"app": svc.Name}
+		return c.admin.Create(ctx, svc)
+	}); err != nil {
+		return 0, 0, err
+	}
+	// Ten projects isolated on top, so that moat does its work with the
+	// full cache.
+	const projects = 10
+	var want []networkingv1.NetworkPolicy
+	for i := range projects {
+		ns := fmt.Sprintf("scale-%04d", i)
+		ps, err := expected(ns)
+		if err != nil {
+			return 0, 0, err
+		}
+		want = append(want, ps...)
+		svc, al := project(ns)
+		for _, obj := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{v1alpha1.IsolationLabel: "true"}}}, svc, al} {
+			if err := c.admin.Create(ctx, obj); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	w.expect("scale-", want)
+	if _, err := w.wait(ctx, "scale-", 120*time.Second); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(3 * time.Second)
+	if err := moat.exited(); err != nil {
+		return 0, 0, err
+	}
+	return moat.memory()
+}
+
+// benchScale runs the scale benchmark -scale-runs times and the Services
+// memory run once.
+func benchScale(ctx context.Context, o *options) error {
+	var moatTimes, baseTimes []time.Duration
+	var ratios []float64
+	var hwms []int64
+	var last *scaleResult
+	for run := range o.scaleRuns {
+		r, err := scaleRun(ctx, o, run)
+		if err != nil {
+			return fmt.Errorf("scale run %d: %w", run+1, err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: scale run %d: moat %v (label requests done after %v), plain client %v; moat writes: %s; plain client writes: %s; moat peak RSS %s\n",
+			run+1, r.moatTime, r.labelTime, r.baseTime, r.moatWrites, r.baseWrite, mib(r.hwm))
+		moatTimes, baseTimes = append(moatTimes, r.moatTime), append(baseTimes, r.baseTime)
+		ratios = append(ratios, float64(r.moatTime)/float64(r.baseTime))
+		hwms = append(hwms, r.hwm)
+		last = r
+	}
+	n := o.namespaces
+	ratio := median(ratios)
+	record(figure{section: "scale", name: fmt.Sprintf("%d namespaces labelled at once: time to all policies", n),
+		value: ms(median(moatTimes)) + " (" + spread(moatTimes, ms) + ")", baseline: "plain client " + ms(median(baseTimes)) + " (" + spread(baseTimes, ms) + ")"})
+	record(figure{section: "scale", name: "time ratio moat / plain client", value: fmt.Sprintf("%.2f× (%s)", ratio, spread(ratios, func(v float64) string { return fmt.Sprintf("%.2f", v) })),
+		target: "≤ 1.30×", met: met(ratio <= 1.3)})
+	npWrites := 0
+	for k, v := range last.moatWrites.byKind {
+		if strings.HasSuffix(k, " networkpolicies") {
+			npWrites += v
+		}
+	}
+	record(figure{section: "scale", name: "NetworkPolicy writes by moat (last run)", value: fmt.Sprint(npWrites),
+		baseline: fmt.Sprintf("plain client %d", last.baseWrite.total), target: fmt.Sprintf("= %d policies needed", last.neededPolicies), met: met(npWrites == last.neededPolicies)})
+	statusWrites := last.moatWrites.count("patch networkallowlists/status") + last.moatWrites.count("update networkallowlists/status")
+	record(figure{section: "scale", name: "allowlist status writes by moat (last run)", value: fmt.Sprint(statusWrites),
+		target: fmt.Sprintf("= %d allowlists", n), met: met(statusWrites == n)})
+	record(figure{section: "scale", name: "all writes by moat (last run)", value: fmt.Sprintf("%d (%s; %d failed)", last.moatWrites.total, last.moatWrites, last.moatWrites.failed)})
+	peak := median(hwms)
+	record(figure{section: "scale", name: fmt.Sprintf("moat peak RSS, %d projects", n), value: mib(peak) + " (" + spread(hwms, mib) + ")",
+		target: "< 150.0 MiB", met: met(peak < 150<<20)})
+
+	hwm, rss, err := servicesRun(ctx, o)
+	if err != nil {
+		return fmt.Errorf("services run: %w", err)
+	}
+	record(figure{section: "scale", name: fmt.Sprintf("moat peak RSS, %d Services cached", o.services), value: mib(hwm) + " (RSS now " + mib(rss) + ")",
+		target: "< 150.0 MiB", met: met(hwm < 150<<20)})
+	return nil
+}

@@ -1,0 +1,73 @@
+package webhook
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/lookup"
+	"moat.dev/moat/validation"
+)
+
+// AllowlistValidator admits NetworkAllowlists that satisfy every rule of
+// validation.ValidateNetworkAllowlist and returns its warnings as admission
+// warnings.
+type AllowlistValidator struct {
+	// Config is the cluster configuration the rules depend on.
+	Config validation.Config
+	// Cached answers lookups in the common case (the manager's cache).
+	Cached *lookup.Cluster
+	// Live, when set, answers the lookups again when the cached answer
+	// rejects the allowlist or warns about it, so a stale cache (a Service
+	// created a moment ago) never decides the outcome.
+	Live *lookup.Cluster
+}
+
+var _ admission.Validator[*v1alpha1.NetworkAllowlist] = &AllowlistValidator{}
+
+// ValidateCreate checks a new allowlist.
+func (v *AllowlistValidator) ValidateCreate(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	return v.validate(ctx, nal)
+}
+
+// ValidateUpdate checks an allowlist whose spec changes. An update that
+// leaves the spec alone (metadata such as finalizers or labels) is always
+// admitted, so that an allowlist which no longer passes (its Service lost
+// its selector) can still be relabelled and deleted.
+func (v *AllowlistValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
+		return nil, nil
+	}
+	return v.validate(ctx, newObj)
+}
+
+// ValidateDelete admits every deletion.
+func (v *AllowlistValidator) ValidateDelete(context.Context, *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *AllowlistValidator) validate(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	var cluster validation.Cluster
+	if v.Cached != nil {
+		cluster = v.Cached.WithContext(ctx)
+	}
+	errs, warnings := validation.ValidateNetworkAllowlist(nal, v.Config, cluster)
+	if (len(errs) > 0 || len(warnings) > 0) && v.Live != nil {
+		errs, warnings = validation.ValidateNetworkAllowlist(nal, v.Config, v.Live.WithContext(ctx))
+	}
+	return warnings, invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
+}
+
+// invalid returns nil for no errors and otherwise the API's Invalid status
+// error, which carries every field path to the client.
+func invalid(gk schema.GroupKind, name string, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(gk, name, errs)
+}

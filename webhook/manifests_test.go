@@ -1,0 +1,139 @@
+package webhook
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// The webhook configurations in manifests/webhook, checked against the
+// promises of DESIGN §6 and against the paths this package serves.
+
+func readManifest(t *testing.T, name string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "manifests", "webhook", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// common are the fields every moat webhook sets.
+type common struct {
+	name              string
+	clientConfig      admissionregistrationv1.WebhookClientConfig
+	namespaceSelector *metav1.LabelSelector
+	sideEffects       *admissionregistrationv1.SideEffectClass
+	failurePolicy     *admissionregistrationv1.FailurePolicyType
+	timeoutSeconds    *int32
+	reviewVersions    []string
+	matchConditions   []admissionregistrationv1.MatchCondition
+}
+
+func TestWebhookManifests(t *testing.T) {
+	var mutating admissionregistrationv1.MutatingWebhookConfiguration
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	readManifest(t, "mutating-webhook-configuration.yaml", &mutating)
+	readManifest(t, "validating-webhook-configuration.yaml", &validating)
+	if mutating.Name != "moat-mutating-webhook-configuration" || validating.Name != "moat-validating-webhook-configuration" {
+		t.Errorf("configuration names %q, %q", mutating.Name, validating.Name)
+	}
+
+	var hooks []common
+	for _, w := range mutating.Webhooks {
+		hooks = append(hooks, common{w.Name, w.ClientConfig, w.NamespaceSelector, w.SideEffects, w.FailurePolicy, w.TimeoutSeconds, w.AdmissionReviewVersions, w.MatchConditions})
+		if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.NeverReinvocationPolicy {
+			t.Errorf("%s: reinvocationPolicy must be Never (it never patches)", w.Name)
+		}
+	}
+	for _, w := range validating.Webhooks {
+		hooks = append(hooks, common{w.Name, w.ClientConfig, w.NamespaceSelector, w.SideEffects, w.FailurePolicy, w.TimeoutSeconds, w.AdmissionReviewVersions, w.MatchConditions})
+	}
+
+	wantPolicy := map[string]admissionregistrationv1.FailurePolicyType{
+		"isolate-namespace.moat.dev":       admissionregistrationv1.Ignore,
+		"networkallowlists.moat.dev":       admissionregistrationv1.Fail,
+		"networkpolicies.moat.dev":         admissionregistrationv1.Ignore,
+		"managed-networkpolicies.moat.dev": admissionregistrationv1.Fail,
+		"namespaces.moat.dev":              admissionregistrationv1.Fail,
+	}
+	wantSideEffects := map[string]admissionregistrationv1.SideEffectClass{"isolate-namespace.moat.dev": admissionregistrationv1.SideEffectClassNoneOnDryRun}
+	wantPath := map[string]string{
+		"isolate-namespace.moat.dev":       MutateNamespacePath,
+		"networkallowlists.moat.dev":       ValidateNetworkAllowlistPath,
+		"networkpolicies.moat.dev":         ValidateNetworkPolicyPath,
+		"managed-networkpolicies.moat.dev": ValidateNetworkPolicyPath,
+		"namespaces.moat.dev":              ValidateNamespacePath,
+	}
+	excluded := []string{"kube-system", "kube-public", "kube-node-lease", "moat-system"}
+
+	seen := map[string]bool{}
+	for _, h := range hooks {
+		seen[h.name] = true
+		want, ok := wantPolicy[h.name]
+		if !ok {
+			t.Errorf("unexpected webhook %s", h.name)
+			continue
+		}
+		if h.failurePolicy == nil || *h.failurePolicy != want {
+			t.Errorf("%s: failurePolicy %v, want %s (docs/operations.md explains it)", h.name, h.failurePolicy, want)
+		}
+		sideEffects := admissionregistrationv1.SideEffectClassNone
+		if s, ok := wantSideEffects[h.name]; ok {
+			sideEffects = s
+		}
+		if h.sideEffects == nil || *h.sideEffects != sideEffects {
+			t.Errorf("%s: sideEffects %v, want %s", h.name, h.sideEffects, sideEffects)
+		}
+		if h.timeoutSeconds == nil || *h.timeoutSeconds < 1 || *h.timeoutSeconds > 10 {
+			t.Errorf("%s: timeoutSeconds %v, want an explicit value of at most 10", h.name, h.timeoutSeconds)
+		}
+		if !slices.Equal(h.reviewVersions, []string{"v1"}) {
+			t.Errorf("%s: admissionReviewVersions %v, want [v1]", h.name, h.reviewVersions)
+		}
+		svc := h.clientConfig.Service
+		if svc == nil || svc.Name != "moat-webhook-service" || svc.Namespace != "moat-system" || svc.Path == nil || *svc.Path != wantPath[h.name] {
+			t.Errorf("%s: clientConfig.service %+v, want moat-system/moat-webhook-service at %s", h.name, svc, wantPath[h.name])
+		}
+		if h.namespaceSelector == nil || len(h.namespaceSelector.MatchLabels) != 0 ||
+			!slices.ContainsFunc(h.namespaceSelector.MatchExpressions, func(r metav1.LabelSelectorRequirement) bool {
+				return r.Key == "kubernetes.io/metadata.name" && r.Operator == metav1.LabelSelectorOpNotIn && slices.Equal(r.Values, excluded)
+			}) {
+			t.Errorf("%s: namespaceSelector %+v must exclude %v by kubernetes.io/metadata.name", h.name, h.namespaceSelector, excluded)
+		}
+		if len(h.matchConditions) == 0 {
+			t.Errorf("%s: no matchConditions", h.name)
+		}
+	}
+	for name := range wantPolicy {
+		if !seen[name] {
+			t.Errorf("webhook %s is missing", name)
+		}
+	}
+
+	// The tamper guard's match conditions exclude exactly the identities
+	// the handler trusts by default.
+	for _, w := range validating.Webhooks {
+		if w.Name != "managed-networkpolicies.moat.dev" {
+			continue
+		}
+		var all string
+		for _, c := range w.MatchConditions {
+			all += c.Expression
+		}
+		for _, identity := range []string{ServiceAccountUser("moat-system", DefaultServiceAccountName), NamespaceControllerUser,
+			GarbageCollectorUser, ControllerManagerUser, DefaultAdminGroups[0]} {
+			if !strings.Contains(all, "'"+identity+"'") {
+				t.Errorf("managed-networkpolicies.moat.dev: match conditions do not exclude %s", identity)
+			}
+		}
+	}
+}

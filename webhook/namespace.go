@@ -1,0 +1,102 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+// NamespaceValidator admits a Namespace only when its moat.dev/isolated
+// label is absent, "true" or "false".
+type NamespaceValidator struct{}
+
+var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}
+
+// ValidateCreate checks the isolation label of a new Namespace.
+func (v *NamespaceValidator) ValidateCreate(_ context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, validation.ValidateNamespace(ns))
+}
+
+// ValidateUpdate checks the isolation label when an update changes it. A
+// value stored before moat was installed does not block unrelated updates.
+func (v *NamespaceValidator) ValidateUpdate(_ context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
+	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
+	if oldOK == newOK && oldValue == newValue {
+		return nil, nil
+	}
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, validation.ValidateNamespace(newObj))
+}
+
+// ValidateDelete admits every deletion.
+func (v *NamespaceValidator) ValidateDelete(context.Context, *corev1.Namespace) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// NamespaceMutator makes isolation take effect within the request that
+// turns it on: when an existing Namespace is updated to moat.dev/isolated:
+// "true", it writes the namespace's default isolation NetworkPolicies
+// through the Converger before answering. It never changes the Namespace
+// itself (no patch) and never denies: when the write fails, the request is
+// admitted with a warning, the failure is logged and counted, and the
+// isolation controller converges. Dry-run requests write nothing.
+type NamespaceMutator struct {
+	// Converger writes the policies.
+	Converger Converger
+	// Decoder decodes the Namespaces of the request.
+	Decoder admission.Decoder
+	// Timeout bounds the write.
+	Timeout time.Duration
+}
+
+var _ admission.Handler = &NamespaceMutator{}
+
+// Handle implements admission.Handler.
+func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Update {
+		// A namespace being created cannot hold objects yet: the
+		// controller writes its policies once it exists.
+		return admission.Allowed("")
+	}
+	ns, old := &corev1.Namespace{}, &corev1.Namespace{}
+	if err := m.Decoder.DecodeRaw(req.Object, ns); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if err := m.Decoder.DecodeRaw(req.OldObject, old); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if !policy.Isolated(ns) || policy.Isolated(old) || ns.DeletionTimestamp != nil {
+		return admission.Allowed("")
+	}
+	if req.DryRun != nil && *req.DryRun {
+		return admission.Allowed("dry run: no NetworkPolicy written")
+	}
+
+	if m.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		defer cancel()
+	}
+	// The namespace as it is about to be stored, at the version of the
+	// stored object it changes (see Converger).
+	target := ns.DeepCopy()
+	target.ResourceVersion = old.ResourceVersion
+	if err := m.Converger.ApplyNamespace(ctx, target); err != nil {
+		isolationApplies.WithLabelValues(resultFailure).Inc()
+		log.FromContext(ctx).Error(err, "writing the default isolation policies during admission failed; the controller will converge", "namespace", ns.Name)
+		return admission.Allowed("").WithWarnings(
+			"moat could not write the isolation NetworkPolicies of namespace " + ns.Name +
+				" during this request; its controller applies them shortly (" + err.Error() + ")")
+	}
+	isolationApplies.WithLabelValues(resultSuccess).Inc()
+	return admission.Allowed("")
+}

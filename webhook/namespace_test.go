@@ -1,0 +1,196 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+// recordingConverger records the namespaces it is asked to converge and
+// fails with err.
+type recordingConverger struct {
+	calls []*corev1.Namespace
+	err   error
+}
+
+func (c *recordingConverger) ApplyNamespace(_ context.Context, ns *corev1.Namespace) error {
+	c.calls = append(c.calls, ns.DeepCopy())
+	return c.err
+}
+
+func namespace(labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1", Labels: labels},
+	}
+}
+
+func raw(t *testing.T, obj runtime.Object) runtime.RawExtension {
+	t.Helper()
+	data, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runtime.RawExtension{Raw: data}
+}
+
+func namespaceRequest(t *testing.T, op admissionv1.Operation, old, ns *corev1.Namespace, dryRun bool) admission.Request {
+	t.Helper()
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "uid",
+		Operation: op,
+		Name:      ns.Name,
+		Object:    raw(t, ns),
+		DryRun:    ptr.To(dryRun),
+	}}
+	if old != nil {
+		req.OldObject = raw(t, old)
+	}
+	return req
+}
+
+func newMutator(c Converger) *NamespaceMutator {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	return &NamespaceMutator{Converger: c, Decoder: admission.NewDecoder(scheme), Timeout: DefaultApplyTimeout}
+}
+
+var (
+	unlabelled  = map[string]string{"team": "a"}
+	isolated    = map[string]string{"team": "a", v1alpha1.IsolationLabel: "true"}
+	notIsolated = map[string]string{"team": "a", v1alpha1.IsolationLabel: "false"}
+)
+
+func TestNamespaceMutatorApplies(t *testing.T) {
+	for name, oldLabels := range map[string]map[string]string{"no label": unlabelled, "false": notIsolated} {
+		t.Run(name, func(t *testing.T) {
+			conv := &recordingConverger{}
+			before := testutil.ToFloat64(isolationApplies.WithLabelValues(resultSuccess))
+			old := namespace(oldLabels)
+			old.ResourceVersion = "41"
+			resp := newMutator(conv).Handle(context.Background(),
+				namespaceRequest(t, admissionv1.Update, old, namespace(isolated), false))
+
+			if !resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil || len(resp.Warnings) != 0 {
+				t.Errorf("response = %+v, want allowed without patch or warning", resp)
+			}
+			// The Converger sees the namespace as it is about to be stored,
+			// at the version of the stored namespace the request changes.
+			want := namespace(isolated)
+			want.ResourceVersion = "41"
+			if diff := cmp.Diff([]*corev1.Namespace{want}, conv.calls); diff != "" {
+				t.Errorf("ApplyNamespace calls (-want +got):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(isolationApplies.WithLabelValues(resultSuccess)) - before; got != 1 {
+				t.Errorf("success counter grew by %v, want 1", got)
+			}
+		})
+	}
+}
+
+func TestNamespaceMutatorWritesNothing(t *testing.T) {
+	terminating := namespace(isolated)
+	terminating.DeletionTimestamp = ptr.To(metav1.Now())
+	tests := []struct {
+		name     string
+		op       admissionv1.Operation
+		old, new *corev1.Namespace
+		dryRun   bool
+	}{
+		{"a namespace created isolated (the controller writes its policies)", admissionv1.Create, nil, namespace(isolated), false},
+		{"an already isolated namespace", admissionv1.Update, namespace(isolated), namespace(isolated), false},
+		{"a namespace that stays unisolated", admissionv1.Update, namespace(unlabelled), namespace(notIsolated), false},
+		{"isolation turned off", admissionv1.Update, namespace(isolated), namespace(notIsolated), false},
+		{"a dry run", admissionv1.Update, namespace(unlabelled), namespace(isolated), true},
+		{"a terminating namespace", admissionv1.Update, namespace(unlabelled), terminating, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conv := &recordingConverger{}
+			resp := newMutator(conv).Handle(context.Background(), namespaceRequest(t, tt.op, tt.old, tt.new, tt.dryRun))
+			if !resp.Allowed || len(resp.Patches) != 0 || len(resp.Warnings) != 0 {
+				t.Errorf("response = %+v, want allowed without patch or warning", resp)
+			}
+			if len(conv.calls) != 0 {
+				t.Errorf("ApplyNamespace called %d times, want never", len(conv.calls))
+			}
+		})
+	}
+}
+
+func TestNamespaceMutatorAdmitsWhenTheWriteFails(t *testing.T) {
+	conv := &recordingConverger{err: errors.New("etcd is on fire")}
+	before := testutil.ToFloat64(isolationApplies.WithLabelValues(resultFailure))
+	resp := newMutator(conv).Handle(context.Background(),
+		namespaceRequest(t, admissionv1.Update, namespace(unlabelled), namespace(isolated), false))
+
+	if !resp.Allowed || len(resp.Patches) != 0 {
+		t.Errorf("response = %+v, want allowed without patch", resp)
+	}
+	want := []string{"moat could not write the isolation NetworkPolicies of namespace demo-project-1 during this request; " +
+		"its controller applies them shortly (etcd is on fire)"}
+	if diff := cmp.Diff(want, resp.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(isolationApplies.WithLabelValues(resultFailure)) - before; got != 1 {
+		t.Errorf("failure counter grew by %v, want 1", got)
+	}
+}
+
+func TestNamespaceValidator(t *testing.T) {
+	invalid := func(value string) error {
+		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), "demo-project-1", field.ErrorList{
+			field.Invalid(field.NewPath("metadata", "labels").Key(v1alpha1.IsolationLabel), value,
+				`must be "true" (isolate the project) or "false" (no isolation), in lower case and quoted in YAML; or remove the label to turn isolation off`),
+		})
+	}
+	withValue := func(v string) *corev1.Namespace {
+		return namespace(map[string]string{v1alpha1.IsolationLabel: v})
+	}
+	v := &NamespaceValidator{}
+	ctx := context.Background()
+
+	check := func(t *testing.T, got, want error) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("error (-want +got):\n%s", diff)
+		}
+	}
+	t.Run("create", func(t *testing.T) {
+		for value, want := range map[string]error{"true": nil, "false": nil, "yes": invalid("yes"), "True": invalid("True"), "": invalid("")} {
+			_, err := v.ValidateCreate(ctx, withValue(value))
+			check(t, err, want)
+		}
+		_, err := v.ValidateCreate(ctx, namespace(nil))
+		check(t, err, nil)
+	})
+	t.Run("update that changes the label", func(t *testing.T) {
+		_, err := v.ValidateUpdate(ctx, withValue("false"), withValue("on"))
+		check(t, err, invalid("on"))
+		_, err = v.ValidateUpdate(ctx, namespace(nil), withValue("true"))
+		check(t, err, nil)
+	})
+	t.Run("update that keeps a value stored before moat", func(t *testing.T) {
+		old, updated := withValue("yes"), withValue("yes")
+		updated.Labels["team"] = "b"
+		_, err := v.ValidateUpdate(ctx, old, updated)
+		check(t, err, nil)
+	})
+}

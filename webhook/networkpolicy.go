@@ -1,0 +1,91 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
+)
+
+// NetworkPolicyValidator applies moat's CIDR, port and SCTP checks to
+// NetworkPolicies and guards the ones moat manages: only trusted users may
+// create, change or delete a policy labelled app.kubernetes.io/managed-by:
+// moat (or add or remove that label).
+type NetworkPolicyValidator struct {
+	// Config is the cluster configuration the checks depend on.
+	Config validation.Config
+	// Trust says who may touch managed policies.
+	Trust Trust
+}
+
+var _ admission.Validator[*networkingv1.NetworkPolicy] = &NetworkPolicyValidator{}
+
+// ValidateCreate checks a new policy; only trusted users may create one
+// labelled managed-by moat.
+func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+	if err := v.guard(ctx, np, "create"); err != nil {
+		return nil, err
+	}
+	return v.validate(np)
+}
+
+// ValidateUpdate checks a policy whose spec changes; only trusted users may
+// update a policy that is or becomes managed by moat. An update that leaves
+// the spec alone is not checked again, so that policies stored before moat
+// was installed can still be relabelled.
+func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+	managed := oldObj
+	if !policy.IsManaged(oldObj) {
+		managed = newObj
+	}
+	if err := v.guard(ctx, managed, "update"); err != nil {
+		return nil, err
+	}
+	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
+		return nil, nil
+	}
+	return v.validate(newObj)
+}
+
+// ValidateDelete lets only trusted users delete a managed policy.
+func (v *NetworkPolicyValidator) ValidateDelete(ctx context.Context, np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+	return nil, v.guard(ctx, np, "delete")
+}
+
+func (v *NetworkPolicyValidator) validate(np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+	errs, warnings := validation.ValidateNetworkPolicy(np, v.Config)
+	return warnings, invalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
+}
+
+// guard returns a Forbidden error when np is managed by moat and the
+// requesting user is not trusted. Dry-run requests get the same answer as
+// real ones.
+func (v *NetworkPolicyValidator) guard(ctx context.Context, np *networkingv1.NetworkPolicy, verb string) error {
+	if !policy.IsManaged(np) {
+		return nil
+	}
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
+	}
+	if v.Trust.Trusted(req.UserInfo) {
+		return nil
+	}
+	trusted := "moat itself, the namespace controller and the garbage collector"
+	if len(v.Trust.AdminGroups) > 0 {
+		trusted += ", and members of " + strings.Join(v.Trust.AdminGroups, ", ")
+	}
+	return apierrors.NewForbidden(networkingv1.SchemeGroupVersion.WithResource("networkpolicies").GroupResource(), np.Name,
+		fmt.Errorf("user %q may not %s a NetworkPolicy labelled %s=%s: moat manages it and would put it back; "+
+			"change the NetworkAllowlists or the %s label of namespace %s instead (only %s may change managed policies)",
+			req.UserInfo.Username, verb, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue,
+			v1alpha1.IsolationLabel, np.Namespace, trusted))
+}

@@ -1,0 +1,134 @@
+// Package webhook holds moat's admission webhooks: validating webhooks for
+// NetworkAllowlists, NetworkPolicies and Namespaces that adapt admission
+// requests to the pure rules of package validation, and the mutating
+// Namespace webhook that writes a project's default isolation NetworkPolicies
+// while the request that isolates it is being admitted.
+//
+// The handlers are thin: they decode, call validation (or the Converger), and
+// turn the result into structured API errors and admission warnings. The
+// webhook configurations that route requests to them are in
+// manifests/webhook; docs/operations.md explains their failure policies.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/lookup"
+	"moat.dev/moat/validation"
+)
+
+// Paths on the webhook server. manifests/webhook routes each webhook
+// configuration entry to one of them.
+const (
+	// ValidateNetworkAllowlistPath serves the NetworkAllowlist validating webhook.
+	ValidateNetworkAllowlistPath = "/validate-moat-dev-v1alpha1-networkallowlist"
+	// ValidateNetworkPolicyPath serves the NetworkPolicy validating webhook
+	// (checks and tamper guard).
+	ValidateNetworkPolicyPath = "/validate-networking-k8s-io-v1-networkpolicy"
+	// ValidateNamespacePath serves the Namespace validating webhook.
+	ValidateNamespacePath = "/validate-v1-namespace"
+	// MutateNamespacePath serves the mutating Namespace webhook that applies
+	// the default isolation policies.
+	MutateNamespacePath = "/mutate-v1-namespace"
+)
+
+// DefaultApplyTimeout bounds the policy write of the mutating Namespace
+// webhook when Options.ApplyTimeout is zero. It stays below the webhook's
+// timeoutSeconds (10) so that moat, not the API server, decides what happens
+// when the write is slow.
+const DefaultApplyTimeout = 8 * time.Second
+
+// Converger writes what policy.Render says a namespace needs. The mutating
+// Namespace webhook calls it during admission; the isolation controller
+// implements it.
+type Converger interface {
+	// ApplyNamespace creates or updates (never deletes) the NetworkPolicies
+	// that the namespace ns, as it is about to be stored, needs. It returns
+	// once they are written. ns.ResourceVersion is that of the stored
+	// namespace the request changes, so that what is written can be tied to
+	// the request that has not been stored yet.
+	ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error
+}
+
+// Options configure moat's webhooks.
+type Options struct {
+	// Validation is the cluster configuration the rules depend on (SCTP
+	// support, pod and Service CIDRs).
+	Validation validation.Config
+
+	// Trust says who may change the NetworkPolicies moat manages.
+	Trust Trust
+
+	// Converger writes the default isolation policies of a namespace that
+	// becomes isolated. Required.
+	Converger Converger
+
+	// ApplyTimeout bounds the Converger call; zero means DefaultApplyTimeout.
+	ApplyTimeout time.Duration
+}
+
+// SetupWithManager registers every webhook of moat on the manager's webhook
+// server. Lookups are served from the manager's cache; a request that the
+// cache would reject or warn about is checked again against the API server,
+// so a Service created a moment ago is never reported missing.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.Converger == nil {
+		return errors.New("webhook.Options.Converger is required: the mutating Namespace webhook writes policies through it")
+	}
+	if opts.ApplyTimeout == 0 {
+		opts.ApplyTimeout = DefaultApplyTimeout
+	}
+
+	// Start the informers the lookups need together with the cache, so the
+	// first admission request does not wait for them to sync.
+	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Namespace{}, &v1alpha1.NetworkAllowlist{}} {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
+			return err
+		}
+	}
+
+	allowlists := &AllowlistValidator{
+		Config: opts.Validation,
+		Cached: lookup.New(mgr.GetCache()),
+		Live:   lookup.New(mgr.GetAPIReader()),
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.NetworkAllowlist{}).
+		WithValidator(allowlists).
+		WithValidatorCustomPath(ValidateNetworkAllowlistPath).
+		Complete(); err != nil {
+		return err
+	}
+
+	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust}
+	if err := ctrl.NewWebhookManagedBy(mgr, &networkingv1.NetworkPolicy{}).
+		WithValidator(policies).
+		WithValidatorCustomPath(ValidateNetworkPolicyPath).
+		Complete(); err != nil {
+		return err
+	}
+
+	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
+		WithValidator(&NamespaceValidator{}).
+		WithValidatorCustomPath(ValidateNamespacePath).
+		Complete(); err != nil {
+		return err
+	}
+
+	mutator := &NamespaceMutator{
+		Converger: opts.Converger,
+		Decoder:   admission.NewDecoder(mgr.GetScheme()),
+		Timeout:   opts.ApplyTimeout,
+	}
+	mgr.GetWebhookServer().Register(MutateNamespacePath, &admission.Webhook{Handler: mutator})
+	return nil
+}
