@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // AdmissionVersionAnnotation marks a NetworkPolicy that ApplyNamespace wrote
@@ -37,7 +38,7 @@ func holdAdmissionWrites(ns *corev1.Namespace, deletes []*networkingv1.NetworkPo
 	var deleteNow []*networkingv1.NetworkPolicy
 	var recheck time.Duration
 	for _, np := range deletes {
-		remaining := np.CreationTimestamp.Add(admissionGrace).Sub(now)
+		remaining := lastWrite(np).Add(admissionGrace).Sub(now)
 		version, ok := np.Annotations[AdmissionVersionAnnotation]
 		if !ok || ns.ResourceVersion == "" || version != ns.ResourceVersion || remaining <= 0 {
 			deleteNow = append(deleteNow, np)
@@ -48,4 +49,18 @@ func holdAdmissionWrites(ns *corev1.Namespace, deletes []*networkingv1.NetworkPo
 		}
 	}
 	return deleteNow, recheck
+}
+
+// lastWrite is when moat last changed the policy: the time of its
+// server-side apply entry in managedFields, or the creation time when there
+// is none. A policy left from an earlier isolation that ApplyNamespace marked
+// during admission is old, but was written just now.
+func lastWrite(np *networkingv1.NetworkPolicy) time.Time {
+	written := np.CreationTimestamp.Time
+	for _, entry := range np.ManagedFields {
+		if entry.Manager == FieldManager && entry.Operation == metav1.ManagedFieldsOperationApply && entry.Time != nil && entry.Time.After(written) {
+			written = entry.Time.Time
+		}
+	}
+	return written
 }

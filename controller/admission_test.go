@@ -47,6 +47,10 @@ func TestHoldAdmissionWrites(t *testing.T) {
 		{"a namespace without a version", &corev1.Namespace{},
 			[]*networkingv1.NetworkPolicy{np("a", "", time.Second)}, []string{"a"}, 0},
 		{"nothing to delete", ns, nil, []string{}, 0},
+		{"an old policy marked during admission just now", ns,
+			[]*networkingv1.NetworkPolicy{remarked(np("a", "100", time.Hour), now.Add(-3*time.Second))}, []string{}, 8 * time.Second},
+		{"an old policy marked long ago", ns,
+			[]*networkingv1.NetworkPolicy{remarked(np("a", "100", time.Hour), now.Add(-time.Minute))}, []string{"a"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,4 +63,13 @@ func TestHoldAdmissionWrites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// remarked records a server-side apply by moat at the given time, as the
+// API server does when ApplyNamespace marks an existing policy.
+func remarked(np *networkingv1.NetworkPolicy, at time.Time) *networkingv1.NetworkPolicy {
+	np.ManagedFields = append(np.ManagedFields,
+		metav1.ManagedFieldsEntry{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: at.Add(time.Second)}},
+		metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: at}})
+	return np
 }

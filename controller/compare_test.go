@@ -178,6 +178,30 @@ func TestApplyConfigurationHoldsOnlyMoatsFields(t *testing.T) {
 	}
 }
 
+func TestApplyConfigurationCarriesTheAdmissionMark(t *testing.T) {
+	np := desiredPolicy()
+	np.Annotations = map[string]string{AdmissionVersionAnnotation: "41"}
+	ac, err := applyConfiguration(&np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{AdmissionVersionAnnotation: "41"}, got.Metadata.Annotations); diff != "" {
+		t.Errorf("annotations (-want +got):\n%s", diff)
+	}
+}
+
 func TestPlan(t *testing.T) {
 	managed := func(name string) *networkingv1.NetworkPolicy {
 		np := livePolicy()

@@ -33,14 +33,6 @@ const (
 	EventIsolationDisabled = "IsolationDisabled"
 )
 
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists,verbs=get;list;watch
-// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists/finalizers,verbs=update
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
-
 // conflictRetry is how soon a namespace is reconciled again after a write
 // lost an optimistic-concurrency race.
 const conflictRetry = 100 * time.Millisecond
@@ -204,12 +196,17 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 // ApplyNamespace renders the policies of ns as given (during admission, its
 // labels are the ones being admitted, not yet stored) with the namespace's
 // allowlists and Services from the cache, and server-side applies the ones
-// that are missing or differ, as field manager "moat". It deletes nothing
-// and never touches a NetworkPolicy that moat does not manage; the
-// controller converges the rest. A namespace that is not isolated needs
-// nothing and returns nil. For a namespace that does not exist yet the
-// apply fails with a NotFound error: the controller then writes the
-// policies as soon as the namespace is stored.
+// that are missing or differ, as field manager "moat". When ns carries a
+// resourceVersion (that of the stored namespace the request changes), every
+// policy it needs is also marked with AdmissionVersionAnnotation, so that a
+// reconcile that still sees the namespace without the label neither deletes
+// them (see holdAdmissionWrites) nor succeeds with a delete it decided on
+// before (deletes carry the policy's resourceVersion as a precondition).
+// It deletes nothing and never touches a NetworkPolicy that moat does not
+// manage; the controller converges the rest. A namespace that is not
+// isolated needs nothing and returns nil. For a namespace that does not
+// exist yet the apply fails with a NotFound error: the controller then
+// writes the policies as soon as the namespace is stored.
 func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	if !policy.Isolated(ns) {
 		return nil

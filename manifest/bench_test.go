@@ -92,8 +92,8 @@ func BenchmarkCheckLarge(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if x.Read != 11020 || len(x.Errors) != 0 {
-			b.Fatalf("read %d objects, %d errors", x.Read, len(x.Errors))
+		if x.ObjectsRead != 11020 || len(x.Errors) != 0 {
+			b.Fatalf("read %d objects, %d errors", x.ObjectsRead, len(x.Errors))
 		}
 		for _, f := range findings {
 			if f.Severity == SeverityError {
@@ -138,8 +138,8 @@ func benchmarkList(b *testing.B, asYAML bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if x.Read != 11020 || len(x.Errors) != 0 {
-			b.Fatalf("read %d objects, %d errors", x.Read, len(x.Errors))
+		if x.ObjectsRead != 11020 || len(x.Errors) != 0 {
+			b.Fatalf("read %d objects, %d errors", x.ObjectsRead, len(x.Errors))
 		}
 	}
 }

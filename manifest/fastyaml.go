@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"math"
 	"unicode/utf8"
 )
 
@@ -23,20 +24,33 @@ func fastYAMLToJSON(doc, out []byte, hd *header, lines []fastLine) ([]byte, []fa
 	if !plainText(doc) {
 		return out, lines, false
 	}
-	c := fastConverter{out: out, lines: lines[:0], header: hd}
-	for num := 0; len(doc) > 0; num++ {
-		var line []byte
-		if i := bytes.IndexByte(doc, '\n'); i >= 0 {
-			line, doc = doc[:i], doc[i+1:]
-		} else {
-			line, doc = doc, nil
+	if len(doc) > math.MaxInt32 {
+		return out, lines, false
+	}
+	if n := bytes.Count(doc, []byte("\n")) + 1; cap(lines) < n {
+		lines = make([]fastLine, 0, n)
+	}
+	if cap(out) < len(doc) {
+		out = make([]byte, 0, len(doc)+len(doc)/4)
+	}
+	c := fastConverter{doc: doc, out: out, lines: lines[:0], header: hd}
+	for num, off := 0, 0; off < len(doc); num++ {
+		end := len(doc)
+		if i := bytes.IndexByte(doc[off:], '\n'); i >= 0 {
+			end = off + i
 		}
-		text := bytes.TrimLeft(line, " ")
-		text = bytes.TrimRight(text, " ")
-		if len(text) == 0 || text[0] == '#' {
-			continue
+		start := off
+		for start < end && doc[start] == ' ' {
+			start++
 		}
-		c.lines = append(c.lines, fastLine{indent: len(line) - len(bytes.TrimLeft(line, " ")), text: text, num: num})
+		last := end
+		for last > start && doc[last-1] == ' ' {
+			last--
+		}
+		if start < last && doc[start] != '#' {
+			c.lines = append(c.lines, fastLine{indent: int32(start - off), start: int32(start), end: int32(last), num: int32(num)})
+		}
+		off = end + 1
 	}
 	if len(c.lines) == 0 || !c.block() || c.i != len(c.lines) {
 		return out, c.lines, false
@@ -68,13 +82,15 @@ func plainText(doc []byte) bool {
 	return true
 }
 
+// fastLine is a line with content: its indentation, where its text (without
+// the indentation and trailing spaces) is in the document, and its 0-based
+// line number there.
 type fastLine struct {
-	indent int
-	text   []byte
-	num    int // 0-based line number in the document
+	indent, start, end, num int32
 }
 
 type fastConverter struct {
+	doc   []byte
 	lines []fastLine
 	i     int
 	out   []byte
@@ -87,7 +103,13 @@ type fastConverter struct {
 	// inItems tells that the value of the top-level items key is being
 	// converted; header.itemLines receives the line of each element.
 	inItems bool
+	// nesting counts the blocks being converted.
+	nesting int
 }
+
+// maxNesting bounds how deep collections nest (go-yaml has its own, higher
+// limit; Kubernetes objects nest far less).
+const maxNesting = 100
 
 // capture stores a string written at out[start:] into the header field that
 // the key names, when the key is one of apiVersion, kind, metadata.name and
@@ -115,14 +137,28 @@ func (c *fastConverter) capture(key []byte, start int) {
 	}
 }
 
+// text returns the content of line i.
+func (c *fastConverter) text(i int) []byte {
+	return c.doc[c.lines[i].start:c.lines[i].end]
+}
+
+// indent returns the indentation of line i.
+func (c *fastConverter) indent(i int) int {
+	return int(c.lines[i].indent)
+}
+
 // block converts the block mapping or sequence that starts at the current line.
 func (c *fastConverter) block() bool {
-	l := c.lines[c.i]
-	if isSequenceItem(l.text) {
-		return c.sequence(l.indent)
+	if c.nesting++; c.nesting > maxNesting {
+		return false
 	}
-	if _, _, ok := splitMappingKey(l.text); ok {
-		return c.mapping(l.indent)
+	defer func() { c.nesting-- }()
+	text := c.text(c.i)
+	if isSequenceItem(text) {
+		return c.sequence(c.indent(c.i))
+	}
+	if _, _, ok := splitMappingKey(text); ok {
+		return c.mapping(c.indent(c.i))
 	}
 	return false
 }
@@ -136,8 +172,8 @@ func isSequenceItem(text []byte) bool {
 // value, a sequence at the same indentation), else null.
 func (c *fastConverter) nested(indent int, allowSameIndentSequence bool) bool {
 	if c.i < len(c.lines) {
-		next := c.lines[c.i]
-		if next.indent > indent || (allowSameIndentSequence && next.indent == indent && isSequenceItem(next.text)) {
+		next := c.indent(c.i)
+		if next > indent || (allowSameIndentSequence && next == indent && isSequenceItem(c.text(c.i))) {
 			return c.block()
 		}
 	}
@@ -149,14 +185,14 @@ func (c *fastConverter) sequence(indent int) bool {
 	items := c.inItems && c.depth == 1
 	c.inItems = false
 	c.out = append(c.out, '[')
-	for first := true; c.i < len(c.lines) && c.lines[c.i].indent == indent && isSequenceItem(c.lines[c.i].text); first = false {
+	for first := true; c.i < len(c.lines) && c.indent(c.i) == indent && isSequenceItem(c.text(c.i)); first = false {
 		if !first {
 			c.out = append(c.out, ',')
 		}
 		if items && c.header != nil {
-			c.header.itemLines = append(c.header.itemLines, c.lines[c.i].num)
+			c.header.itemLines = append(c.header.itemLines, int(c.lines[c.i].num))
 		}
-		rest := c.lines[c.i].text[1:]
+		rest := c.text(c.i)[1:]
 		content := bytes.TrimLeft(rest, " ")
 		if len(content) == 0 || content[0] == '#' {
 			c.i++
@@ -167,7 +203,8 @@ func (c *fastConverter) sequence(indent int) bool {
 			// The item's content starts a node at its own column: a compact
 			// mapping or sequence continues on the following lines there.
 			col := indent + 1 + len(rest) - len(content)
-			c.lines[c.i] = fastLine{indent: col, text: content, num: c.lines[c.i].num}
+			l := &c.lines[c.i]
+			l.indent, l.start = int32(col), l.end-int32(len(content))
 			if isSequenceItem(content) || isMappingLine(content) {
 				if !c.block() {
 					return false
@@ -179,7 +216,7 @@ func (c *fastConverter) sequence(indent int) bool {
 				c.i++
 			}
 		}
-		if c.i < len(c.lines) && c.lines[c.i].indent > indent {
+		if c.i < len(c.lines) && c.indent(c.i) > indent {
 			return false
 		}
 	}
@@ -197,8 +234,8 @@ func (c *fastConverter) mapping(indent int) bool {
 	defer func() { c.depth-- }()
 	c.out = append(c.out, '{')
 	var keys [][2]int // where each key's JSON string is in c.out
-	for first := true; c.i < len(c.lines) && c.lines[c.i].indent == indent; first = false {
-		text := c.lines[c.i].text
+	for first := true; c.i < len(c.lines) && c.indent(c.i) == indent; first = false {
+		text := c.text(c.i)
 		if isSequenceItem(text) {
 			return false
 		}
@@ -222,10 +259,12 @@ func (c *fastConverter) mapping(indent int) bool {
 		c.out = append(c.out, ':')
 		if len(value) == 0 || value[0] == '#' {
 			c.i++
-			c.inMetadata = c.depth == 1 && string(key) == "metadata"
-			c.inItems = c.depth == 1 && string(key) == "items"
+			inMetadata, inItems := c.inMetadata, c.inItems
+			if c.depth == 1 {
+				c.inMetadata, c.inItems = string(key) == "metadata", string(key) == "items"
+			}
 			ok := c.nested(indent, true)
-			c.inMetadata, c.inItems = false, false
+			c.inMetadata, c.inItems = inMetadata, inItems
 			if !ok {
 				return false
 			}
@@ -237,7 +276,7 @@ func (c *fastConverter) mapping(indent int) bool {
 			c.capture(key, valueStart)
 			c.i++
 		}
-		if c.i < len(c.lines) && c.lines[c.i].indent > indent {
+		if c.i < len(c.lines) && c.indent(c.i) > indent {
 			return false
 		}
 	}
@@ -280,11 +319,15 @@ func splitMappingKey(text []byte) (key, value []byte, ok bool) {
 			return nil, nil, false
 		}
 	}
-	if end >= len(text) || text[end] != ':' || (end+1 < len(text) && text[end+1] != ' ') {
+	if end >= len(text) || text[end] != ':' || (end+1 < len(text) && text[end+1] != ' ') || end > maxKeyLength {
 		return nil, nil, false
 	}
 	return bytes.TrimRight(text[:end], " "), bytes.TrimLeft(text[end+1:], " "), true
 }
+
+// maxKeyLength keeps keys well below the 1024 characters that YAML allows
+// for an implicit key.
+const maxKeyLength = 1000
 
 // isIndicator reports whether a plain scalar cannot start with b (or this
 // converter does not handle scalars that do).
@@ -510,8 +553,9 @@ func appendJSONString(out, s []byte) []byte {
 
 // flowParser converts a one-line flow collection ({a: 1, b: [x, y]}).
 type flowParser struct {
-	text []byte
-	pos  int
+	text  []byte
+	pos   int
+	depth int
 }
 
 func (f *flowParser) skipSpaces() {
@@ -577,6 +621,10 @@ func (f *flowParser) plain(isKey bool) ([]byte, bool) {
 }
 
 func (f *flowParser) collection(out []byte, closer byte, isMap bool) ([]byte, bool) {
+	if f.depth++; f.depth > maxNesting {
+		return out, false
+	}
+	defer func() { f.depth-- }()
 	out = append(out, f.text[f.pos])
 	f.pos++
 	f.skipSpaces()
@@ -592,6 +640,7 @@ func (f *flowParser) collection(out []byte, closer byte, isMap bool) ([]byte, bo
 				return out, false
 			}
 			var key []byte
+			keyStart := f.pos
 			if q := f.text[f.pos]; q == '"' || q == '\'' {
 				n, qok := quotedLength(f.text[f.pos:])
 				if !qok {
@@ -603,6 +652,9 @@ func (f *flowParser) collection(out []byte, closer byte, isMap bool) ([]byte, bo
 				if key, ok = f.plain(true); !ok || resolvePlain(key) != plainString {
 					return out, false
 				}
+			}
+			if f.pos-keyStart > maxKeyLength {
+				return out, false
 			}
 			out = appendJSONString(out, key)
 			f.skipSpaces()

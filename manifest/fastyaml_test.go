@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -91,6 +92,8 @@ func TestFastYAMLToJSON(t *testing.T) {
 		"a: b: c\n",
 		"a:\n    b: 1\n  c: 2\n",
 		"%YAML 1.1\n---\na: b\n",
+		"a: " + strings.Repeat("[", 101) + strings.Repeat("]", 101) + "\n",
+		"'" + strings.Repeat("k", 1001) + "': v\n",
 	}
 	for _, doc := range declined {
 		if _, _, ok := fastYAMLToJSON([]byte(doc), nil, &header{}, nil); ok {
@@ -100,7 +103,7 @@ func TestFastYAMLToJSON(t *testing.T) {
 }
 
 func TestFastYAMLToJSONHeader(t *testing.T) {
-	doc := "apiVersion: moat.dev/v1alpha1\nkind: NetworkAllowlist\nmetadata:\n  name: web\n  namespace: 'demo'\n  labels:\n    name: not-this\nspec:\n  kind: nor-this\n"
+	doc := "apiVersion: moat.dev/v1alpha1\nkind: NetworkAllowlist\nmetadata:\n  labels:\n    name: not-this\n  name: web\n  namespace: 'demo'\nspec:\n  kind: nor-this\n  name: nor-that\n"
 	var hd header
 	if _, _, ok := fastYAMLToJSON([]byte(doc), nil, &hd, nil); !ok {
 		t.Fatal("declined")

@@ -55,8 +55,8 @@ func TestCheckGolden(t *testing.T) {
 		t.Errorf("Count = %d errors, %d warnings; want 6 and 3", errs, warnings)
 	}
 	// NetworkPolicies are validated as they are read and not kept.
-	if x.Read != 6 || len(x.Objects) != 5 {
-		t.Errorf("Read = %d, len(Objects) = %d; want 6 and 5", x.Read, len(x.Objects))
+	if x.ObjectsRead != 6 || len(x.Objects) != 5 {
+		t.Errorf("ObjectsRead = %d, len(Objects) = %d; want 6 and 5", x.ObjectsRead, len(x.Objects))
 	}
 }
 
@@ -161,10 +161,10 @@ func TestWriteJSONEmpty(t *testing.T) {
 func TestSplitFieldPath(t *testing.T) {
 	tests := map[string][2]string{
 		"spec.egress[0].to[1].ipBlock.cidr: 0.0.0.0/0 matches": {"spec.egress[0].to[1].ipBlock.cidr", "0.0.0.0/0 matches"},
-		"metadata.labels[moat.dev/isolated]: x":                 {"metadata.labels[moat.dev/isolated]", "x"},
-		"spec: whole spec":                                      {"spec", "whole spec"},
-		"Service web: not a path":                               {"", "Service web: not a path"},
-		"note: a word is not a path":                            {"", "note: a word is not a path"},
+		"metadata.labels[moat.dev/isolated]: x":                {"metadata.labels[moat.dev/isolated]", "x"},
+		"spec: whole spec":                                     {"spec", "whole spec"},
+		"Service web: not a path":                              {"", "Service web: not a path"},
+		"note: a word is not a path":                           {"", "note: a word is not a path"},
 	}
 	for in, want := range tests {
 		fld, msg := splitFieldPath(in)

@@ -34,8 +34,8 @@ type Index struct {
 	Objects []Object
 	// Errors lists every document that could not be read, sorted by position.
 	Errors []*Error
-	// Read counts every object read, of every kind moat reads.
-	Read int
+	// ObjectsRead counts the objects read, of every kind moat reads.
+	ObjectsRead int
 
 	// onNetworkPolicy, when set, receives each NetworkPolicy instead of
 	// Objects: nothing looks NetworkPolicies up, so they need not be kept.
@@ -78,7 +78,7 @@ type record struct {
 
 // Object records an object; it implements Handler.
 func (x *Index) Object(o Object) {
-	x.Read++
+	x.ObjectsRead++
 	x.records = append(x.records, record{o.Position, o.Kind, o.Object.GetNamespace(), o.Object.GetName()})
 	if _, ok := o.Object.(*networkingv1.NetworkPolicy); ok && x.onNetworkPolicy != nil {
 		x.onNetworkPolicy(&o)
@@ -273,6 +273,9 @@ func liveGet[T client.Object](x *Index, namespace, name string, obj T) (T, error
 	}
 	cacheKey := fmt.Sprintf("get %T %s/%s", obj, namespace, name)
 	if c, ok := x.liveCache[cacheKey]; ok {
+		if err, failed := c.(error); failed {
+			return zero, err
+		}
 		return c.(T), nil
 	}
 	err := x.live.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
@@ -281,7 +284,9 @@ func liveGet[T client.Object](x *Index, namespace, name string, obj T) (T, error
 		x.liveCache[cacheKey] = zero
 		return zero, nil
 	case err != nil:
-		return zero, fmt.Errorf("looking up %s %s in the cluster: %w", kindOf(obj), client.ObjectKey{Namespace: namespace, Name: name}, err)
+		err = fmt.Errorf("looking up %s %s in the cluster: %w", kindOf(obj), client.ObjectKey{Namespace: namespace, Name: name}, err)
+		x.liveCache[cacheKey] = err
+		return zero, err
 	}
 	x.liveCache[cacheKey] = obj
 	return obj, nil

@@ -114,7 +114,7 @@ func TestIndexLookups(t *testing.T) {
 	if diff := cmp.Diff(want, x.Duplicates()); diff != "" {
 		t.Errorf("Duplicates (-want +got):\n%s", diff)
 	}
-	if x.Read != 8 || len(x.Objects) != 8 {
-		t.Errorf("Read = %d, len(Objects) = %d; want 8 and 8", x.Read, len(x.Objects))
+	if x.ObjectsRead != 8 || len(x.Objects) != 8 {
+		t.Errorf("ObjectsRead = %d, len(Objects) = %d; want 8 and 8", x.ObjectsRead, len(x.Objects))
 	}
 }

@@ -1,8 +1,11 @@
 package manifest
 
 import (
+	"context"
 	"fmt"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
@@ -11,15 +14,21 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 )
 
+// clusterTimeout bounds each request to the live cluster.
+const clusterTimeout = 15 * time.Second
+
 // NewClusterReader returns a reader of the live cluster that a kubeconfig
 // file points at (its current context), for Index lookups of objects that the
 // manifests do not define. It only reads: Services, Namespaces and
-// NetworkAllowlists.
+// NetworkAllowlists. It fails when the cluster cannot be reached, so that an
+// unreachable cluster is one clear error rather than a failed lookup per
+// object.
 func NewClusterReader(kubeconfig string) (client.Reader, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
 	}
+	cfg.Timeout = clusterTimeout
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -30,6 +39,11 @@ func NewClusterReader(kubeconfig string) (client.Reader, error) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the cluster of kubeconfig %s: %w", kubeconfig, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	if err := c.List(ctx, &corev1.NamespaceList{}, client.Limit(1)); err != nil {
+		return nil, fmt.Errorf("reading Namespaces in the cluster of kubeconfig %s (at %s): %w", kubeconfig, cfg.Host, err)
 	}
 	return c, nil
 }

@@ -113,7 +113,8 @@ var supported = map[schema.GroupKind]struct {
 }
 
 // ReadPaths reads every path: a file, a directory (every .yaml, .yml and
-// .json file below it, in lexical order) or Stdin (read from stdin). Objects
+// .json file below it, in lexical order, leaving out directories whose name
+// starts with a dot such as .git) or Stdin (read from stdin). Objects
 // and document problems go to h; the returned error is an I/O problem (a path
 // that does not exist or cannot be read) and stops reading.
 func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
@@ -141,11 +142,20 @@ func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
 		}
 		var files []string
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
+			switch {
+			case err != nil:
 				return err
-			}
-			if d.Type().IsRegular() && IsManifestFile(path) {
+			case d.IsDir():
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir // .git, .github, ...
+				}
+			case !IsManifestFile(path):
+			case d.Type().IsRegular():
 				files = append(files, path)
+			case d.Type()&fs.ModeSymlink != 0:
+				if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
+					files = append(files, path)
+				}
 			}
 			return nil
 		})
@@ -177,7 +187,7 @@ func readFile(name string, h Handler) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close() //nolint:errcheck // read-only file
+	defer f.Close()
 	return Read(name, f, h)
 }
 
@@ -232,6 +242,9 @@ func readYAML(name string, br *bufio.Reader, h Handler) error {
 	flush := func() {
 		if start != 0 {
 			scratch.decode(name, start, doc.Bytes(), h)
+		}
+		if doc.Cap() > 1<<20 {
+			doc = bytes.Buffer{}
 		}
 		doc.Reset()
 		start = 0
@@ -301,6 +314,17 @@ type yamlScratch struct {
 	lines []fastLine
 }
 
+// shrink drops buffers grown by a very large document (a List) so that
+// they are not kept for the rest of the input.
+func (s *yamlScratch) shrink() {
+	if cap(s.json) > 1<<20 {
+		s.json = nil
+	}
+	if cap(s.lines) > 1<<14 {
+		s.lines = nil
+	}
+}
+
 // decode converts one YAML document (whose first line is line start of the
 // file) to JSON and decodes it.
 func (s *yamlScratch) decode(name string, start int, doc []byte, h Handler) {
@@ -311,19 +335,18 @@ func (s *yamlScratch) decode(name string, start int, doc []byte, h Handler) {
 		err error
 	)
 	js, s.lines, ok = fastYAMLToJSON(doc, s.json[:0], &hd, s.lines)
+	defer s.shrink()
 	if ok {
 		s.json = js
-		itemLines := func() []int {
-			if hd.itemLines == nil {
-				return yamlItemLines(doc, start) // a flow-style list
-			}
-			lines := make([]int, len(hd.itemLines))
+		var lines []int
+		if hd.itemLines != nil {
+			lines = make([]int, len(hd.itemLines))
 			for i, n := range hd.itemLines {
 				lines[i] = start + n
 			}
-			return lines
 		}
-		decodeJSONDocument(Position{File: name, Line: start}, js, &hd, itemLines, h)
+		itemLine := yamlItemLine(doc, start, lines)
+		decodeJSONDocument(Position{File: name, Line: start}, js, &hd, itemLine, h)
 		return
 	}
 	js, err = yaml.YAMLToJSON(doc)
@@ -342,7 +365,26 @@ func (s *yamlScratch) decode(name string, start int, doc []byte, h Handler) {
 		h.Error(&Error{Position: pos, Message: "invalid YAML: " + msg})
 		return
 	}
-	decodeJSONDocument(Position{File: name, Line: start}, js, nil, func() []int { return yamlItemLines(doc, start) }, h)
+	decodeJSONDocument(Position{File: name, Line: start}, js, nil, yamlItemLine(doc, start, nil), h)
+}
+
+// itemLineFunc returns the line of the i-th element of a List document's
+// items, which starts at byte offset off of the document's JSON.
+type itemLineFunc func(i int, off int64) int
+
+// yamlItemLine places List items of a YAML document: by lines when known,
+// else by parsing the document for positions (only when it is a List).
+func yamlItemLine(doc []byte, start int, lines []int) itemLineFunc {
+	computed := lines != nil
+	return func(i int, _ int64) int {
+		if !computed {
+			lines, computed = yamlItemLines(doc, start), true
+		}
+		if i < len(lines) {
+			return lines[i]
+		}
+		return start
+	}
 }
 
 // yamlItemLines returns the first line of each element of the top-level
@@ -393,7 +435,7 @@ func readJSON(name string, br *bufio.Reader, h Handler) error {
 		}
 		begin := dec.InputOffset() - int64(len(raw))
 		line := lc.lineAt(begin)
-		decodeJSONDocument(Position{File: name, Line: line}, raw, nil, func() []int { return jsonItemLines(raw, line) }, h)
+		decodeJSONDocument(Position{File: name, Line: line}, raw, nil, jsonItemLine(raw, line), h)
 	}
 }
 
@@ -426,43 +468,18 @@ func (c *lineCounter) lineAt(off int64) int {
 	return c.passed + 1
 }
 
-// jsonItemLines returns the line of each element of the top-level "items"
-// array of a JSON object whose first byte is on line first.
-func jsonItemLines(raw []byte, first int) []int {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil
+// jsonItemLine places List items of a JSON document whose first byte is on
+// line first, by counting the line feeds before each item. Items must be
+// asked for in order.
+func jsonItemLine(raw []byte, first int) itemLineFunc {
+	line, counted := first, int64(0)
+	return func(_ int, off int64) int {
+		if off > counted && off <= int64(len(raw)) {
+			line += bytes.Count(raw[counted:off], []byte("\n"))
+			counted = off
+		}
+		return line
 	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		if key != "items" {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return nil
-			}
-			continue
-		}
-		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-			return nil
-		}
-		var lines []int
-		line, counted := first, 0
-		for dec.More() {
-			var item json.RawMessage
-			if dec.Decode(&item) != nil {
-				return nil
-			}
-			begin := int(dec.InputOffset()) - len(item)
-			line += bytes.Count(raw[counted:begin], []byte("\n"))
-			counted = begin
-			lines = append(lines, line)
-		}
-		return lines
-	}
-	return nil
 }
 
 // header is the part of an object read before choosing its type.
@@ -480,9 +497,8 @@ type header struct {
 }
 
 // decodeJSONDocument decodes one document (already JSON). hd, when not nil,
-// is its header, already read. itemLines is called for List documents to
-// place their items.
-func decodeJSONDocument(pos Position, js []byte, hd *header, itemLines func() []int, h Handler) {
+// is its header, already read. itemLine places the items of List documents.
+func decodeJSONDocument(pos Position, js []byte, hd *header, itemLine itemLineFunc, h Handler) {
 	js = bytes.TrimSpace(js)
 	if len(js) == 0 || bytes.Equal(js, []byte("null")) {
 		return // an empty document, e.g. only comments
@@ -498,10 +514,12 @@ func decodeJSONDocument(pos Position, js []byte, hd *header, itemLines func() []
 			return
 		}
 	}
-	decodeObject(pos, *hd, js, itemLines, h)
+	decodeObject(pos, *hd, js, itemLine, h)
 }
 
-func decodeObject(pos Position, hd header, js []byte, itemLines func() []int, h Handler) {
+// decodeObject decodes a document or List item into its typed object, or
+// reports why it cannot; kinds that moat does not read are skipped.
+func decodeObject(pos Position, hd header, js []byte, itemLine itemLineFunc, h Handler) {
 	fail := func(msg string) {
 		if hd.Metadata.Name == "" {
 			// The fast YAML path may have left out a flow-style metadata.
@@ -521,14 +539,8 @@ func decodeObject(pos Position, hd header, js []byte, itemLines func() []int, h 
 		fail(fmt.Sprintf("invalid apiVersion %q: %v", hd.APIVersion, err))
 		return
 	}
-	if strings.HasSuffix(hd.Kind, "List") {
-		var list struct {
-			Items *[]json.RawMessage `json:"items"`
-		}
-		if err := json.Unmarshal(js, &list); err == nil && list.Items != nil {
-			decodeList(pos, gv, strings.TrimSuffix(hd.Kind, "List"), *list.Items, itemLines, h)
-			return
-		}
+	if strings.HasSuffix(hd.Kind, "List") && decodeList(pos, gv, strings.TrimSuffix(hd.Kind, "List"), js, itemLine, h) {
+		return
 	}
 	t, ok := supported[gv.WithKind(hd.Kind).GroupKind()]
 	if !ok {
@@ -568,37 +580,61 @@ func decodeObject(pos Position, hd header, js []byte, itemLines func() []int, h 
 // no namespace (with the default context).
 const metav1NamespaceDefault = "default"
 
-// decodeList decodes each item of a List; items without apiVersion/kind take
-// them from a typed list (NetworkPolicyList items are NetworkPolicies).
-func decodeList(pos Position, gv schema.GroupVersion, itemKind string, items []json.RawMessage, itemLines func() []int, h Handler) {
-	var lines []int
-	if len(items) > 0 {
-		lines = itemLines()
-		if len(lines) != len(items) {
-			lines = nil
-		}
+// decodeList decodes, one at a time, each element of the top-level items
+// array of a List object; elements without apiVersion/kind take them from a
+// typed list (NetworkPolicyList items are NetworkPolicies). It returns false
+// when js has no items array (it is then not a List).
+func decodeList(pos Position, gv schema.GroupVersion, itemKind string, js []byte, itemLine itemLineFunc, h Handler) bool {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
 	}
-	for i, item := range items {
-		p := pos
-		if lines != nil {
-			p.Line = lines[i]
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
 		}
-		item = bytes.TrimSpace(item)
-		if len(item) == 0 || item[0] != '{' {
-			h.Error(&Error{Position: p, Message: fmt.Sprintf("items[%d]: not a Kubernetes object: expected a mapping with apiVersion and kind", i)})
+		if key != "items" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return false
+			}
 			continue
 		}
-		var hd header
-		if err := json.Unmarshal(item, &hd); err != nil {
-			h.Error(&Error{Position: p, Message: fmt.Sprintf("items[%d]: cannot read apiVersion, kind and metadata: %s", i, jsonMessage(err))})
-			continue
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return false
 		}
-		if hd.Kind == "" && hd.APIVersion == "" && itemKind != "" {
-			hd.Kind, hd.APIVersion = itemKind, gv.String()
+		for i := 0; dec.More(); i++ {
+			var item json.RawMessage
+			if err := dec.Decode(&item); err != nil {
+				h.Error(&Error{Position: pos, Message: fmt.Sprintf("items[%d]: %s", i, jsonMessage(err))})
+				return true
+			}
+			p := pos
+			p.Line = itemLine(i, dec.InputOffset()-int64(len(item)))
+			decodeItem(p, gv, itemKind, i, item, h)
 		}
-		itemLine := p.Line
-		decodeObject(p, hd, item, func() []int { return jsonItemLines(item, itemLine) }, h)
+		return true
 	}
+	return false
+}
+
+// decodeItem decodes the i-th element of a List.
+func decodeItem(p Position, gv schema.GroupVersion, itemKind string, i int, item []byte, h Handler) {
+	if len(item) == 0 || item[0] != '{' {
+		h.Error(&Error{Position: p, Message: fmt.Sprintf("items[%d]: not a Kubernetes object: expected a mapping with apiVersion and kind", i)})
+		return
+	}
+	var hd header
+	if err := json.Unmarshal(item, &hd); err != nil {
+		h.Error(&Error{Position: p, Message: fmt.Sprintf("items[%d]: cannot read apiVersion, kind and metadata: %s", i, jsonMessage(err))})
+		return
+	}
+	if hd.Kind == "" && hd.APIVersion == "" && itemKind != "" {
+		hd.Kind, hd.APIVersion = itemKind, gv.String()
+	}
+	line := p.Line
+	decodeObject(p, hd, item, func(int, int64) int { return line }, h)
 }
 
 // jsonMessage strips the package prefix from encoding/json errors.

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // seen is one object or error as the tests compare them.
@@ -127,12 +130,14 @@ func TestReadDirectory(t *testing.T) {
 		return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n"
 	}
 	files := map[string]string{
-		"b.yaml":          ns("b"),
-		"a/nested/c.yml":  ns("c"),
-		"a/d.json":        `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}`,
-		"a/README.md":     ns("not-read"),
-		"e.YAML":          ns("e"),
-		"kustomization.x": ns("not-read-either"),
+		"b.yaml":           ns("b"),
+		"a/nested/c.yml":   ns("c"),
+		"a/d.json":         `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}`,
+		"a/README.md":      ns("not-read"),
+		"e.YAML":           ns("e"),
+		"kustomization.x":  ns("not-read-either"),
+		".github/ci.yaml":  "name: not a manifest\n",
+		"a/.hidden/f.yaml": ns("hidden"),
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -143,6 +148,9 @@ func TestReadDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Symlink(filepath.Join(dir, "b.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	got := readFileForTest(t, dir)
 	// Files are read in lexical order of their paths.
 	want := []seen{
@@ -150,6 +158,7 @@ func TestReadDirectory(t *testing.T) {
 		{Pos: filepath.Join(dir, "a/nested/c.yml") + ":1", Kind: "Namespace", Name: "c"},
 		{Pos: filepath.Join(dir, "b.yaml") + ":1", Kind: "Namespace", Name: "b"},
 		{Pos: filepath.Join(dir, "e.YAML") + ":1", Kind: "Namespace", Name: "e"},
+		{Pos: filepath.Join(dir, "link.yaml") + ":1", Kind: "Namespace", Name: "b"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -211,7 +220,8 @@ func TestIsManifestFile(t *testing.T) {
 
 // FuzzRead feeds arbitrary bytes to the reader: it must never panic, never
 // return an error for content (only for I/O), and place everything on a
-// line of the input.
+// line of the input. What it reads must then validate and render without a
+// panic either.
 func FuzzRead(f *testing.F) {
 	for _, dir := range []string{"testdata", "../manifests/samples", "../manifests/samples-invalid"} {
 		entries, err := os.ReadDir(dir)
@@ -239,6 +249,15 @@ func FuzzRead(f *testing.F) {
 			if err != nil || line < 1 || line > lines {
 				t.Fatalf("position %s is outside the %d lines of the input", s.Pos, lines)
 			}
+		}
+		x := NewIndex(nil)
+		if err := Read("fuzz", bytes.NewReader(in), x); err != nil {
+			t.Fatal(err)
+		}
+		x.Build()
+		Validate(x, validation.Config{})
+		if _, _, err := Render(x, policy.Config{DNSService: &policy.DefaultDNSService}); err != nil {
+			t.Fatalf("Render without a live cluster failed: %v", err)
 		}
 	})
 }

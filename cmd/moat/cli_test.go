@@ -87,7 +87,7 @@ func TestValidateInvalidSamples(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 	golden(t, "validate-invalid.txt", stdout)
-	if want := "moat validate: 2 rejected, 0 warnings in 3 objects\n"; stderr != want {
+	if want := "moat validate: 2 errors, 0 warnings in 3 objects\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 
@@ -141,7 +141,7 @@ func TestValidateStrict(t *testing.T) {
 		t.Errorf("without --strict: exit %d, stdout %q, stderr %q; want 0, %q and no stderr", code, stdout, stderr, want)
 	}
 	code, stdout, stderr = moat(t, wideOpen, "validate", "--strict", "-")
-	if code != 1 || stdout != want || stderr != "moat validate: 0 rejected, 1 warnings in 2 objects\n" {
+	if code != 1 || stdout != want || stderr != "moat validate: 0 errors, 1 warnings in 2 objects\n" {
 		t.Errorf("with --strict: exit %d, stdout %q, stderr %q; want 1 and the warning", code, stdout, stderr)
 	}
 }
@@ -261,8 +261,8 @@ func TestRenderSamples(t *testing.T) {
 
 	// The output reads back as exactly the NetworkPolicies, all valid.
 	x, findings, err := manifest.Check([]string{manifest.Stdin}, strings.NewReader(stdout), nil, validation.Config{})
-	if err != nil || len(findings) != 0 || x.Read != 6 || len(x.Errors) != 0 {
-		t.Errorf("reading the output back: err %v, findings %v, %d objects, errors %v; want 6 valid NetworkPolicies", err, findings, x.Read, x.Errors)
+	if err != nil || len(findings) != 0 || x.ObjectsRead != 6 || len(x.Errors) != 0 {
+		t.Errorf("reading the output back: err %v, findings %v, %d objects, errors %v; want 6 valid NetworkPolicies", err, findings, x.ObjectsRead, x.Errors)
 	}
 
 	// Through kustomize and stdin the result is the same.
@@ -325,7 +325,7 @@ func TestRenderRejectsInvalid(t *testing.T) {
 		t.Errorf("exit %d, stdout %q; want 1 and nothing rendered", code, stdout)
 	}
 	_, findings, _ := moat(t, "", "validate", samplesInvalid)
-	if want := findings + "moat render: 2 rejected: nothing rendered (see moat validate)\n"; stderr != want {
+	if want := findings + "moat render: nothing rendered: 2 errors (as moat validate reports them)\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 }
@@ -369,5 +369,32 @@ func TestBinary(t *testing.T) {
 	_, want, _ = moat(t, "", "render", samples)
 	if code, out := runBin("", "render", samples); code != 0 || out != want {
 		t.Errorf("render samples: exit %d, output differs from the in-process run", code)
+	}
+}
+
+// TestUnreachableCluster: a cluster that cannot be reached is one usage
+// error, not a failed lookup per object.
+func TestUnreachableCluster(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: gone
+  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
+users:
+- name: nobody
+  user: {token: none}
+contexts:
+- name: gone
+  context: {cluster: gone, user: nobody}
+current-context: gone
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := moat(t, "", "validate", "--kubeconfig", kubeconfig, samples)
+	want := "moat: reading Namespaces in the cluster of kubeconfig " + kubeconfig + " (at https://127.0.0.1:1): "
+	if code != 2 || stdout != "" || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and an error starting %q about the refused connection", code, stdout, stderr, want)
 	}
 }

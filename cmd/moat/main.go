@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -43,7 +44,32 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exit.code
 	default:
 		fmt.Fprintf(stderr, "moat: %v\n", err)
+		var flagErr *flagError
+		if errors.As(err, &flagErr) {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", flagErr.command)
+		}
 		return exitUsage
+	}
+}
+
+// flagError is a bad flag of a command.
+type flagError struct {
+	err     error
+	command string
+}
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// offlineMemoryLimit is the soft memory limit of validate and render: large
+// inputs (tens of thousands of objects) then stay well under 100 MiB of RSS
+// at no measurable cost in time. GOMEMLIMIT overrides it.
+const offlineMemoryLimit = 48 << 20
+
+// limitMemory sets offlineMemoryLimit unless GOMEMLIMIT is set.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(offlineMemoryLimit)
 	}
 }
 
@@ -62,7 +88,7 @@ with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())
+		return &flagError{err: err, command: c.CommandPath()}
 	})
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newRenderCommand())

@@ -37,6 +37,7 @@ status 2 means bad flags or unreadable paths.`,
   kustomize build overlays/prod | moat render - > policies.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
+			limitMemory()
 			live, err := clusterReader(kubeconfig)
 			if err != nil {
 				return err
@@ -55,7 +56,7 @@ status 2 means bad flags or unreadable paths.`,
 				if err := manifest.WriteText(cmd.ErrOrStderr(), rejected); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "moat render: %d rejected: nothing rendered (see moat validate)\n", len(rejected))
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat render: nothing rendered: %d errors (as moat validate reports them)\n", len(rejected))
 				return &exitError{code: exitRejected}
 			}
 			policies, warnings, err := manifest.Render(x, policyCfg)

@@ -44,6 +44,7 @@ Exit status: 0 when nothing is rejected, 1 when something is (or, with
   moat validate --strict -o json --pod-cidrs 10.244.0.0/16 apps/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
+			limitMemory()
 			if output != "text" && output != "json" {
 				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
 			}
@@ -65,7 +66,7 @@ Exit status: 0 when nothing is rejected, 1 when something is (or, with
 			}
 			errs, warnings := manifest.Count(findings)
 			if errs > 0 || (strict && warnings > 0) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "moat validate: %d rejected, %d warnings in %d objects\n", errs, warnings, x.Read)
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat validate: %d errors, %d warnings in %d objects\n", errs, warnings, x.ObjectsRead)
 				return &exitError{code: exitRejected}
 			}
 			return nil

@@ -65,14 +65,18 @@ type cluster struct {
 	baseline   *rest.Config
 }
 
-// auditPolicy logs every write (Metadata level: who, what, result) and
-// nothing else.
+// auditPolicy logs every write (Metadata level: who, what, result), and
+// moat's reads too (not its watches), so that the report can say where its
+// requests go.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
 - level: Metadata
   verbs: [create, update, patch, delete, deletecollection]
+- level: Metadata
+  users: ["` + moatUser + `"]
+  verbs: [get, list]
 - level: None
 `
 
@@ -198,29 +202,34 @@ func (c *cluster) auditOffset() (int64, error) {
 
 // writes counts the writes in the audit log after offset by user, keyed
 // "verb resource[/subresource]", and the failed ones (HTTP status >= 400).
+// reads counts the user's get and list requests the same way (logged for
+// moat only).
 type writes struct {
 	byKind map[string]int
 	failed int
 	total  int
+	reads  map[string]int
 }
 
 func (w writes) count(verbResource string) int { return w.byKind[verbResource] }
 
-func (w writes) String() string {
-	keys := make([]string, 0, len(w.byKind))
-	for k := range w.byKind {
+func (w writes) String() string { return countString(w.byKind) }
+
+func countString(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	sortStrings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, w.byKind[k]))
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
 
 func (c *cluster) writesSince(offset int64, user string) (writes, error) {
-	w := writes{byKind: map[string]int{}}
+	w := writes{byKind: map[string]int{}, reads: map[string]int{}}
 	f, err := os.Open(c.auditLog)
 	if err != nil {
 		return w, err
@@ -254,6 +263,10 @@ func (c *cluster) writesSince(offset int64, user string) (writes, error) {
 		key := ev.Verb + " " + ev.ObjectRef.Resource
 		if ev.ObjectRef.Subresource != "" {
 			key += "/" + ev.ObjectRef.Subresource
+		}
+		if ev.Verb == "get" || ev.Verb == "list" {
+			w.reads[key]++
+			continue
 		}
 		w.byKind[key]++
 		w.total++

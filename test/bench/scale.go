@@ -15,14 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
-	"moat.dev/moat/policy"
+	"moat.dev/moat/test/workload"
 )
 
 // parallel runs f(0..n-1) on workers goroutines and returns the first error.
@@ -51,74 +49,6 @@ func parallel(ctx context.Context, workers, n int, f func(i int) error) error {
 		return *err
 	}
 	return ctx.Err()
-}
-
-// project is one namespace of the scale benchmark: a Service "api" and an
-// allowlist "web" whose egress names it.
-func project(ns string) (*corev1.Service, *v1alpha1.NetworkAllowlist) {
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "api"},
-			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}
-	tcp := corev1.ProtocolTCP
-	al := &v1alpha1.NetworkAllowlist{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: v1alpha1.NetworkAllowlistSpec{
-			Egress: []v1alpha1.EgressRule{{
-				To:    []v1alpha1.Peer{{Service: &v1alpha1.ServiceReference{Name: "api"}}},
-				Ports: []v1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(80))}},
-			}},
-		},
-	}
-	return svc, al
-}
-
-// serviceMap answers policy.Services from a map.
-type serviceMap map[types.NamespacedName]*corev1.Service
-
-func (m serviceMap) Service(namespace, name string) (*corev1.Service, error) {
-	return m[types.NamespacedName{Namespace: namespace, Name: name}], nil
-}
-
-// expected renders what moat must write in namespace ns (labelled isolated),
-// with `moat serve`'s default policy configuration.
-func expected(ns string) ([]networkingv1.NetworkPolicy, error) {
-	svc, al := project(ns)
-	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
-		v1alpha1.IsolationLabel: "true", v1alpha1.NamespaceNameLabel: ns}}}
-	dns := policy.DefaultDNSService
-	res, err := policy.Render(policy.Input{Namespace: namespace, Allowlists: []*v1alpha1.NetworkAllowlist{al}},
-		serviceMap{{Namespace: ns, Name: "api"}: svc}, policy.Config{DNSService: &dns})
-	if err != nil {
-		return nil, err
-	}
-	for i := range res.Policies {
-		defaultSpec(&res.Policies[i].Spec)
-	}
-	return res.Policies, nil
-}
-
-// defaultSpec applies the API server's defaults (protocol TCP) so that a
-// rendered spec compares equal to the stored one.
-func defaultSpec(spec *networkingv1.NetworkPolicySpec) {
-	tcp := corev1.ProtocolTCP
-	for i := range spec.Ingress {
-		for j := range spec.Ingress[i].Ports {
-			if spec.Ingress[i].Ports[j].Protocol == nil {
-				spec.Ingress[i].Ports[j].Protocol = &tcp
-			}
-		}
-	}
-	for i := range spec.Egress {
-		for j := range spec.Egress[i].Ports {
-			if spec.Egress[i].Ports[j].Protocol == nil {
-				spec.Egress[i].Ports[j].Protocol = &tcp
-			}
-		}
-	}
 }
 
 // watcher follows every NetworkPolicy through an informer and records when
@@ -226,7 +156,9 @@ type scaleResult struct {
 	moatTime, baseTime time.Duration
 	// labelTime is how long the label requests took (they return once the
 	// mutating webhook has written the default policies).
-	labelTime             time.Duration
+	labelTime time.Duration
+	// labelP50 is the median latency of one label request.
+	labelP50              time.Duration
 	moatWrites, baseWrite writes
 	neededPolicies        int
 	hwm                   int64
@@ -238,6 +170,9 @@ func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Stops the benchmark's informers before the control plane.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	moat, url, err := startMoat(ctx, o, c, "moat-serve-scale")
 	if err != nil {
 		return nil, err
@@ -260,12 +195,12 @@ func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
 	baseNS := func(i int) string { return fmt.Sprintf("plain-%04d", i) }
 	var moatPolicies, basePolicies []networkingv1.NetworkPolicy
 	for i := range n {
-		ps, err := expected(moatNS(i))
+		ps, err := workload.ExpectedPolicies(moatNS(i))
 		if err != nil {
 			return nil, err
 		}
 		moatPolicies = append(moatPolicies, ps...)
-		ps, err = expected(baseNS(i))
+		ps, err = workload.ExpectedPolicies(baseNS(i))
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +218,7 @@ func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
 
 	fmt.Fprintf(os.Stderr, "bench: scale run %d: creating %d projects (Namespace, Service, allowlist) and %d plain namespaces\n", run+1, n, n)
 	if err := parallel(ctx, o.workers, n, func(i int) error {
-		svc, al := project(moatNS(i))
+		svc, al := workload.Project(moatNS(i))
 		for _, obj := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNS(i)}}, svc, al,
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: baseNS(i)}}} {
 			if err := c.admin.Create(ctx, obj); err != nil {
@@ -308,11 +243,16 @@ func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
 		}
 		start := time.Now()
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+v1alpha1.IsolationLabel+`":"true"}}}`))
+		latencies := make([]time.Duration, n)
 		if err := parallel(ctx, o.workers, n, func(i int) error {
-			return c.admin.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNS(i)}}, patch)
+			t := time.Now()
+			err := c.admin.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNS(i)}}, patch)
+			latencies[i] = time.Since(t)
+			return err
 		}); err != nil {
 			return err
 		}
+		res.labelP50 = median(latencies)
 		res.labelTime = time.Since(start)
 		end, err := w.wait(ctx, "scale-", 300*time.Second)
 		if err != nil {
@@ -402,6 +342,8 @@ func servicesRun(ctx context.Context, o *options) (hwm, rss int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	moat, url, err := startMoat(ctx, o, c, "moat-serve-services")
 	if err != nil {
 		return 0, 0, err
@@ -423,7 +365,7 @@ func servicesRun(ctx context.Context, o *options) (hwm, rss int64, err error) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: creating %d Services\n", o.services)
 	if err := parallel(ctx, o.workers, o.services, func(i int) error {
-		svc, _ := project(fmt.Sprintf("svc-%03d", i/perNamespace))
+		svc, _ := workload.Project(fmt.Sprintf("svc-%03d", i/perNamespace))
 		svc.Name = fmt.Sprintf("api-%03d", i%perNamespace)
 		svc.Spec.Selector = map[string]string{"app": svc.Name}
 		return c.admin.Create(ctx, svc)
@@ -435,20 +377,23 @@ func servicesRun(ctx context.Context, o *options) (hwm, rss int64, err error) {
 	const projects = 10
 	var want []networkingv1.NetworkPolicy
 	for i := range projects {
-		ns := fmt.Sprintf("scale-%04d", i)
-		ps, err := expected(ns)
+		ps, err := workload.ExpectedPolicies(fmt.Sprintf("scale-%04d", i))
 		if err != nil {
 			return 0, 0, err
 		}
 		want = append(want, ps...)
-		svc, al := project(ns)
+	}
+	// Registered before the first policy can appear.
+	w.expect("scale-", want)
+	for i := range projects {
+		ns := fmt.Sprintf("scale-%04d", i)
+		svc, al := workload.Project(ns)
 		for _, obj := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{v1alpha1.IsolationLabel: "true"}}}, svc, al} {
 			if err := c.admin.Create(ctx, obj); err != nil {
 				return 0, 0, err
 			}
 		}
 	}
-	w.expect("scale-", want)
 	if _, err := w.wait(ctx, "scale-", 120*time.Second); err != nil {
 		return 0, 0, err
 	}
@@ -471,8 +416,9 @@ func benchScale(ctx context.Context, o *options) error {
 		if err != nil {
 			return fmt.Errorf("scale run %d: %w", run+1, err)
 		}
-		fmt.Fprintf(os.Stderr, "bench: scale run %d: moat %v (label requests done after %v), plain client %v; moat writes: %s; plain client writes: %s; moat peak RSS %s\n",
-			run+1, r.moatTime, r.labelTime, r.baseTime, r.moatWrites, r.baseWrite, mib(r.hwm))
+		fmt.Fprintf(os.Stderr, "bench: scale run %d: moat %v (label requests done after %v, median label request %v), plain client %v; moat writes: %s; plain client writes: %s; moat peak RSS %s\n",
+			run+1, r.moatTime, r.labelTime, r.labelP50, r.baseTime, r.moatWrites, r.baseWrite, mib(r.hwm))
+		fmt.Fprintf(os.Stderr, "bench: scale run %d: moat reads: %s\n", run+1, countString(r.moatWrites.reads))
 		moatTimes, baseTimes = append(moatTimes, r.moatTime), append(baseTimes, r.baseTime)
 		ratios = append(ratios, float64(r.moatTime)/float64(r.baseTime))
 		hwms = append(hwms, r.hwm)
@@ -496,6 +442,11 @@ func benchScale(ctx context.Context, o *options) error {
 	record(figure{section: "scale", name: "allowlist status writes by moat (last run)", value: fmt.Sprint(statusWrites),
 		target: fmt.Sprintf("= %d allowlists", n), met: met(statusWrites == n)})
 	record(figure{section: "scale", name: "all writes by moat (last run)", value: fmt.Sprintf("%d (%s; %d failed)", last.moatWrites.total, last.moatWrites, last.moatWrites.failed)})
+	reads := 0
+	for _, v := range last.moatWrites.reads {
+		reads += v
+	}
+	record(figure{section: "scale", name: "reads by moat from the API server (last run)", value: fmt.Sprintf("%d (%s)", reads, countString(last.moatWrites.reads))})
 	peak := median(hwms)
 	record(figure{section: "scale", name: fmt.Sprintf("moat peak RSS, %d projects", n), value: mib(peak) + " (" + spread(hwms, mib) + ")",
 		target: "< 150.0 MiB", met: met(peak < 150<<20)})

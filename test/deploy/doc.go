@@ -2,8 +2,9 @@
 // manifests/default rendered with kustomize and applied, together with
 // cert-manager's CRDs, to a real kube-apiserver and etcd started by
 // controller-runtime's envtest from bin/; the RBAC it grants checked with
-// SubjectAccessReviews; and the webhook serving certificate reloaded from disk
-// while requests keep succeeding.
+// SubjectAccessReviews and by running `moat serve` with the Deployment's
+// arguments as moat's ServiceAccount; and the webhook serving certificate
+// reloaded from disk while requests keep succeeding.
 //
 // It runs its own control plane rather than the end-to-end suite's: the
 // rendered webhook configurations point at a Service with no pods, which

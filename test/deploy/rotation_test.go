@@ -203,7 +203,7 @@ var _ = Describe("webhook serving certificate rotation", func() {
 			Expect(write(dir, ca, second)).To(Succeed())
 
 			Eventually(func() (string, error) { return servedSerial(addr, pool) }).
-				WithTimeout(30 * time.Second).Should(Equal(second.Cert.SerialNumber.String()))
+				WithTimeout(time.Minute).Should(Equal(second.Cert.SerialNumber.String()))
 			Eventually(servedWith(second)).Should(BeNumerically(">=", 20))
 			stopLoop()
 			wg.Wait()

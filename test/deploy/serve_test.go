@@ -154,7 +154,7 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: systemNamespace, Name: "moat.dev"}, &lease)).To(Succeed())
 			g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
 			g.Expect(*lease.Spec.HolderIdentity).NotTo(BeEmpty())
-		}).WithTimeout(30 * time.Second).Should(Succeed())
+		}).WithTimeout(time.Minute).Should(Succeed())
 	})
 
 	It("isolates a labelled namespace and records an Event about it", func() {
@@ -172,7 +172,7 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 			g.Expect(k8sClient.List(ctx, &policies, client.InNamespace(ns.Name),
 				client.MatchingLabels{"app.kubernetes.io/managed-by": "moat"})).To(Succeed())
 			g.Expect(policies.Items).NotTo(BeEmpty())
-		}).WithTimeout(30 * time.Second).Should(Succeed())
+		}).WithTimeout(time.Minute).Should(Succeed())
 		// Events about a cluster-scoped object live in the default namespace.
 		Eventually(func(g Gomega) {
 			var events eventsv1.EventList
@@ -181,7 +181,7 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 				HaveField("Regarding.Kind", "Namespace"),
 				HaveField("Regarding.Name", ns.Name),
 				HaveField("Reason", controller.EventIsolationEnabled))))
-		}).WithTimeout(30 * time.Second).Should(Succeed())
+		}).WithTimeout(time.Minute).Should(Succeed())
 	})
 
 	It("serves metrics, with the serving certificate's expiry, to authorized scrapers only", func() {

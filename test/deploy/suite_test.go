@@ -72,7 +72,7 @@ var _ = BeforeSuite(func() {
 	scheme = runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
-	SetDefaultEventuallyTimeout(10 * time.Second)
+	SetDefaultEventuallyTimeout(30 * time.Second)
 
 	binDir := filepath.Join(repoRoot, "bin")
 	for _, name := range []string{"kube-apiserver", "etcd", "kubectl"} {

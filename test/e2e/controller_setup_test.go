@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -85,8 +86,6 @@ func (w *writeLog) NamespaceReads(name string) int {
 func (w *writeLog) write(verb string, obj any) {
 	var what string
 	switch o := obj.(type) {
-	case client.Object:
-		what = fmt.Sprintf("%T %s/%s", o, o.GetNamespace(), o.GetName())
 	case interface {
 		GetKind() string
 		GetNamespace() string
@@ -94,6 +93,8 @@ func (w *writeLog) write(verb string, obj any) {
 	}:
 		// The unstructured apply configurations the controller sends.
 		what = fmt.Sprintf("%s %s/%s", o.GetKind(), o.GetNamespace(), o.GetName())
+	case client.Object:
+		what = fmt.Sprintf("%s %s/%s", reflect.TypeOf(o).Elem().Name(), o.GetNamespace(), o.GetName())
 	default:
 		what = fmt.Sprintf("%T", o)
 	}

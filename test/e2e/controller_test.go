@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 )
 
@@ -425,6 +426,36 @@ var _ = Describe("Isolation controller", func() {
 			"moat-allowlist-web":            ingressSpec(networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{npNamespacePeer("team-a")}}),
 		})
 		expectApplied(ns, "web", "moat-allowlist-web")
+	})
+
+	It("writes, as the webhook's Converger, what the admitted labels need, and lets the controller remove it if they are never stored", Serial, func() {
+		ns := createNamespace(nil)
+		admitted := ns.DeepCopy()
+		admitted.Labels[moatv1alpha1.IsolationLabel] = "true"
+
+		writes.reset()
+		Expect(moatReconciler.ApplyNamespace(ctx, admitted)).To(Succeed())
+		Expect(writes.Writes()).To(Equal([]string{"apply NetworkPolicy " + ns.Name + "/" + policy.DefaultIngressPolicyName}))
+		np := getPolicy(ns.Name, policy.DefaultIngressPolicyName)
+		Expect(np.Labels).To(Equal(policy.ManagedLabels()))
+		Expect(np.Annotations).To(Equal(map[string]string{controller.AdmissionVersionAnnotation: ns.ResourceVersion}))
+		Expect(np.Spec).To(specMatcher(defaultIngressSpec()))
+
+		// Called again for the same request: nothing left to write.
+		writes.reset()
+		Expect(moatReconciler.ApplyNamespace(ctx, admitted)).To(Succeed())
+		Expect(writes.Writes()).To(BeEmpty())
+
+		// The label is never stored (as if another admission webhook had
+		// refused the request): the controller keeps the policy through the
+		// admission grace period, then deletes it.
+		Consistently(managedSpecs).WithArguments(ns.Name).WithTimeout(2 * time.Second).Should(HaveKey(policy.DefaultIngressPolicyName))
+		expectManagedPolicies(ns.Name, 15*time.Second, map[string]networkingv1.NetworkPolicySpec{})
+
+		// A namespace that the request leaves without isolation needs nothing.
+		writes.reset()
+		Expect(moatReconciler.ApplyNamespace(ctx, ns)).To(Succeed())
+		Expect(writes.Writes()).To(BeEmpty())
 	})
 
 	Describe("at rest", Serial, func() {

@@ -237,7 +237,11 @@ func stopManager() {
 		return
 	}
 	mgrStop()
-	err := <-mgrDone
+	done := mgrDone
 	mgrStop, mgrDone = nil, nil
+	// A manager that hangs on shutdown must not hang the suite (and so keep
+	// the control plane running): fail, and let the cleanups stop the rest.
+	var err error
+	Eventually(done).WithTimeout(time.Minute).Should(Receive(&err), "the manager did not stop")
 	Expect(err).NotTo(HaveOccurred(), "manager returned an error")
 }

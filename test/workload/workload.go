@@ -1,7 +1,8 @@
 // Package workload holds the objects and AdmissionReview requests that moat's
-// admission benchmarks, load generator and fuzz seeds send: a NetworkAllowlist
-// with ten egress rules to ten Services (the issue-7 benchmark case), the
-// Services it names, and AdmissionReview v1 bodies for them.
+// benchmarks, robustness tests and fuzz seeds send: a NetworkAllowlist with
+// ten egress rules to ten Services (the issue-7 admission case), the Services
+// it names, AdmissionReview v1 bodies, and the project (Service + allowlist)
+// of the scale and fault scenarios with the policies moat must write for it.
 package workload
 
 import (
@@ -11,6 +12,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // Rules is the number of egress rules (and Services) of TenRuleAllowlist.
@@ -117,4 +120,75 @@ func TenRuleAllowlistReview(namespace, serviceNamespace string) ([]byte, error) 
 		return nil, err
 	}
 	return json.Marshal(r)
+}
+
+// Project returns the Service "api" and the NetworkAllowlist "web" of one
+// project namespace of the scale and fault benchmarks: the allowlist lets
+// the project's pods reach the Service's pods on the Service's port 80.
+func Project(namespace string) (*corev1.Service, *v1alpha1.NetworkAllowlist) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "api"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "api"},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	tcp := corev1.ProtocolTCP
+	al := &v1alpha1.NetworkAllowlist{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "web"},
+		Spec: v1alpha1.NetworkAllowlistSpec{
+			Egress: []v1alpha1.EgressRule{{
+				To:    []v1alpha1.Peer{{Service: &v1alpha1.ServiceReference{Name: "api"}}},
+				Ports: []v1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(80))}},
+			}},
+		},
+	}
+	return svc, al
+}
+
+// serviceMap answers policy.Services from a map.
+type serviceMap map[types.NamespacedName]*corev1.Service
+
+func (m serviceMap) Service(namespace, name string) (*corev1.Service, error) {
+	return m[types.NamespacedName{Namespace: namespace, Name: name}], nil
+}
+
+// ExpectedPolicies renders the NetworkPolicies moat must own in Project
+// namespace once it is isolated, with `moat serve`'s default policy
+// configuration, with the API server's defaults applied (port protocol TCP)
+// so that the specs compare equal to stored ones.
+func ExpectedPolicies(namespace string) ([]networkingv1.NetworkPolicy, error) {
+	svc, al := Project(namespace)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, Labels: map[string]string{
+		v1alpha1.IsolationLabel: "true", v1alpha1.NamespaceNameLabel: namespace}}}
+	dns := policy.DefaultDNSService
+	res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: []*v1alpha1.NetworkAllowlist{al}},
+		serviceMap{{Namespace: namespace, Name: "api"}: svc}, policy.Config{DNSService: &dns})
+	if err != nil {
+		return nil, err
+	}
+	for i := range res.Policies {
+		DefaultSpec(&res.Policies[i].Spec)
+	}
+	return res.Policies, nil
+}
+
+// DefaultSpec applies the API server's defaults to a NetworkPolicy spec
+// (protocol TCP on ports without one).
+func DefaultSpec(spec *networkingv1.NetworkPolicySpec) {
+	tcp := corev1.ProtocolTCP
+	for i := range spec.Ingress {
+		for j := range spec.Ingress[i].Ports {
+			if spec.Ingress[i].Ports[j].Protocol == nil {
+				spec.Ingress[i].Ports[j].Protocol = &tcp
+			}
+		}
+	}
+	for i := range spec.Egress {
+		for j := range spec.Egress[i].Ports {
+			if spec.Egress[i].Ports[j].Protocol == nil {
+				spec.Egress[i].Ports[j].Protocol = &tcp
+			}
+		}
+	}
 }
