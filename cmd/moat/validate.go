@@ -33,12 +33,18 @@ Each finding is printed on one line, sorted by file and line:
   FILE:LINE: KIND/NAMESPACE/NAME: FIELD: MESSAGE            (rejected)
   FILE:LINE: warning: KIND/NAMESPACE/NAME: FIELD: MESSAGE   (admitted with a warning)
 
-Cluster-scoped objects print as KIND/NAME. LINE is the first line of the
-object's document or List item. With -o json a JSON array of
+Cluster-scoped objects print as KIND/NAME; namespaced objects without
+metadata.namespace are taken to be in "default", as kubectl does. LINE is the
+first line of the object's document or List item. With -o json a JSON array of
 {file,line,kind,namespace,name,field,message,severity} is printed instead.
 
 Exit status: 0 when nothing is rejected, 1 when something is (or, with
---strict, when there is any warning), 2 for bad flags or unreadable paths.`,
+--strict, when there is any warning), 2 for bad flags or unreadable paths.
+
+The configuration flags are those of moat serve, so that one set of flags
+serves both; --allowed-ingress-namespaces, --allowed-ingress-cidrs and
+--dns-service shape the generated policies (see moat render) and do not
+change what is valid.`,
 		Example: `  moat validate manifests/
   kustomize build overlays/prod | moat validate -
   moat validate --strict -o json --pod-cidrs 10.244.0.0/16 apps/`,

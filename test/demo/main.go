@@ -268,12 +268,15 @@ func (d *demo) serviceEgress(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	egress := find(d.list(ctx, project1), policy.DefaultEgressPolicyName)
-	d.check(egress != nil && len(egress.Spec.Egress) == 2 &&
-		equality.Semantic.DeepEqual(egress.Spec.Egress[0].To, []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}) &&
-		egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
-		egress.Spec.Egress[1].To[0].NamespaceSelector.MatchLabels[moatv1alpha1.NamespaceNameLabel] == policy.DefaultDNSService.Namespace,
-		"%s now closes egress, except to the same project and to the cluster DNS in %s", policy.DefaultEgressPolicyName, policy.DefaultDNSService.Namespace)
+	closed := d.waitFor(ctx, policyDeadline, func() bool {
+		egress := find(d.list(ctx, project1), policy.DefaultEgressPolicyName)
+		return egress != nil && len(egress.Spec.Egress) == 2 &&
+			equality.Semantic.DeepEqual(egress.Spec.Egress[0].To, []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}) &&
+			len(egress.Spec.Egress[1].To) == 1 && egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
+			egress.Spec.Egress[1].To[0].NamespaceSelector.MatchLabels[moatv1alpha1.NamespaceNameLabel] == policy.DefaultDNSService.Namespace
+	})
+	d.check(closed,
+		"within %v %s closes egress, except to the same project and to the cluster DNS in %s", policyDeadline, policy.DefaultEgressPolicyName, policy.DefaultDNSService.Namespace)
 	return nil
 }
 
@@ -441,12 +444,6 @@ func (d *demo) applyAllowlist(ctx context.Context, al *moatv1alpha1.NetworkAllow
 		got = find(d.list(ctx, project1), name)
 		return got != nil && equality.Semantic.DeepEqual(got.Spec, want)
 	})
-	d.policies(project1, d.list(ctx, project1))
-	d.check(inTime, "within %v moat generates %s: %s", policyDeadline, name, fmt.Sprintf(meaning, args...))
-	if got != nil {
-		owned := len(got.OwnerReferences) == 1 && got.OwnerReferences[0].UID == al.UID
-		d.check(policy.IsManaged(got) && owned, "%s is labelled %s=%s and owned by the allowlist", name, moatv1alpha1.ManagedByLabel, moatv1alpha1.ManagedByValue)
-	}
 	var status moatv1alpha1.NetworkAllowlistStatus
 	ready := d.waitFor(ctx, statusDeadline, func() bool {
 		current := &moatv1alpha1.NetworkAllowlist{}
@@ -458,6 +455,14 @@ func (d *demo) applyAllowlist(ctx context.Context, al *moatv1alpha1.NetworkAllow
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == moatv1alpha1.ReasonApplied &&
 			slices.Equal(status.Policies, []string{name}) && status.ObservedGeneration == current.Generation
 	})
+	// The status is written once the whole namespace has converged, so the
+	// table below shows every policy of this step.
+	d.policies(project1, d.list(ctx, project1))
+	d.check(inTime, "within %v moat generates %s: %s", policyDeadline, name, fmt.Sprintf(meaning, args...))
+	if got != nil {
+		owned := len(got.OwnerReferences) == 1 && got.OwnerReferences[0].UID == al.UID
+		d.check(policy.IsManaged(got) && owned, "%s is labelled %s=%s and owned by the allowlist", name, moatv1alpha1.ManagedByLabel, moatv1alpha1.ManagedByValue)
+	}
 	d.check(ready, "the allowlist's status says Ready=True (Applied), policies [%s]", name)
 	return nil
 }
