@@ -1,8 +1,6 @@
 package validation
 
 import (
-	"errors"
-
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,7 +59,7 @@ func TestValidateNamespace(t *testing.T) {
 func TestIsolationEnabledNilErrorIsUntyped(t *testing.T) {
 	// Assigning the result to an existing error variable must not produce a
 	// non-nil interface holding a nil *field.Error.
-	var err = errors.New("previous error")
+	var err error
 	_, err = IsolationEnabled(namespace("demo-project-1", "true"))
 	if err != nil {
 		t.Fatalf("err = %#v, want nil", err)

@@ -211,7 +211,3 @@ type NetworkAllowlistList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NetworkAllowlist `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&NetworkAllowlist{}, &NetworkAllowlistList{})
-}
