@@ -24,7 +24,9 @@
 //     and are kept as declared. Peers needing different port lists become
 //     separate rules. A Service peer that cannot be translated is dropped and
 //     reported as a Problem; a rule left without peers is dropped, never
-//     widened to "everyone".
+//     widened to "everyone". When two allowlists map to one policy name (a
+//     long name shortened with a hash), the first by name keeps it and the
+//     other reports PolicyConflict.
 //
 // Outside isolation Render generates nothing and reports IsolationDisabled.
 package policy

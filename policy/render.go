@@ -84,13 +84,28 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 		}
 		policies = append(policies, egress)
 	}
+	// Distinct allowlist names can map to one policy name once PolicyName
+	// truncates and hashes a long name. The first allowlist by name keeps
+	// the policy; the others get none and report the conflict, so that no
+	// two desired policies share a name (they would overwrite each other
+	// on every reconcile, for ever).
+	owner := make(map[string]string, len(policies)+len(allowlists))
+	for _, np := range policies {
+		owner[np.Name] = ""
+	}
 	for _, al := range allowlists {
 		np, status, err := r.allowlistPolicy(al)
 		if err != nil {
 			return Result{}, err
 		}
 		if np != nil {
-			policies = append(policies, *np)
+			if other, taken := owner[np.Name]; taken {
+				status = AllowlistResult{Problems: append(status.Problems, nameTaken(np.Name, other))}
+				np = nil
+			} else {
+				owner[np.Name] = al.Name
+				policies = append(policies, *np)
+			}
 		}
 		result.Allowlists[al.Name] = status
 	}
@@ -142,6 +157,22 @@ func isolationDisabled(ns *corev1.Namespace) Problem {
 		Reason: v1alpha1.ReasonIsolationDisabled,
 		Message: fmt.Sprintf("%s is not isolated, so no NetworkPolicy is generated; label it %s=true to enforce this allowlist",
 			name, v1alpha1.IsolationLabel),
+	}
+}
+
+// nameTaken reports an allowlist whose policy name is already generated for
+// another allowlist (other) of the namespace, or for a default policy when
+// other is empty.
+func nameTaken(policyName, other string) Problem {
+	by := "a default policy of the namespace"
+	if other != "" {
+		by = fmt.Sprintf("allowlist %q", other)
+	}
+	return Problem{
+		Reason: v1alpha1.ReasonPolicyConflict,
+		Field:  "metadata.name",
+		Message: fmt.Sprintf("the NetworkPolicy name %q generated for this allowlist is already generated for %s (long names are shortened with a hash); nothing is generated for this allowlist: give it a shorter name",
+			policyName, by),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -851,4 +852,37 @@ func flattenPeers(np *networkingv1.NetworkPolicy) []networkingv1.NetworkPolicyPe
 		out = append(out, r.To...)
 	}
 	return out
+}
+
+func TestRenderPolicyNameCollision(t *testing.T) {
+	// A long allowlist name is shortened with a hash; a second allowlist can
+	// be named exactly like the shortened policy name minus the prefix.
+	long := longName(250)
+	short := strings.TrimPrefix(PolicyName(long), AllowlistPolicyPrefix)
+	if PolicyName(short) != PolicyName(long) {
+		t.Fatalf("test setup: PolicyName(%q) = %q, want %q", short, PolicyName(short), PolicyName(long))
+	}
+	spec := func(ns string) v1alpha1.NetworkAllowlistSpec {
+		return v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{ingress(peers(nsRef(ns)))}}
+	}
+	got, err := Render(Input{Namespace: isolatedNamespace("demo-project-1"), Allowlists: []*v1alpha1.NetworkAllowlist{
+		allowlist(long, spec("a")), allowlist(short, spec("b")),
+	}}, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sorted by name, the shorter name (a prefix of the longer one) comes first.
+	first, second := short, long
+	want := wantAllowlist(first, []networkingv1.NetworkPolicyIngressRule{{From: npPeers(npNamespace("b"))}}, nil, ingressOnly...)
+	want.Labels = managed()
+	if diff := cmp.Diff([]networkingv1.NetworkPolicy{want, wantDefaultIngress("demo-project-1")}, got.Policies); diff != "" {
+		t.Errorf("policies (-want +got):\n%s", diff)
+	}
+	wantResults := map[string]AllowlistResult{
+		first:  {Policies: []string{PolicyName(first)}},
+		second: {Problems: []Problem{nameTaken(PolicyName(second), first)}},
+	}
+	if diff := cmp.Diff(wantResults, got.Allowlists); diff != "" {
+		t.Errorf("allowlist results (-want +got):\n%s", diff)
+	}
 }

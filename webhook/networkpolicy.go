@@ -29,10 +29,14 @@ type NetworkPolicyValidator struct {
 var _ admission.Validator[*networkingv1.NetworkPolicy] = &NetworkPolicyValidator{}
 
 // ValidateCreate checks a new policy; only trusted users may create one
-// labelled managed-by moat.
+// labelled managed-by moat, and such a policy is not checked further (see
+// exemptFromChecks).
 func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	if err := v.guard(ctx, np, "create"); err != nil {
 		return nil, err
+	}
+	if exemptFromChecks(np) {
+		return nil, nil
 	}
 	return v.validate(np)
 }
@@ -40,7 +44,8 @@ func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *network
 // ValidateUpdate checks a policy whose spec changes; only trusted users may
 // update a policy that is or becomes managed by moat. An update that leaves
 // the spec alone is not checked again, so that policies stored before moat
-// was installed can still be relabelled.
+// was installed can still be relabelled; neither is a policy that stays
+// managed by moat (see exemptFromChecks).
 func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	managed := oldObj
 	if !policy.IsManaged(oldObj) {
@@ -49,7 +54,7 @@ func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, new
 	if err := v.guard(ctx, managed, "update"); err != nil {
 		return nil, err
 	}
-	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
+	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) || exemptFromChecks(newObj) {
 		return nil, nil
 	}
 	return v.validate(newObj)
@@ -63,6 +68,18 @@ func (v *NetworkPolicyValidator) ValidateDelete(ctx context.Context, np *network
 func (v *NetworkPolicyValidator) validate(np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	errs, warnings := validation.ValidateNetworkPolicy(np, v.Config)
 	return warnings, invalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
+}
+
+// exemptFromChecks reports whether np is a policy moat manages, written (the
+// guard has passed) by moat itself or another trusted identity. Such a policy
+// is moat's translation of allowlists that were validated when they were
+// admitted and of Services whose owners may change them at any time (an SCTP
+// port added while SCTP is off, say), and the controller puts any other
+// content back. Checking it here would make moat refuse its own write and
+// leave the allowlist without any policy; the checks are for policies that
+// users write.
+func exemptFromChecks(np *networkingv1.NetworkPolicy) bool {
+	return policy.IsManaged(np)
 }
 
 // guard returns a Forbidden error when np is managed by moat and the

@@ -147,3 +147,61 @@ func TestNetworkPolicyChecks(t *testing.T) {
 		t.Errorf("metadata-only update: error %v, want none", err)
 	}
 }
+
+// moat's own writes are not refused by the checks meant for user policies:
+// an egress Service peer without ports translates to every target port of
+// the Service, an SCTP one included, even while SCTP is off.
+func TestNetworkPolicyChecksSkipMoatsOwnWrites(t *testing.T) {
+	withSCTP := func(managed bool) *networkingv1.NetworkPolicy {
+		np := networkPolicy(managed)
+		np.Spec.Ingress[0].Ports = []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To(intstr.FromInt32(9000))}}
+		return np
+	}
+	v := &NetworkPolicyValidator{Trust: testTrust}
+	moat := authenticationv1.UserInfo{Username: testTrust.ServiceAccount}
+	admin := authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}}
+	invalid := func(np *networkingv1.NetworkPolicy) error {
+		errs, _ := validation.ValidateNetworkPolicy(np, validation.Config{})
+		return apierrors.NewInvalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
+	}
+	tests := []struct {
+		name string
+		user authenticationv1.UserInfo
+		op   admissionv1.Operation
+		run  func(ctx context.Context) error
+		want error
+	}{
+		{"moat creates a managed policy", moat, admissionv1.Create, func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, withSCTP(true))
+			return err
+		}, nil},
+		{"moat updates a managed policy", moat, admissionv1.Update, func(ctx context.Context) error {
+			_, err := v.ValidateUpdate(ctx, networkPolicy(true), withSCTP(true))
+			return err
+		}, nil},
+		{"moat writing a policy it does not manage is still checked", moat, admissionv1.Create, func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, withSCTP(false))
+			return err
+		}, invalid(withSCTP(false))},
+		{"an admin changing a managed policy (moat puts it back)", admin, admissionv1.Update, func(ctx context.Context) error {
+			_, err := v.ValidateUpdate(ctx, networkPolicy(true), withSCTP(true))
+			return err
+		}, nil},
+		{"an admin removing the managed-by label is checked", admin, admissionv1.Update, func(ctx context.Context) error {
+			_, err := v.ValidateUpdate(ctx, networkPolicy(true), withSCTP(false))
+			return err
+		}, invalid(withSCTP(false))},
+		{"a tenant forging a managed policy is still denied", authenticationv1.UserInfo{Username: "alice"}, admissionv1.Create, func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, withSCTP(true))
+			return err
+		}, tamperDenied("alice", "create")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run(requestContext(tt.op, tt.user))
+			if diff := cmp.Diff(tt.want, err); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

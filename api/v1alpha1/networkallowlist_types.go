@@ -39,7 +39,8 @@ const (
 	ReasonServicePortNotFound = "ServicePortNotFound"
 	// ReasonApplyFailed: the generated NetworkPolicies could not be written.
 	ReasonApplyFailed = "ApplyFailed"
-	// ReasonPolicyConflict: a NetworkPolicy that moat does not manage already has the generated name.
+	// ReasonPolicyConflict: a NetworkPolicy that moat does not manage already has the generated name,
+	// or another allowlist of the namespace maps to the same (shortened) policy name.
 	ReasonPolicyConflict = "PolicyConflict"
 )
 

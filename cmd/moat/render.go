@@ -32,7 +32,10 @@ are reported on stderr as warnings, in moat validate's format.
 
 The manifests are validated first: when anything is rejected, the findings
 are printed on stderr, nothing is rendered and the exit status is 1. Exit
-status 2 means bad flags or unreadable paths.`,
+status 2 means bad flags or unreadable paths. Validation warnings (an ipBlock
+overlapping --pod-cidrs, say) are not repeated here: run moat validate for
+them. The validation flags are accepted so that moat serve's flags can be
+passed as they are; only --sctp-enabled changes what render accepts.`,
 		Example: `  moat render manifests/samples/
   kustomize build overlays/prod | moat render - > policies.yaml`,
 		Args: cobra.MinimumNArgs(1),

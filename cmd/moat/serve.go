@@ -75,12 +75,13 @@ func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run moat's admission webhooks and isolation controller (in the cluster)",
-		Long: `serve runs moat's admission webhooks (validating NetworkAllowlists, NetworkPolicies
+		Long: `Serve runs moat's admission webhooks (validating NetworkAllowlists, NetworkPolicies
 and Namespaces; writing the default isolation policies when a namespace becomes
 isolated) and the isolation controller in one controller-runtime manager.
 
-The webhook server reads tls.crt and tls.key from --cert-dir and reloads them
-when they change. The controller runs on the elected leader only; every
+The webhook server reads its certificate and key (--cert-name and --key-name,
+tls.crt and tls.key by default) from --cert-dir and reloads them when they
+change. The controller runs on the elected leader only; every
 replica serves webhooks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -106,7 +107,7 @@ replica serves webhooks.`,
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (empty: the pod's namespace)")
 	fs.StringVar(&o.leaderElectID, "leader-election-id", defaultLeaderElectionID, "name of the leader election Lease")
 	fs.StringVar(&o.serviceAccount, "service-account", webhook.ServiceAccountUser(podNamespace, webhook.DefaultServiceAccountName),
-		"moat's own user name, trusted to change the NetworkPolicies it manages (default from $"+podNamespaceEnv+")")
+		"moat's own user name, trusted to change the NetworkPolicies it manages (the default is moat's ServiceAccount in $"+podNamespaceEnv+", or in "+defaultSystemNamespace+" when that is unset)")
 	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
 		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
 	addValidationFlags(fs, &o.validation)

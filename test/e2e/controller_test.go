@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,6 +256,24 @@ var _ = Describe("Isolation controller", func() {
 		expectApplied(ns, "to-api", "moat-allowlist-to-api")
 	})
 
+	It("writes every target port of a Service, an SCTP one included, while SCTP is off", func() {
+		// The SCTP check is for policies users write: moat's own policy
+		// follows the Service, whose owner may add any port at any time.
+		ns := createIsolatedNamespace().Name
+		backend := createNamespace(nil).Name
+		createService(backend, "media", map[string]string{"app": "media"},
+			corev1.ServicePort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)},
+			corev1.ServicePort{Name: "signal", Protocol: corev1.ProtocolSCTP, Port: 9000, TargetPort: intstr.FromInt32(9000)})
+		createAllowlist(ns, "to-media", alEgress(alService(backend, "media")))
+		Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue(
+			"moat-allowlist-to-media", specMatcher(egressSpec(networkingv1.NetworkPolicyEgressRule{
+				To: []networkingv1.NetworkPolicyPeer{npServicePeer(backend, map[string]string{"app": "media"})},
+				Ports: []networkingv1.NetworkPolicyPort{tcpPort(8080),
+					{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To(intstr.FromInt32(9000))}},
+			}))))
+		expectApplied(ns, "to-media", "moat-allowlist-to-media")
+	})
+
 	It("drops the peer of a deleted Service, says why in the status and an Event, and restores it", func() {
 		ns := createIsolatedNamespace().Name
 		backend := createNamespace(nil).Name
@@ -396,6 +415,32 @@ var _ = Describe("Isolation controller", func() {
 			want.Egress[1].Ports[i].Port = ptr.To(intstr.FromInt32(1053))
 		}
 		Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue(policy.DefaultEgressPolicyName, specMatcher(want)))
+	})
+
+	It("gives a policy name that two allowlists map to to one of them, and writes it once", func() {
+		// A name too long for a policy name is shortened with a hash; a
+		// second allowlist can carry exactly the shortened name.
+		ns := createIsolatedNamespace().Name
+		long := strings.Repeat("a", 250)
+		short := strings.TrimPrefix(policy.PolicyName(long), policy.AllowlistPolicyPrefix)
+		name := policy.PolicyName(long)
+		Expect(policy.PolicyName(short)).To(Equal(name))
+		createAllowlist(ns, long, alIngress(alNamespace("team-a")))
+		createAllowlist(ns, short, alIngress(alNamespace("team-b")))
+
+		// The first by name (short sorts first) keeps it.
+		want := ingressSpec(networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{npNamespacePeer("team-b")}})
+		Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue(name, specMatcher(want)))
+		Eventually(allowlistStatus).WithArguments(ns, long).WithTimeout(guarantee).WithPolling(poll).Should(
+			HaveField("Conditions", ContainElement(And(
+				HaveField("Reason", moatv1alpha1.ReasonPolicyConflict),
+				HaveField("Message", ContainSubstring("give it a shorter name")),
+			))))
+		// Nothing flips the policy between the two allowlists.
+		stored := getPolicy(ns, name)
+		Expect(stored.OwnerReferences).To(HaveLen(1))
+		Expect(stored.OwnerReferences[0].Name).To(Equal(short))
+		expectUntouched(stored)
 	})
 
 	It("leaves a user's policy that has a name moat wants alone and reports the conflict", func() {
