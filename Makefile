@@ -79,6 +79,18 @@ $(BIN)/kubectl:
 test: control-plane ## Run every test: unit, fuzz seed corpora, and the suites on the real API server.
 	$(GO) test -count=1 ./...
 
+# make bench: BENCHCOUNT runs of each Go benchmark, BENCHFLAGS for bin/moat-bench
+# (e.g. BENCHFLAGS="-runs 3 -sections validate,admission").
+BENCHCOUNT ?= 5
+BENCHFLAGS ?=
+
+.PHONY: bench
+bench: control-plane build ## Run every benchmark (docs/benchmarks.md) and print each figure beside its baseline and target.
+	$(GO) build -o $(BIN)/loadgen ./test/loadgen
+	$(GO) build -o $(BIN)/moat-bench ./test/bench
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./webhook/ ./test/corpus/ | tee $(BIN)/bench-go.txt
+	$(BIN)/moat-bench -gobench $(BIN)/bench-go.txt -sections go,validate,admission,scale $(BENCHFLAGS)
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	@for pkg in $$($(GO) list ./...); do \

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -93,9 +95,13 @@ func repoBin(b *testing.B) string {
 // each looked up in a controller-runtime informer cache that watches a real
 // kube-apiserver (envtest) and already holds the Services: every lookup is a
 // cache hit, no request reaches the API server. Handle is the decoded
-// request (what the handler costs); ServeHTTP adds the AdmissionReview
+// request (what the handler costs; NoopHandle is the same request through a
+// validator that admits everything, the baseline); ServeHTTP adds the AdmissionReview
 // decoding and encoding of controller-runtime's HTTP endpoint.
 func BenchmarkAllowlistTenServiceRules(b *testing.B) {
+	// The cache and envtest log through controller-runtime; keep the
+	// benchmark output parseable.
+	logf.SetLogger(logr.Discard())
 	scheme := benchScheme()
 	env := &envtest.Environment{Scheme: scheme, BinaryAssetsDirectory: repoBin(b),
 		CRDDirectoryPaths: []string{filepath.Join(repoBin(b), "..", "manifests", "crd", "bases")}, ErrorIfCRDPathMissing: true}
@@ -149,6 +155,17 @@ func BenchmarkAllowlistTenServiceRules(b *testing.B) {
 
 	b.Run("Handle", func(b *testing.B) { benchHandle(b, wh, req, 0) })
 
+	// The same with lookups that skip the cache's deep copy of each
+	// Service (client.UnsafeDisableDeepCopy): what lookup.Cluster would
+	// cost if validation read cached objects in place.
+	noCopy := admission.WithValidator(scheme, &webhook.AllowlistValidator{Cached: lookup.New(noCopyReader{informers}), Live: lookup.New(c)})
+	b.Run("HandleNoDeepCopy", func(b *testing.B) { benchHandle(b, noCopy, req, 0) })
+
+	// The baseline: controller-runtime's generic validating webhook with a
+	// validator that admits everything, on the same request (decoding
+	// and answering only).
+	b.Run("NoopHandle", func(b *testing.B) { benchHandle(b, admission.WithValidator(scheme, noopValidator{}), req, 0) })
+
 	b.Run("ServeHTTP", func(b *testing.B) {
 		body, err := workload.TenRuleAllowlistReview("frontend", "backends")
 		if err != nil {
@@ -169,6 +186,28 @@ func BenchmarkAllowlistTenServiceRules(b *testing.B) {
 			}
 		}
 	})
+}
+
+// noCopyReader reads from the cache without deep-copying the objects.
+type noCopyReader struct{ client.Reader }
+
+func (r noCopyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return r.Reader.Get(ctx, key, obj, append(opts, client.UnsafeDisableDeepCopy)...)
+}
+
+// noopValidator admits every NetworkAllowlist without looking at it.
+type noopValidator struct{}
+
+func (noopValidator) ValidateCreate(context.Context, *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (noopValidator) ValidateUpdate(context.Context, *v1alpha1.NetworkAllowlist, *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (noopValidator) ValidateDelete(context.Context, *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+	return nil, nil
 }
 
 // userNetworkPolicy is a NetworkPolicy a tenant writes: ingress from a

@@ -1,6 +1,9 @@
 // Command bench runs moat's end-to-end benchmarks (`make bench`) and prints
 // each figure beside its in-run baseline and its target:
 //
+//   - go: the in-process Go benchmarks (`go test -bench` output given with
+//     -gobench): each admission handler, and the 10-rule allowlist beside a
+//     no-op validator; `moat validate`'s in-process path per object.
 //   - validate: the real `bin/moat validate` process on the issue-8 corpus
 //     (package test/corpus) of 1,000 and 10,000 NetworkPolicies: wall time
 //     and peak RSS (wait4 rusage).
@@ -31,6 +34,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-logr/logr"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 type options struct {
@@ -48,6 +55,7 @@ type options struct {
 	workers     int
 	scaleRuns   int
 	validateNPs string
+	goBench     string
 }
 
 // figure is one line of the report.
@@ -84,6 +92,9 @@ func main() {
 }
 
 func run() int {
+	// envtest and the informers log through controller-runtime; the
+	// report is what matters here.
+	logf.SetLogger(logr.Discard())
 	o, err := parseFlags()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -93,6 +104,7 @@ func run() int {
 	defer stop()
 
 	sections := map[string]func(context.Context, *options) error{
+		"go":        benchGo,
 		"validate":  benchValidate,
 		"admission": benchAdmission,
 		"scale":     benchScale,
@@ -101,7 +113,7 @@ func run() int {
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (validate, admission, scale)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -127,7 +139,8 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", "comma-separated sections to run")
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale`)
+	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "admission: connections in closed-loop runs")
@@ -176,10 +189,11 @@ func printReport() {
 	fmt.Printf("machine: %d CPUs, %s\n\n", n, cpu)
 	w := [4]int{len("figure"), len("moat"), len("baseline"), len("target")}
 	for _, f := range report {
-		w[0] = max(w[0], len(f.section)+2+len(f.name))
-		w[1] = max(w[1], len(f.value))
-		w[2] = max(w[2], len(orDash(f.baseline)))
-		w[3] = max(w[3], len(orDash(f.target)))
+		// fmt pads to a width in runes.
+		w[0] = max(w[0], utf8.RuneCountInString(f.section+": "+f.name))
+		w[1] = max(w[1], utf8.RuneCountInString(f.value))
+		w[2] = max(w[2], utf8.RuneCountInString(orDash(f.baseline)))
+		w[3] = max(w[3], utf8.RuneCountInString(orDash(f.target)))
 	}
 	fmt.Printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], "figure", w[1], "moat", w[2], "baseline", w[3], "target", "met")
 	for _, f := range report {

@@ -31,8 +31,8 @@ func BenchmarkValidateInProcess(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if x.Read != c.Total() || len(findings) != c.SCTPPolicies {
-					b.Fatalf("read %d objects with %d findings, want %d and %d", x.Read, len(findings), c.Total(), c.SCTPPolicies)
+				if x.ObjectsRead != c.Total() || len(findings) != c.SCTPPolicies {
+					b.Fatalf("read %d objects with %d findings, want %d and %d", x.ObjectsRead, len(findings), c.Total(), c.SCTPPolicies)
 				}
 			}
 			runtime.ReadMemStats(&after)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -181,7 +182,10 @@ func projectsDiffer(ctx context.Context, want map[string][]networkingv1.NetworkP
 func TestAPIServerRestartDuringBurst(t *testing.T) {
 	burst(t, "apiserver-restart", func(t *testing.T) {
 		apiServer := env.ControlPlane.GetAPIServer()
-		if err := apiServer.Stop(); err != nil {
+		// kube-apiserver may not finish its graceful shutdown within
+		// envtest's stop timeout while clients keep it busy; envtest then
+		// kills it, which is the harder fault. Either way it is gone.
+		if err := apiServer.Stop(); err != nil && !strings.HasPrefix(err.Error(), "timeout waiting for process kube-apiserver to stop") {
 			t.Fatalf("stopping kube-apiserver: %v", err)
 		}
 		time.Sleep(3 * time.Second)
