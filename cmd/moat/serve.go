@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -51,6 +52,8 @@ type serveOptions struct {
 	certDir        string
 	certName       string
 	keyName        string
+	readTimeout    time.Duration
+	writeTimeout   time.Duration
 	metricsAddr    string
 	metricsSecure  bool
 	probeAddr      string
@@ -98,6 +101,8 @@ replica serves webhooks.`,
 	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook serving certificate and key (reloaded when they change)")
 	fs.StringVar(&o.certName, "cert-name", "tls.crt", "file name of the webhook serving certificate in --cert-dir")
 	fs.StringVar(&o.keyName, "key-name", "tls.key", "file name of the webhook serving key in --cert-dir")
+	fs.DurationVar(&o.readTimeout, "webhook-read-timeout", webhook.DefaultReadTimeout, "longest time a webhook request body may take to arrive; 0 means no limit")
+	fs.DurationVar(&o.writeTimeout, "webhook-write-timeout", webhook.DefaultWriteTimeout, "longest time from a webhook request's headers to the end of its answer; 0 means no limit")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", `address the metrics endpoint listens on; "0" turns it off`)
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS, to callers authenticated and authorized (TokenReview, SubjectAccessReview) for GET /metrics")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz probes listen on")
@@ -181,14 +186,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:  newScheme(),
 		Metrics: metricsOpts,
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+		WebhookServer: webhook.NewServer(crwebhook.Options{
 			Host:     o.webhookHost,
 			Port:     o.webhookPort,
 			CertDir:  o.certDir,
 			CertName: o.certName,
 			KeyName:  o.keyName,
 			TLSOpts:  webhookTLSOpts,
-		}),
+		}, o.readTimeout, o.writeTimeout),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectID,
