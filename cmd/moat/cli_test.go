@@ -141,7 +141,7 @@ func TestValidateStrict(t *testing.T) {
 		t.Errorf("without --strict: exit %d, stdout %q, stderr %q; want 0, %q and no stderr", code, stdout, stderr, want)
 	}
 	code, stdout, stderr = moat(t, wideOpen, "validate", "--strict", "-")
-	if code != 1 || stdout != want || stderr != "moat validate: 0 errors, 1 warnings in 2 objects\n" {
+	if code != 1 || stdout != want || stderr != "moat validate: 0 errors, 1 warning in 2 objects\n" {
 		t.Errorf("with --strict: exit %d, stdout %q, stderr %q; want 1 and the warning", code, stdout, stderr)
 	}
 }

@@ -72,7 +72,7 @@ change what is valid.`,
 			}
 			errs, warnings := manifest.Count(findings)
 			if errs > 0 || (strict && warnings > 0) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "moat validate: %d errors, %d warnings in %d objects\n", errs, warnings, x.ObjectsRead)
+				fmt.Fprintf(cmd.ErrOrStderr(), "moat validate: %s, %s in %s\n", count(errs, "error"), count(warnings, "warning"), count(x.ObjectsRead, "object"))
 				return &exitError{code: exitRejected}
 			}
 			return nil
@@ -96,4 +96,12 @@ func clusterReader(kubeconfig string) (client.Reader, error) {
 		return nil, nil
 	}
 	return manifest.NewClusterReader(kubeconfig)
+}
+
+// count renders n and noun in plain English: "1 error", "2 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
