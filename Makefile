@@ -46,6 +46,11 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and deepcopy code from Go
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=manifests/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=moat paths=./controller/... paths=./webhook/... output:rbac:artifacts:config=manifests/rbac
 
+.PHONY: verify-manifests
+verify-manifests: manifests ## Fail when the generated CRD, RBAC or deepcopy code is out of date.
+	@git diff --exit-code -- api/v1alpha1/zz_generated.deepcopy.go manifests/crd/bases manifests/rbac/role.yaml \
+	  || { echo "generated files are out of date: run 'make manifests' and commit the result"; exit 1; }
+
 .PHONY: control-plane
 control-plane: $(CONTROL_PLANE) ## Build kube-apiserver, etcd and kubectl into bin/ (once).
 
