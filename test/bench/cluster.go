@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/certs"
@@ -151,40 +149,6 @@ func (c *cluster) stop() {
 		}
 	}
 	_ = os.RemoveAll(c.dir)
-}
-
-// installWebhooks creates moat's webhook configurations from
-// manifests/webhook, pointed at url with the cluster's CA.
-func (c *cluster) installWebhooks(ctx context.Context, repo, url string) error {
-	dir := filepath.Join(repo, "manifests", "webhook")
-	var mutating admissionregistrationv1.MutatingWebhookConfiguration
-	var validating admissionregistrationv1.ValidatingWebhookConfiguration
-	for file, obj := range map[string]any{"mutating-webhook-configuration.yaml": &mutating, "validating-webhook-configuration.yaml": &validating} {
-		data, err := os.ReadFile(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
-		if err := yaml.UnmarshalStrict(data, obj); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-	}
-	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
-		u := url
-		if cc.Service != nil && cc.Service.Path != nil {
-			u += *cc.Service.Path
-		}
-		cc.Service, cc.URL, cc.CABundle = nil, &u, c.caPEM
-	}
-	for i := range mutating.Webhooks {
-		point(&mutating.Webhooks[i].ClientConfig)
-	}
-	for i := range validating.Webhooks {
-		point(&validating.Webhooks[i].ClientConfig)
-	}
-	if err := c.admin.Create(ctx, &mutating); err != nil {
-		return err
-	}
-	return c.admin.Create(ctx, &validating)
 }
 
 // auditOffset is the current size of the audit log: writes logged after it

@@ -38,6 +38,8 @@ import (
 
 	"github.com/go-logr/logr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"moat.dev/moat/test/testenv"
 )
 
 type options struct {
@@ -130,7 +132,7 @@ func run() int {
 }
 
 func parseFlags() (*options, error) {
-	repo, err := findRepoRoot()
+	repo, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -163,23 +165,6 @@ func parseFlags() (*options, error) {
 		}
 	}
 	return o, nil
-}
-
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(data), "module moat.dev/moat\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run bench inside the moat repository (no go.mod of moat.dev/moat above the working directory)")
-		}
-		dir = parent
-	}
 }
 
 func printReport() {

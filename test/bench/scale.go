@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/workload"
 )
 
@@ -178,7 +179,7 @@ func scaleRun(ctx context.Context, o *options, run int) (*scaleResult, error) {
 		return nil, err
 	}
 	defer moat.stop()
-	if err := c.installWebhooks(ctx, o.repo, url); err != nil {
+	if err := testenv.InstallWebhooks(ctx, c.admin, o.repo, url, c.caPEM); err != nil {
 		return nil, err
 	}
 	w, err := startWatcher(ctx, c)
@@ -349,7 +350,7 @@ func servicesRun(ctx context.Context, o *options) (hwm, rss int64, err error) {
 		return 0, 0, err
 	}
 	defer moat.stop()
-	if err := c.installWebhooks(ctx, o.repo, url); err != nil {
+	if err := testenv.InstallWebhooks(ctx, c.admin, o.repo, url, c.caPEM); err != nil {
 		return 0, 0, err
 	}
 	w, err := startWatcher(ctx, c)

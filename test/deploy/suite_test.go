@@ -3,12 +3,10 @@ package deploy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"moat.dev/moat/test/testenv"
 )
 
 // certManagerModule is the cert-manager release whose CRDs (the module's
@@ -66,7 +66,7 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(func() { cancelSuite() })
 
 	var err error
-	repoRoot, err = findRepoRoot()
+	repoRoot, err = testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 
 	scheme = runtime.NewScheme()
@@ -108,29 +108,6 @@ var _ = BeforeSuite(func() {
 
 	installDefault()
 })
-
-// findRepoRoot walks up from the working directory to the directory whose
-// go.mod declares moat.dev/moat.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				if strings.TrimSpace(line) == "module moat.dev/moat" {
-					return dir, nil
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod declaring module moat.dev/moat above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // certManagerCRDDir downloads certManagerModule into the module cache (a
 // no-op once it is there) and returns its deploy/crds directory. The module

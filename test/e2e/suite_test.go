@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +31,7 @@ import (
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/watchdog"
 )
 
@@ -82,7 +81,7 @@ var _ = BeforeSuite(func() {
 	ctx, cancelSuite = context.WithCancel(context.Background())
 
 	var err error
-	repoRoot, err = findRepoRoot()
+	repoRoot, err = testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 
 	scheme = runtime.NewScheme()
@@ -142,29 +141,6 @@ var _ = AfterSuite(func() {
 		cancelSuite()
 	}
 })
-
-// findRepoRoot walks up from the working directory (the package directory
-// under `go test`) to the directory whose go.mod declares moat.dev/moat.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				if strings.TrimSpace(line) == "module moat.dev/moat" {
-					return dir, nil
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod declaring module moat.dev/moat above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // webhookManifestPaths returns dir when it holds at least one YAML file, so the
 // suite runs before the webhook configurations exist.

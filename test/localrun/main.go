@@ -44,6 +44,7 @@ import (
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/certs"
+	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/watchdog"
 )
 
@@ -108,7 +109,7 @@ func run() int {
 }
 
 func parseFlags() (*options, error) {
-	repo, err := findRepoRoot()
+	repo, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
 	}

@@ -138,31 +138,3 @@ func writeFile(path string, data []byte) error {
 	}
 	return os.WriteFile(path, data, 0o600)
 }
-
-// findRepoRoot walks up from the working directory to the directory whose
-// go.mod declares moat.dev/moat.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && declaresMoat(data) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run localrun inside the moat repository: no go.mod declaring moat.dev/moat above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func declaresMoat(gomod []byte) bool {
-	for _, line := range bytes.Split(gomod, []byte("\n")) {
-		if string(bytes.TrimSpace(line)) == "module moat.dev/moat" {
-			return true
-		}
-	}
-	return false
-}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -33,10 +32,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/certs"
+	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/workload"
 	"moat.dev/moat/webhook"
 )
@@ -89,23 +88,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if parent := filepath.Dir(dir); parent != dir {
-			dir = parent
-			continue
-		}
-		return "", errors.New("no go.mod above the working directory")
-	}
-}
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +106,7 @@ func start(dir string) (func(), error) {
 			undo[i]()
 		}
 	}
-	repo, err := repoRoot()
+	repo, err := testenv.RepoRoot()
 	if err != nil {
 		return stop, err
 	}
@@ -218,7 +200,7 @@ func start(dir string) (func(), error) {
 		return stop, err
 	}
 	// The API server calls moat, as in a cluster.
-	return stop, installWebhooks(context.Background(), repo, ca.CertPEM)
+	return stop, testenv.InstallWebhooks(context.Background(), admin, repo, server.base, ca.CertPEM)
 }
 
 // startMoat starts `moat serve` and waits until it is ready.
@@ -268,40 +250,6 @@ func stopMoat(sig syscall.Signal) {
 		_ = server.proc.Process.Kill()
 		server.exited <- <-server.exited
 	}
-}
-
-// installWebhooks creates moat's webhook configurations from
-// manifests/webhook, pointed at the webhook server on 127.0.0.1.
-func installWebhooks(ctx context.Context, repo string, caPEM []byte) error {
-	dir := filepath.Join(repo, "manifests", "webhook")
-	var mutating admissionregistrationv1.MutatingWebhookConfiguration
-	var validating admissionregistrationv1.ValidatingWebhookConfiguration
-	for file, obj := range map[string]any{"mutating-webhook-configuration.yaml": &mutating, "validating-webhook-configuration.yaml": &validating} {
-		data, err := os.ReadFile(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
-		if err := yaml.UnmarshalStrict(data, obj); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-	}
-	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
-		u := server.base
-		if cc.Service != nil && cc.Service.Path != nil {
-			u += *cc.Service.Path
-		}
-		cc.Service, cc.URL, cc.CABundle = nil, &u, caPEM
-	}
-	for i := range mutating.Webhooks {
-		point(&mutating.Webhooks[i].ClientConfig)
-	}
-	for i := range validating.Webhooks {
-		point(&validating.Webhooks[i].ClientConfig)
-	}
-	if err := admin.Create(ctx, &mutating); err != nil {
-		return err
-	}
-	return admin.Create(ctx, &validating)
 }
 
 // alive fails the test when moat serve has exited.
