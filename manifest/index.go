@@ -2,16 +2,13 @@ package manifest
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,21 +44,21 @@ type Index struct {
 	namespaces map[string]*Object
 	allowlists map[types.NamespacedName]*Object
 
-	live      client.Reader
-	liveCache map[string]any
+	live        validation.Cluster
+	liveAnswers map[string]memoized
 }
 
 var _ validation.Cluster = (*Index)(nil)
 
 // NewIndex returns an empty index. live may be nil; otherwise it answers
-// lookups for objects that the manifests do not define.
-func NewIndex(live client.Reader) *Index {
-	return &Index{live: live, liveCache: map[string]any{}}
+// lookups for objects that the manifests do not define (NewCluster).
+func NewIndex(live validation.Cluster) *Index {
+	return &Index{live: live, liveAnswers: map[string]memoized{}}
 }
 
 // Load reads paths (see ReadPaths) into a new index. The error is an I/O
 // error; problems with the content are in Index.Errors.
-func Load(paths []string, stdin io.Reader, live client.Reader) (*Index, error) {
+func Load(paths []string, stdin io.Reader, live validation.Cluster) (*Index, error) {
 	x := NewIndex(live)
 	if err := ReadPaths(paths, stdin, x); err != nil {
 		return nil, err
@@ -193,7 +190,10 @@ func (x *Index) Service(namespace, name string) (*corev1.Service, error) {
 	if o, ok := x.services[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
 		return o.Object.(*corev1.Service), nil
 	}
-	return liveGet(x, namespace, name, &corev1.Service{})
+	if x.live == nil {
+		return nil, nil
+	}
+	return memo(x, "service "+namespace+"/"+name, func() (*corev1.Service, error) { return x.live.Service(namespace, name) })
 }
 
 // Namespace returns the named Namespace from the manifests, else from the
@@ -202,7 +202,10 @@ func (x *Index) Namespace(name string) (*corev1.Namespace, error) {
 	if o, ok := x.namespaces[name]; ok {
 		return o.Object.(*corev1.Namespace), nil
 	}
-	return liveGet(x, "", name, &corev1.Namespace{})
+	if x.live == nil {
+		return nil, nil
+	}
+	return memo(x, "namespace "+name, func() (*corev1.Namespace, error) { return x.live.Namespace(name) })
 }
 
 // Services returns every Service of a namespace, sorted by name: those of the
@@ -214,22 +217,19 @@ func (x *Index) Services(namespace string) ([]*corev1.Service, error) {
 			byName[k.Name] = o.Object.(*corev1.Service)
 		}
 	}
-	live, err := liveList(x, namespace, &corev1.ServiceList{}, func(l *corev1.ServiceList) []*corev1.Service {
-		out := make([]*corev1.Service, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
+	var live []*corev1.Service
+	if x.live != nil {
+		var err error
+		if live, err = memo(x, "services "+namespace, func() ([]*corev1.Service, error) { return x.live.Services(namespace) }); err != nil {
+			return nil, err
 		}
-		return out
-	})
-	if err != nil {
-		return nil, err
 	}
 	return merge(byName, live), nil
 }
 
 // Allowlists returns every NetworkAllowlist of a namespace, sorted by name:
 // those of the manifests, plus those of the live cluster that the manifests
-// do not define.
+// do not define (none when the cluster does not serve the kind).
 func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
 	byName := map[string]*v1alpha1.NetworkAllowlist{}
 	for k, o := range x.allowlists {
@@ -237,15 +237,19 @@ func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, erro
 			byName[k.Name] = o.Object.(*v1alpha1.NetworkAllowlist)
 		}
 	}
-	live, err := liveList(x, namespace, &v1alpha1.NetworkAllowlistList{}, func(l *v1alpha1.NetworkAllowlistList) []*v1alpha1.NetworkAllowlist {
-		out := make([]*v1alpha1.NetworkAllowlist, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
+	var live []*v1alpha1.NetworkAllowlist
+	if x.live != nil {
+		var err error
+		live, err = memo(x, "allowlists "+namespace, func() ([]*v1alpha1.NetworkAllowlist, error) {
+			l, err := x.live.Allowlists(namespace)
+			if meta.IsNoMatchError(err) {
+				return nil, nil // moat's CRD is not installed: there are none
+			}
+			return l, err
+		})
+		if err != nil {
+			return nil, err
 		}
-		return out
-	})
-	if err != nil {
-		return nil, err
 	}
 	return merge(byName, live), nil
 }
@@ -265,66 +269,22 @@ func merge[T client.Object](byName map[string]T, live []T) []T {
 	return out
 }
 
-// liveGet reads one object from the live cluster, once per object.
-func liveGet[T client.Object](x *Index, namespace, name string, obj T) (T, error) {
-	var zero T
-	if x.live == nil {
-		return zero, nil
-	}
-	cacheKey := fmt.Sprintf("get %T %s/%s", obj, namespace, name)
-	if c, ok := x.liveCache[cacheKey]; ok {
-		if err, failed := c.(error); failed {
-			return zero, err
-		}
-		return c.(T), nil
-	}
-	err := x.live.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		x.liveCache[cacheKey] = zero
-		return zero, nil
-	case err != nil:
-		err = fmt.Errorf("looking up %s %s in the cluster: %w", kindOf(obj), client.ObjectKey{Namespace: namespace, Name: name}, err)
-		x.liveCache[cacheKey] = err
-		return zero, err
-	}
-	x.liveCache[cacheKey] = obj
-	return obj, nil
+// memoized is one answer of the live cluster.
+type memoized struct {
+	value any
+	err   error
 }
 
-// liveList lists the objects of a namespace in the live cluster, once per
-// namespace.
-func liveList[L client.ObjectList, T client.Object](x *Index, namespace string, list L, items func(L) []T) ([]T, error) {
-	if x.live == nil {
-		return nil, nil
+// memo asks the live cluster once per key and remembers the answer, failures
+// included.
+func memo[T any](x *Index, key string, get func() (T, error)) (T, error) {
+	if m, ok := x.liveAnswers[key]; ok {
+		return m.value.(T), m.err
 	}
-	cacheKey := fmt.Sprintf("list %T %s", list, namespace)
-	if c, ok := x.liveCache[cacheKey]; ok {
-		return c.([]T), nil
+	v, err := get()
+	if err != nil {
+		err = fmt.Errorf("reading the cluster: %w", err)
 	}
-	var out []T
-	switch err := x.live.List(context.Background(), list, client.InNamespace(namespace)); {
-	case meta.IsNoMatchError(err):
-		// The kind is not served (moat's CRD is not installed): none exist.
-	case err != nil:
-		return nil, fmt.Errorf("listing %s in namespace %s of the cluster: %w", strings.TrimPrefix(fmt.Sprintf("%T", list), "*"), namespace, err)
-	default:
-		out = items(list)
-	}
-	x.liveCache[cacheKey] = out
-	return out, nil
-}
-
-func kindOf(obj client.Object) string {
-	switch obj.(type) {
-	case *corev1.Service:
-		return "Service"
-	case *corev1.Namespace:
-		return "Namespace"
-	case *v1alpha1.NetworkAllowlist:
-		return "NetworkAllowlist"
-	case *networkingv1.NetworkPolicy:
-		return "NetworkPolicy"
-	}
-	return fmt.Sprintf("%T", obj)
+	x.liveAnswers[key] = memoized{v, err}
+	return v, err
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/manifest"
 	"moat.dev/moat/policy"
@@ -27,6 +26,8 @@ given files and directories (recursively: *.yaml, *.yml, *.json; "-" reads
 stdin) with the same rules as moat's validating webhook. Services, Namespaces
 and allowlists that rules look up come from the manifests and, with
 --kubeconfig, from the cluster for those the manifests do not define.
+Files are read exactly as kubectl apply -f reads them (same decoder, same
+rules); a document kubectl would refuse is an error at its line.
 
 Each finding is printed on one line, sorted by file and line:
 
@@ -89,13 +90,13 @@ change what is valid.`,
 	return cmd
 }
 
-// clusterReader returns a reader of the cluster of kubeconfig, or nil when
+// clusterReader returns the lookups of the cluster of kubeconfig, or nil when
 // kubeconfig is empty.
-func clusterReader(kubeconfig string) (client.Reader, error) {
+func clusterReader(kubeconfig string) (validation.Cluster, error) {
 	if kubeconfig == "" {
 		return nil, nil
 	}
-	return manifest.NewClusterReader(kubeconfig)
+	return manifest.NewCluster(kubeconfig)
 }
 
 // count renders n and noun in plain English: "1 error", "2 errors".
