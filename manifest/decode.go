@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	goruntime "runtime"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,18 +38,85 @@ var tooBigMessage = fmt.Sprintf("document of more than %d MiB: moat reads docume
 // it goes on with the next one where the stream allows (YAML). The returned
 // error is an I/O error.
 func ReadUnstructured(name string, r io.Reader, obj func(Position, *unstructured.Unstructured), bad func(*Error)) error {
-	return splitStream(kubectlReader(r), func(d rawDoc) {
-		pos := Position{File: name, Line: d.line}
-		if d.err != "" {
-			bad(&Error{Position: pos, Message: d.err})
-			return
+	type event struct {
+		pos Position
+		obj *unstructured.Unstructured
+		err *Error
+	}
+	return readParallel(r, func(d rawDoc, emit func(event)) {
+		readDocument(name, d, func(pos Position, u *unstructured.Unstructured) {
+			emit(event{pos: pos, obj: u})
+		}, func(e *Error) { emit(event{err: e}) })
+	}, func(e event) {
+		if e.err != nil {
+			bad(e.err)
+		} else {
+			obj(e.pos, e.obj)
 		}
-		if len(d.json) > maxDocumentBytes {
-			bad(&Error{Position: pos, Message: tooBigMessage})
-			return
-		}
-		decodeDocument(pos, d, obj, bad)
 	})
+}
+
+// readDocument reads one document of a stream (see ReadUnstructured).
+func readDocument(name string, d rawDoc, obj func(Position, *unstructured.Unstructured), bad func(*Error)) {
+	if !d.toJSON() {
+		return // empty, as kubectl skips it
+	}
+	pos := Position{File: name, Line: d.line}
+	if d.err != "" {
+		bad(&Error{Position: pos, Message: d.err})
+		return
+	}
+	if len(d.json) > maxDocumentBytes {
+		bad(&Error{Position: pos, Message: tooBigMessage})
+		return
+	}
+	decodeDocument(pos, d, obj, bad)
+}
+
+// readParallel cuts r (kubectlReader is applied here) into documents, runs
+// work on each, on as many goroutines as the process may use, and passes what
+// work emits to deliver in input order, from one goroutine. At most a few
+// documents per goroutine are in flight, so memory does not grow with the
+// number of documents. The error is an I/O error.
+func readParallel[T any](r io.Reader, work func(rawDoc, func(T)), deliver func(T)) error {
+	r = kubectlReader(r)
+	workers := goruntime.GOMAXPROCS(0)
+	if workers < 2 {
+		return splitStream(r, func(d rawDoc) { work(d, deliver) })
+	}
+	type job struct {
+		doc rawDoc
+		out chan []T
+	}
+	jobs := make(chan job, workers)
+	order := make(chan chan []T, 2*workers)
+	for range workers {
+		go func() {
+			for j := range jobs {
+				var out []T
+				work(j.doc, func(t T) { out = append(out, t) })
+				j.out <- out
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range order {
+			for _, t := range <-c {
+				deliver(t)
+			}
+		}
+	}()
+	err := splitStream(r, func(d rawDoc) {
+		c := make(chan []T, 1)
+		order <- c
+		jobs <- job{doc: d, out: c}
+	})
+	close(jobs)
+	close(order)
+	<-done
+	return err
 }
 
 // metadataOnly is what kubectl decodes of every document before accepting
@@ -105,9 +173,10 @@ func decodeDocument(pos Position, d rawDoc, obj func(Position, *unstructured.Uns
 			case item.GetAPIVersion() == "":
 				bad(&Error{Position: at(i), Kind: item.GetKind(), Name: item.GetName(), Message: fmt.Sprintf("items[%d]: apiVersion is not set: kubectl refuses a List item without apiVersion", i)})
 			default:
-				obj(at(i), item)
+				it := *item
+				obj(at(i), &it)
 			}
-			o.Items[i] = unstructured.Unstructured{} // let it go once read
+			o.Items[i] = unstructured.Unstructured{} // the List lets go of it
 		}
 	}
 }

@@ -192,46 +192,56 @@ func readFile(name string, h Handler) error {
 // sends. The returned error is an I/O error; everything wrong with the
 // content goes to h.
 func Read(name string, r io.Reader, h Handler) error {
-	return ReadUnstructured(name, r, func(pos Position, u *unstructured.Unstructured) {
-		decodeObject(pos, u, h)
-	}, h.Error)
+	type event struct {
+		obj *Object
+		err *Error
+	}
+	return readParallel(r, func(d rawDoc, emit func(event)) {
+		readDocument(name, d, func(pos Position, u *unstructured.Unstructured) {
+			o, err := decodeObject(pos, u)
+			if o != nil || err != nil {
+				emit(event{obj: o, err: err})
+			}
+		}, func(e *Error) { emit(event{err: e}) })
+	}, func(e event) {
+		if e.err != nil {
+			h.Error(e.err)
+		} else {
+			h.Object(*e.obj)
+		}
+	})
 }
 
 // decodeObject decodes an object of a kind moat reads into its typed form,
-// or reports why it cannot; other kinds are skipped.
-func decodeObject(pos Position, u *unstructured.Unstructured, h Handler) {
+// or says why it cannot; it returns neither for other kinds.
+func decodeObject(pos Position, u *unstructured.Unstructured) (*Object, *Error) {
 	kind := u.GetKind()
-	fail := func(msg string) {
-		h.Error(&Error{Position: pos, Kind: kind, Namespace: u.GetNamespace(), Name: u.GetName(), Message: msg})
+	fail := func(msg string) (*Object, *Error) {
+		return nil, &Error{Position: pos, Kind: kind, Namespace: u.GetNamespace(), Name: u.GetName(), Message: msg}
 	}
 	if u.GetAPIVersion() == "" {
-		fail("apiVersion is not set: set it on every object (moat does not guess it from the cluster)")
-		return
+		return fail("apiVersion is not set: set it on every object (moat does not guess it from the cluster)")
 	}
 	gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
 	if err != nil {
-		fail(fmt.Sprintf("invalid apiVersion %q: %v", u.GetAPIVersion(), err))
-		return
+		return fail(fmt.Sprintf("invalid apiVersion %q: %v", u.GetAPIVersion(), err))
 	}
 	t, ok := supported[gv.WithKind(kind).GroupKind()]
 	if !ok {
-		return // a kind moat neither validates nor looks up
+		return nil, nil // a kind moat neither validates nor looks up
 	}
 	if gv.Version != t.version {
-		fail(fmt.Sprintf("unsupported apiVersion %q for kind %s: use %q", u.GetAPIVersion(), kind, schema.GroupVersion{Group: gv.Group, Version: t.version}.String()))
-		return
+		return fail(fmt.Sprintf("unsupported apiVersion %q for kind %s: use %q", u.GetAPIVersion(), kind, schema.GroupVersion{Group: gv.Group, Version: t.version}.String()))
 	}
 	// What kubectl sends, decoded as the API server decodes it.
 	js, err := u.MarshalJSON()
 	if err != nil {
-		fail("cannot encode: " + err.Error())
-		return
+		return fail("cannot encode: " + err.Error())
 	}
 	obj := t.newObject()
 	strict, err := kjson.UnmarshalStrict(js, obj)
 	if err != nil {
-		fail("cannot decode: " + trimJSONPrefix(err.Error()))
-		return
+		return fail("cannot decode: " + trimJSONPrefix(err.Error()))
 	}
 	obj.SetManagedFields(nil)
 	if a := obj.GetAnnotations(); a != nil {
@@ -254,5 +264,5 @@ func decodeObject(pos Position, u *unstructured.Unstructured, h Handler) {
 			o.Unknown = append(o.Unknown, fe.FieldPath())
 		}
 	}
-	h.Object(o)
+	return &o, nil
 }

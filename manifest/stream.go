@@ -30,16 +30,15 @@ import (
 const sniffSize = 4096
 
 // rawDoc is one document of a stream: its JSON (what kubectl's decoder hands
-// to the object decoder) or the reason it could not be read, and the line of
-// its first byte (for YAML: of its first line that is neither blank nor a
-// comment).
+// to the object decoder; for YAML, once toJSON has run) or the reason it
+// could not be read, and the line of its first byte (for YAML: of its first
+// line that is neither blank nor a comment).
 type rawDoc struct {
 	line int
 	json []byte
 	err  string
-	// yaml is the YAML source of the document (valid only during the call
-	// that receives it), whose first line is line yamlLine of the input;
-	// nil for JSON.
+	// yaml is the YAML source of the document, whose first line is line
+	// yamlLine of the input; nil for JSON.
 	yaml     []byte
 	yamlLine int
 }
@@ -128,10 +127,17 @@ func splitJSON(br *bufio.Reader, in *ioErrReader, fn func(rawDoc)) error {
 		}
 		first := true
 		return splitYAML(rest, line+nl, in, func(d rawDoc) {
-			if d.err != "" && first {
-				d = bad
+			if first {
+				// Converted here: kubectl's decoder tells the first
+				// document's failure apart.
+				first = false
+				if !d.toJSON() {
+					return
+				}
+				if d.err != "" {
+					d = bad
+				}
 			}
-			first = false
 			fn(d)
 		})
 	}
@@ -176,23 +182,13 @@ func splitYAML(br *bufio.Reader, first int, in *ioErrReader, fn func(rawDoc)) er
 	)
 	pending := func() bool { return buf.Len() != 0 || tooBig }
 	emit := func() {
-		d := rawDoc{line: start + contentLine(buf.Bytes())}
 		if tooBig {
 			buf.Reset()
 			tooBig = false
 			fn(rawDoc{line: start, err: tooBigMessage})
 			return
 		}
-		var ext runtime.RawExtension
-		if err := yaml.Unmarshal(buf.Bytes(), &ext); err != nil {
-			d.line, d.err = yamlErrorLine(err, start, buf.Bytes())
-		} else if raw := bytes.TrimSpace(ext.Raw); len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-			buf.Reset()
-			return
-		} else {
-			d.json, d.yaml, d.yamlLine = raw, buf.Bytes(), start
-		}
-		fn(d)
+		fn(rawDoc{line: start + contentLine(buf.Bytes()), yaml: bytes.Clone(buf.Bytes()), yamlLine: start})
 		buf.Reset()
 	}
 	for {
@@ -234,6 +230,26 @@ func splitYAML(br *bufio.Reader, first int, in *ioErrReader, fn func(rawDoc)) er
 		}
 		buf.Write(text)
 	}
+}
+
+// toJSON converts a YAML document to JSON as kubectl does (sigs.k8s.io/yaml
+// into a RawExtension). It returns false for an empty document (only
+// comments, or null), which kubectl skips.
+func (d *rawDoc) toJSON() bool {
+	if d.err != "" || d.json != nil {
+		return true
+	}
+	var ext runtime.RawExtension
+	if err := yaml.Unmarshal(d.yaml, &ext); err != nil {
+		d.line, d.err = yamlErrorLine(err, d.yamlLine, d.yaml)
+		return true
+	}
+	raw := bytes.TrimSpace(ext.Raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return false
+	}
+	d.json = raw
+	return true
 }
 
 // readLine reads one line the way apimachinery's LineReader does: up to a line
