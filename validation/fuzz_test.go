@@ -76,7 +76,9 @@ func FuzzValidateIPBlock(f *testing.F) {
 			t.Errorf("%v does not round-trip through String()", prefix)
 		}
 		if prefix.String() != cidr {
-			canonicalWarned := slices.ContainsFunc(warnings, func(w Warning) bool { return w.Field == "ipBlock.cidr" && strings.HasPrefix(w.Detail, "IPv6 CIDR value") })
+			canonicalWarned := slices.ContainsFunc(warnings, func(w Warning) bool {
+				return w.Field == "ipBlock.cidr" && strings.HasPrefix(w.Detail, "IPv6 CIDR value")
+			})
 			if prefix.Addr().Is4() || !canonicalWarned {
 				t.Errorf("accepted non-canonical %q (canonical %q) without a warning: %q", cidr, prefix, warnings)
 			}

@@ -45,4 +45,3 @@ func TestValidateNamespace(t *testing.T) {
 		})
 	}
 }
-

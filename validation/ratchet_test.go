@@ -36,7 +36,9 @@ func TestValidateNetworkAllowlistUpdateRatchets(t *testing.T) {
 		nal.Spec.Ingress[0].From[1].IPBlock.CIDR = "10.1.0.1/24"
 		return nal
 	}
-	sctpErr := func(path *field.Path) *field.Error { return field.Forbidden(path.Child("protocol"), sctpDisabledDetail) }
+	sctpErr := func(path *field.Path) *field.Error {
+		return field.Forbidden(path.Child("protocol"), sctpDisabledDetail)
+	}
 	hostBitsErr := field.Invalid(ingress0.Child("from").Index(1).Child("ipBlock", "cidr"), "10.1.0.1/24", hostBitsDetail)
 	sctpAt := egress0.Child("ports").Index(1)
 
