@@ -601,6 +601,7 @@ var _ = Describe("Admission webhooks", func() {
 			added := al.DeepCopy()
 			added.Spec.Ingress[0].Ports = append(added.Spec.Ingress[0].Ports, alPort(corev1.ProtocolSCTP, intstr.FromInt32(9001)))
 			expectInvalid(wc.Update(ctx, added), "spec.ingress[0].ports[1].protocol", "--sctp-enabled")
+			Expect(warnings.take()).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
 
 			By("the SCTP port can be removed")
 			al.Spec.Ingress[0].Ports[0] = alPort(corev1.ProtocolTCP, intstr.FromInt32(9000))
