@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -94,103 +94,67 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return result, err
 }
 
+// reconcile converges one namespace: read it, plan, hold back deletes of
+// policies that a labelling request still being admitted wrote, write,
+// report, and say when to look again.
 func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Result, error) {
-	ns := &corev1.Namespace{}
-	if err := r.client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.gauges.set(name, namespaceState{})
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("reading Namespace %s: %w", name, err)
+	ns, err := r.namespace(ctx, name)
+	if err != nil || ns == nil {
+		return reconcile.Result{}, err
 	}
-	if ns.DeletionTimestamp != nil {
-		// The namespace controller deletes every policy and allowlist in it.
-		r.gauges.set(name, namespaceState{})
-		return reconcile.Result{}, nil
-	}
-
-	allowlists, err := lookup.New(r.client).WithContext(ctx).Allowlists(name)
+	c, err := r.converge(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, lookup.New(r.client).WithContext(ctx), r.cfg)
-	if err != nil {
-		return reconcile.Result{}, fmt.Errorf("rendering the policies of namespace %s: %w", name, err)
-	}
-	live, err := r.livePolicies(ctx, name)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-
-	p, err := r.plan(ctx, rendered.Policies, live)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if len(p.apply)+len(p.delete)+len(p.conflicts) > 0 {
-		logf.FromContext(ctx).V(1).Info("converging", "isolated", policy.Isolated(ns),
-			"apply", names(p.apply), "delete", len(p.delete), "conflicts", p.conflicts)
-	}
-	// Policies the mutating webhook is writing for a labelling request
-	// still being admitted are not deleted (admission.go).
 	var admissionRecheck time.Duration
-	if !policy.Isolated(ns) {
-		p.delete, admissionRecheck = holdAdmissionWrites(ns, p.delete, time.Now())
+	if !v1alpha1.Isolated(ns) {
+		c.plan.delete, admissionRecheck = holdAdmissionWrites(ns, c.plan.delete, time.Now())
 	}
-	var errs []error
-	failed := map[string]error{}
-	for i := range p.apply {
-		np := &p.apply[i]
-		if err := r.apply(ctx, np); err != nil {
-			failed[np.Name] = err
-			errs = append(errs, err)
-			continue
-		}
-		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil {
-			r.isolationEnabled(ns)
-		}
+	failed := r.applyAll(ctx, ns, c.plan.apply, c.live)
+	errs := []error{r.deleteAll(ctx, ns, c.plan.delete)}
+	r.reportConflicts(ns, c)
+	r.gauges.set(name, namespaceState{isolated: v1alpha1.Isolated(ns), policies: c.managed(failed)})
+	for _, al := range c.allowlists {
+		errs = append(errs, r.updateStatus(ctx, al, c.rendered.Allowlists[al.Name], c.plan.conflicts, failed))
 	}
-	deletedDefault := false
-	for _, np := range p.delete {
-		if err := r.delete(ctx, np); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if np.Name == policy.DefaultIngressPolicyName && !policy.Isolated(ns) {
-			deletedDefault = true
-		}
-	}
-	if deletedDefault {
-		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationDisabled, "DeletePolicies",
-			"isolation is off: deleted every NetworkPolicy moat managed in namespace %s; NetworkPolicies written by users are kept", name)
-	}
-	for _, conflict := range p.conflicts {
-		if !isAllowlistPolicy(rendered, conflict) {
-			r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, v1alpha1.ReasonPolicyConflict, "ApplyPolicy", "%s", conflictProblem(conflict).Message)
-		}
-	}
-
-	managed := 0
-	for _, np := range rendered.Policies {
-		if !slices.Contains(p.conflicts, np.Name) && (failed[np.Name] == nil || live[np.Name] != nil) {
-			managed++
-		}
-	}
-	r.gauges.set(name, namespaceState{isolated: policy.Isolated(ns), policies: managed})
-
-	for _, al := range allowlists {
-		if err := r.updateStatus(ctx, al, rendered.Allowlists[al.Name], p.conflicts, failed); err != nil {
-			errs = append(errs, err)
-		}
+	for _, err := range failed {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return reconcile.Result{}, err
 	}
-	if len(p.conflicts) > 0 {
-		// The cache may hold only managed policies, so the removal of a
-		// conflicting user policy may bring no event: look again later.
-		return reconcile.Result{RequeueAfter: min(conflictRecheck, cmp.Or(admissionRecheck, conflictRecheck))}, nil
+	return reconcile.Result{RequeueAfter: requeueAfter(admissionRecheck, len(c.plan.conflicts) > 0)}, nil
+}
+
+// namespace reads the namespace to reconcile; nil (and the namespace's
+// gauges cleared) when it is gone or going: the namespace controller then
+// deletes every policy and allowlist in it.
+func (r *Reconciler) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	if err := r.client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.gauges.set(name, namespaceState{})
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading Namespace %s: %w", name, err)
 	}
-	return reconcile.Result{RequeueAfter: admissionRecheck}, nil
+	if ns.DeletionTimestamp != nil {
+		r.gauges.set(name, namespaceState{})
+		return nil, nil
+	}
+	return ns, nil
+}
+
+// requeueAfter says when to look at a namespace again without an event:
+// when the grace period of a policy written during admission ends
+// (admissionRecheck; zero for none) and, while user policies hold names that
+// moat generates (conflicts), at least every conflictRecheck, since the cache
+// may hold only managed policies and their removal may bring no event.
+func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration {
+	if conflicts && (admissionRecheck == 0 || admissionRecheck > conflictRecheck) {
+		return conflictRecheck
+	}
+	return admissionRecheck
 }
 
 // ApplyNamespace renders the policies of ns as given (during admission, its
@@ -208,62 +172,134 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 // exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
 func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
-	if !policy.Isolated(ns) {
+	if !v1alpha1.Isolated(ns) {
 		return nil
 	}
-	allowlists, err := lookup.New(r.client).WithContext(ctx).Allowlists(ns.Name)
+	c, err := r.converge(ctx, ns)
 	if err != nil {
 		return err
 	}
-	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, lookup.New(r.client).WithContext(ctx), r.cfg)
-	if err != nil {
-		return fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
-	}
-	live, err := r.livePolicies(ctx, ns.Name)
-	if err != nil {
-		return err
-	}
-	p, err := r.plan(ctx, rendered.Policies, live)
-	if err != nil {
-		return err
-	}
-	toApply := p.apply
+	toApply := c.plan.apply
 	if ns.ResourceVersion != "" {
 		// Policies left from an earlier isolation that the controller has
 		// not deleted yet are marked too, so that it keeps them
 		// (admission.go).
-		for _, np := range rendered.Policies {
-			cur := live[np.Name]
+		for _, np := range c.rendered.Policies {
+			cur := c.live[np.Name]
 			if cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
 				!slices.ContainsFunc(toApply, func(a networkingv1.NetworkPolicy) bool { return a.Name == np.Name }) {
 				toApply = append(toApply, np)
 			}
 		}
+		for i := range toApply {
+			metav1.SetMetaDataAnnotation(&toApply[i].ObjectMeta, AdmissionVersionAnnotation, ns.ResourceVersion)
+		}
 	}
 	var errs []error
-	for i := range toApply {
-		np := &toApply[i]
-		if ns.ResourceVersion != "" {
-			// Mark it as written during admission (admission.go).
-			if np.Annotations == nil {
-				np.Annotations = map[string]string{}
-			}
-			np.Annotations[AdmissionVersionAnnotation] = ns.ResourceVersion
-		}
-		if err := r.apply(ctx, np); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil && ns.UID != "" {
-			r.isolationEnabled(ns)
-		}
+	for _, err := range r.applyAll(ctx, ns, toApply, c.live) {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-func (r *Reconciler) isolationEnabled(ns *corev1.Namespace) {
-	r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationEnabled, "ApplyPolicy",
-		"isolation is on: created NetworkPolicy %s, ingress from other namespaces is now denied", policy.DefaultIngressPolicyName)
+// convergence is what converging one namespace starts from: its
+// allowlists, what policy.Render makes of them, the live policies and the
+// writes that would make them agree.
+type convergence struct {
+	allowlists []*v1alpha1.NetworkAllowlist
+	rendered   policy.Result
+	live       map[string]*networkingv1.NetworkPolicy
+	plan       changes
+}
+
+// converge reads the allowlists of ns, renders its policies with ns as
+// given (during admission: as it is about to be stored) and plans the writes
+// against the live policies. The reconciler and admission (ApplyNamespace)
+// both start here, so they write identical policies.
+func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*convergence, error) {
+	cluster := lookup.New(r.client).WithContext(ctx)
+	allowlists, err := cluster.Allowlists(ns.Name)
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, cluster, r.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
+	}
+	live, err := r.livePolicies(ctx, ns.Name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.plan(ctx, rendered.Policies, live)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.apply)+len(p.delete)+len(p.conflicts) > 0 {
+		logf.FromContext(ctx).V(1).Info("converging", "namespace", ns.Name, "isolated", v1alpha1.Isolated(ns),
+			"apply", names(p.apply), "delete", len(p.delete), "conflicts", p.conflicts)
+	}
+	return &convergence{allowlists: allowlists, rendered: rendered, live: live, plan: p}, nil
+}
+
+// managed counts the rendered policies that moat holds: neither taken by a
+// user policy nor missing after a failed write.
+func (c *convergence) managed(failed map[string]error) int {
+	n := 0
+	for _, np := range c.rendered.Policies {
+		if !slices.Contains(c.plan.conflicts, np.Name) && (failed[np.Name] == nil || c.live[np.Name] != nil) {
+			n++
+		}
+	}
+	return n
+}
+
+// applyAll server-side applies the policies, records IsolationEnabled when
+// it creates the default ingress policy of a stored namespace, and returns
+// the failed writes by policy name.
+func (r *Reconciler) applyAll(ctx context.Context, ns *corev1.Namespace, nps []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) map[string]error {
+	failed := map[string]error{}
+	for i := range nps {
+		np := &nps[i]
+		if err := r.apply(ctx, np); err != nil {
+			failed[np.Name] = err
+			continue
+		}
+		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil && ns.UID != "" {
+			r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationEnabled, "ApplyPolicy",
+				"isolation is on: created NetworkPolicy %s, ingress from other namespaces is now denied", policy.DefaultIngressPolicyName)
+		}
+	}
+	return failed
+}
+
+// deleteAll deletes the policies and, when that removes the default ingress
+// policy of a namespace that is not isolated, records IsolationDisabled.
+func (r *Reconciler) deleteAll(ctx context.Context, ns *corev1.Namespace, nps []*networkingv1.NetworkPolicy) error {
+	var errs []error
+	deletedDefault := false
+	for _, np := range nps {
+		if err := r.delete(ctx, np); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deletedDefault = deletedDefault || np.Name == policy.DefaultIngressPolicyName
+	}
+	if deletedDefault && !v1alpha1.Isolated(ns) {
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, EventIsolationDisabled, "DeletePolicies",
+			"isolation is off: deleted every NetworkPolicy moat managed in namespace %s; NetworkPolicies written by users are kept", ns.Name)
+	}
+	return errors.Join(errs...)
+}
+
+// reportConflicts records a Warning Event on the namespace for each default
+// policy whose name a user policy holds; allowlists report their own
+// conflicts in their status.
+func (r *Reconciler) reportConflicts(ns *corev1.Namespace, c *convergence) {
+	for _, conflict := range c.plan.conflicts {
+		if !isAllowlistPolicy(c.rendered, conflict) {
+			r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, v1alpha1.ReasonPolicyConflict, "ApplyPolicy", "%s", conflictProblem(conflict).Message)
+		}
+	}
 }
 
 // livePolicies returns every NetworkPolicy of the namespace by name.

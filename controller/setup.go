@@ -79,23 +79,8 @@ func serviceRefs(obj client.Object) []string {
 		return nil
 	}
 	var refs []string
-	add := func(peers []v1alpha1.Peer) {
-		for _, p := range peers {
-			if p.Service == nil {
-				continue
-			}
-			ns := p.Service.Namespace
-			if ns == "" {
-				ns = al.Namespace
-			}
-			refs = append(refs, ns+"/"+p.Service.Name)
-		}
-	}
-	for _, rule := range al.Spec.Ingress {
-		add(rule.From)
-	}
-	for _, rule := range al.Spec.Egress {
-		add(rule.To)
+	for _, ref := range al.Spec.ServiceRefs() {
+		refs = append(refs, ref.NamespaceIn(al.Namespace)+"/"+ref.Name)
 	}
 	slices.Sort(refs)
 	return slices.Compact(refs)
@@ -128,7 +113,7 @@ func (r *Reconciler) serviceToNamespaces(ctx context.Context, obj client.Object)
 	}
 	if dns := r.cfg.DNSService; dns != nil && dns.Namespace == obj.GetNamespace() && dns.Name == obj.GetName() {
 		namespaces := &corev1.NamespaceList{}
-		if err := r.client.List(ctx, namespaces, client.MatchingLabels{v1alpha1.IsolationLabel: "true"}); err != nil {
+		if err := r.client.List(ctx, namespaces, client.MatchingLabels{v1alpha1.IsolationLabel: v1alpha1.IsolationOn}); err != nil {
 			log.Error(err, "listing isolated namespaces for a DNS Service change", "service", key)
 		}
 		for _, ns := range namespaces.Items {

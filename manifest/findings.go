@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,7 +191,7 @@ func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg va
 	}
 	var (
 		errs     field.ErrorList
-		warnings []string
+		warnings []validation.Warning
 	)
 	switch obj := o.Object.(type) {
 	case *v1alpha1.NetworkAllowlist:
@@ -206,19 +205,7 @@ func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg va
 		out = append(out, at(SeverityError, e.Field, e.ErrorBody()))
 	}
 	for _, w := range warnings {
-		fld, msg := splitFieldPath(w)
-		out = append(out, at(SeverityWarning, fld, msg))
+		out = append(out, at(SeverityWarning, w.Field, w.Detail))
 	}
 	return out
-}
-
-// fieldPathPrefix matches a leading field path such as spec.ingress[0].from[1]:
-var fieldPathPrefix = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9]*(?:\[[^\]]*\]|\.[a-zA-Z][a-zA-Z0-9]*)*): `)
-
-// splitFieldPath splits a warning of the form "field.path: message".
-func splitFieldPath(w string) (string, string) {
-	if m := fieldPathPrefix.FindStringSubmatch(w); m != nil && (strings.ContainsAny(m[1], ".[") || m[1] == "spec" || m[1] == "metadata") {
-		return m[1], w[len(m[0]):]
-	}
-	return "", w
 }

@@ -157,19 +157,3 @@ func TestWriteJSONEmpty(t *testing.T) {
 		t.Errorf("WriteJSON(nil) = %q, want %q", b.String(), "[]\n")
 	}
 }
-
-func TestSplitFieldPath(t *testing.T) {
-	tests := map[string][2]string{
-		"spec.egress[0].to[1].ipBlock.cidr: 0.0.0.0/0 matches": {"spec.egress[0].to[1].ipBlock.cidr", "0.0.0.0/0 matches"},
-		"metadata.labels[moat.dev/isolated]: x":                {"metadata.labels[moat.dev/isolated]", "x"},
-		"spec: whole spec":                                     {"spec", "whole spec"},
-		"Service web: not a path":                              {"", "Service web: not a path"},
-		"note: a word is not a path":                           {"", "note: a word is not a path"},
-	}
-	for in, want := range tests {
-		fld, msg := splitFieldPath(in)
-		if fld != want[0] || msg != want[1] {
-			t.Errorf("splitFieldPath(%q) = %q, %q; want %q, %q", in, fld, msg, want[0], want[1])
-		}
-	}
-}

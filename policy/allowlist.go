@@ -17,33 +17,6 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 )
 
-// renderer holds what one Render call shares: the namespace and the Service
-// lookups, each Service looked up at most once.
-type renderer struct {
-	namespace string
-	services  Services
-	cache     map[serviceKey]*corev1.Service
-}
-
-type serviceKey struct{ namespace, name string }
-
-// service returns the named Service, or nil when it does not exist.
-func (r *renderer) service(namespace, name string) (*corev1.Service, error) {
-	key := serviceKey{namespace, name}
-	if svc, ok := r.cache[key]; ok {
-		return svc, nil
-	}
-	var svc *corev1.Service
-	if r.services != nil {
-		var err error
-		if svc, err = r.services.Service(namespace, name); err != nil {
-			return nil, fmt.Errorf("looking up Service %s/%s: %w", namespace, name, err)
-		}
-	}
-	r.cache[key] = svc
-	return svc, nil
-}
-
 // allowlistPolicy translates one allowlist into its NetworkPolicy and status.
 // An allowlist without rules yields no policy.
 func (r *renderer) allowlistPolicy(al *v1alpha1.NetworkAllowlist) (*networkingv1.NetworkPolicy, AllowlistResult, error) {
@@ -137,31 +110,33 @@ func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1a
 		groups = append(groups, peerGroup{key: key, peers: []networkingv1.NetworkPolicyPeer{peer}, ports: ports})
 	}
 	for j, peer := range peers {
-		path := rulePath.Child(peersField).Index(j)
-		switch {
-		case peerKinds(peer) != 1:
+		kind, ok := peer.Kind()
+		if !ok {
 			// Validation (the CRD schema and the webhook) rejects such a
 			// peer; should one get here, it selects nothing.
 			continue
-		case peer.Namespace != "":
+		}
+		switch kind {
+		case v1alpha1.PeerNamespace:
 			add(namespacePeer(peer.Namespace), declared)
-		case peer.IPBlock != nil:
+		case v1alpha1.PeerIPBlock:
 			add(networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{
 				CIDR:   peer.IPBlock.CIDR,
 				Except: cloneNonEmpty(peer.IPBlock.Except),
 			}}, declared)
-		case peer.Service != nil:
-			np, svcPorts, ok, err := t.servicePeer(path.Child("service"), rulePath.Child("ports"), peer.Service, ports, egress)
+		case v1alpha1.PeerService:
+			path := rulePath.Child(peersField).Index(j).Child("service")
+			r, err := t.servicePeer(path, rulePath.Child("ports"), peer.Service, ports, egress)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
+			if r == nil {
 				continue
 			}
 			if !egress {
-				svcPorts = declared
+				r.ports = declared
 			}
-			add(np, svcPorts)
+			add(r.peer, r.ports)
 		}
 	}
 	for i := range groups {
@@ -171,67 +146,59 @@ func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1a
 	return groups, nil
 }
 
-func peerKinds(p v1alpha1.Peer) int {
-	n := 0
-	if p.Namespace != "" {
-		n++
-	}
-	if p.Service != nil {
-		n++
-	}
-	if p.IPBlock != nil {
-		n++
-	}
-	return n
+// resolvedPeer is a Service peer translated into a NetworkPolicy peer and
+// the ports it may be reached on.
+type resolvedPeer struct {
+	peer  networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
 }
 
 // servicePeer resolves a Service peer to the Service's pods and, for egress,
-// the target ports of the Service ports that ports name. ok is false when the
-// peer is dropped (fail closed); the reason is recorded as a problem.
-func (t *translation) servicePeer(path, portsPath *field.Path, ref *v1alpha1.ServiceReference, ports []v1alpha1.Port, egress bool) (networkingv1.NetworkPolicyPeer, []networkingv1.NetworkPolicyPort, bool, error) {
-	namespace := cmp.Or(ref.Namespace, t.serviceNamespace)
+// the target ports of the Service ports that ports name. It returns nil when
+// the peer is dropped (fail closed), after recording the reason as a problem.
+func (t *translation) servicePeer(path, portsPath *field.Path, ref *v1alpha1.ServiceReference, ports []v1alpha1.Port, egress bool) (*resolvedPeer, error) {
+	namespace := ref.NamespaceIn(t.serviceNamespace)
 	name := namespace + "/" + ref.Name
 	svc, err := t.service(namespace, ref.Name)
 	if err != nil {
-		return networkingv1.NetworkPolicyPeer{}, nil, false, err
+		return nil, err
 	}
-	switch {
-	case svc == nil:
+	if svc == nil {
 		t.problem(v1alpha1.ReasonServiceNotFound, path,
 			"Service %s does not exist; the peer is left out until the Service is created", name)
-		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
-	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		return nil, nil
+	}
+	switch v1alpha1.SelectionOf(svc) {
+	case v1alpha1.ServiceExternalName:
 		t.problem(v1alpha1.ReasonServiceSelectorEmpty, path,
 			"Service %s is of type ExternalName and selects no pods, so a NetworkPolicy cannot match it; the peer is left out: use an ipBlock peer with the external address instead", name)
-		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
-	case len(svc.Spec.Selector) == 0:
+		return nil, nil
+	case v1alpha1.ServiceWithoutSelector:
 		t.problem(v1alpha1.ReasonServiceSelectorEmpty, path,
 			"Service %s has no selector, so a NetworkPolicy cannot match its endpoints; the peer is left out: give the Service a selector or use an ipBlock peer", name)
-		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+		return nil, nil
 	}
-	peer := networkingv1.NetworkPolicyPeer{
+	r := &resolvedPeer{peer: networkingv1.NetworkPolicyPeer{
 		NamespaceSelector: namespaceSelector(namespace),
 		PodSelector:       &metav1.LabelSelector{MatchLabels: maps.Clone(svc.Spec.Selector)},
-	}
+	}}
 	if !egress {
-		return peer, nil, true, nil
+		return r, nil
 	}
 	if len(ports) == 0 {
-		targets := targetPorts(svc.Spec.Ports)
-		if len(targets) == 0 {
+		if r.ports = targetPorts(svc.Spec.Ports); len(r.ports) == 0 {
 			t.problem(v1alpha1.ReasonServicePortNotFound, path,
 				"Service %s declares no ports; the peer is left out: add ports to the Service or list them in the rule with an ipBlock or namespace peer", name)
-			return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+			return nil, nil
 		}
-		return peer, targets, true, nil
+		return r, nil
 	}
-	var targets []networkingv1.NetworkPolicyPort
 	for k, p := range ports {
 		matched := false
 		for _, sp := range svc.Spec.Ports {
 			if servicePortMatches(sp, p) {
 				matched = true
-				targets = appendUniquePort(targets, policyPort(serviceProtocol(sp), targetPort(sp)))
+				r.ports = appendUniquePort(r.ports, policyPort(serviceProtocol(sp), targetPort(sp)))
 			}
 		}
 		if !matched {
@@ -239,12 +206,12 @@ func (t *translation) servicePeer(path, portsPath *field.Path, ref *v1alpha1.Ser
 				"%s matches no port of Service %s (its ports: %s); it is left out for this peer", describePort(p), name, describeServicePorts(svc.Spec.Ports))
 		}
 	}
-	if len(targets) == 0 {
+	if len(r.ports) == 0 {
 		t.problem(v1alpha1.ReasonServicePortNotFound, path,
 			"none of the rule's ports is a port of Service %s; the peer is left out", name)
-		return networkingv1.NetworkPolicyPeer{}, nil, false, nil
+		return nil, nil
 	}
-	return peer, targets, true, nil
+	return r, nil
 }
 
 // servicePortMatches reports whether an allowlist port names the Service

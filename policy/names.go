@@ -3,7 +3,6 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"reflect"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,14 +59,8 @@ func ManagedLabels() map[string]string {
 	return map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}
 }
 
-// IsManaged reports whether obj carries moat's managed-by label. A nil object
-// (also a typed nil pointer) is not managed.
+// IsManaged reports whether obj carries moat's managed-by label. A nil
+// interface is not managed; obj must not be a nil pointer.
 func IsManaged(obj metav1.Object) bool {
-	if obj == nil {
-		return false
-	}
-	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
-		return false
-	}
-	return obj.GetLabels()[v1alpha1.ManagedByLabel] == v1alpha1.ManagedByValue
+	return obj != nil && obj.GetLabels()[v1alpha1.ManagedByLabel] == v1alpha1.ManagedByValue
 }

@@ -68,7 +68,7 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 	allowlists := uniqueAllowlists(in.Allowlists)
 
 	result := Result{Allowlists: make(map[string]AllowlistResult, len(allowlists))}
-	if !Isolated(in.Namespace) {
+	if !v1alpha1.Isolated(in.Namespace) {
 		for _, al := range allowlists {
 			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{isolationDisabled(in.Namespace)}}
 		}
@@ -116,6 +116,33 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 	return result, nil
 }
 
+// renderer holds what one Render call shares: the namespace and the Service
+// lookups, each Service looked up at most once.
+type renderer struct {
+	namespace string
+	services  Services
+	cache     map[serviceKey]*corev1.Service
+}
+
+type serviceKey struct{ namespace, name string }
+
+// service returns the named Service, or nil when it does not exist.
+func (r *renderer) service(namespace, name string) (*corev1.Service, error) {
+	key := serviceKey{namespace, name}
+	if svc, ok := r.cache[key]; ok {
+		return svc, nil
+	}
+	var svc *corev1.Service
+	if r.services != nil {
+		var err error
+		if svc, err = r.services.Service(namespace, name); err != nil {
+			return nil, fmt.Errorf("looking up Service %s/%s: %w", namespace, name, err)
+		}
+	}
+	r.cache[key] = svc
+	return svc, nil
+}
+
 // uniqueAllowlists returns the allowlists sorted by name, without nil
 // entries and with one allowlist per name. Names are unique in a namespace;
 // should the input repeat one (the same manifest given twice offline), the
@@ -140,12 +167,6 @@ func uniqueAllowlists(in []*v1alpha1.NetworkAllowlist) []*v1alpha1.NetworkAllowl
 	return slices.CompactFunc(allowlists, func(a, b *v1alpha1.NetworkAllowlist) bool {
 		return a.Name == b.Name
 	})
-}
-
-// Isolated reports whether the namespace has moat.dev/isolated: "true". A nil
-// namespace is not isolated.
-func Isolated(ns *corev1.Namespace) bool {
-	return ns != nil && ns.Labels[v1alpha1.IsolationLabel] == "true"
 }
 
 func isolationDisabled(ns *corev1.Namespace) Problem {

@@ -717,23 +717,6 @@ func TestRenderOrderIndependent(t *testing.T) {
 	}
 }
 
-func TestIsolated(t *testing.T) {
-	for _, tc := range []struct {
-		ns   *corev1.Namespace
-		want bool
-	}{
-		{nil, false},
-		{namespace("a", nil), false},
-		{namespace("a", map[string]string{"moat.dev/isolated": "false"}), false},
-		{namespace("a", map[string]string{"moat.dev/isolated": "yes"}), false},
-		{namespace("a", map[string]string{"moat.dev/isolated": "true"}), true},
-	} {
-		if got := Isolated(tc.ns); got != tc.want {
-			t.Errorf("Isolated(%v) = %v, want %v", tc.ns, got, tc.want)
-		}
-	}
-}
-
 func TestManaged(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"app.kubernetes.io/managed-by": "moat"}, ManagedLabels()); diff != "" {
 		t.Errorf("ManagedLabels() (-want +got):\n%s", diff)
@@ -748,7 +731,6 @@ func TestManaged(t *testing.T) {
 		want bool
 	}{
 		{nil, false},
-		{(*networkingv1.NetworkPolicy)(nil), false},
 		{&networkingv1.NetworkPolicy{}, false},
 		{&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/managed-by": "helm"}}}, false},
 		{&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Labels: ManagedLabels()}}, true},

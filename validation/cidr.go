@@ -9,11 +9,9 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	netutils "k8s.io/utils/net"
-)
 
-// maxExcept mirrors the CRD's limit on ipBlock.except, so that `moat
-// validate` (which has no API server to apply the schema) rejects the same.
-const maxExcept = 32
+	"moat.dev/moat/api/v1alpha1"
+)
 
 // ValidateCIDR checks one CIDR string in the strict form that NetworkPolicy
 // implementations agree on: it must parse, have no leading zeros, no host bits
@@ -71,21 +69,21 @@ func unparsableCIDRDetail(cidr string) string {
 // cidr's address family and strictly inside it. fldPath is the path of the
 // ipBlock itself; errors name fldPath.cidr and fldPath.except[i].
 //
-// Warnings (each prefixed with the field path) flag blocks that are valid but
+// Warnings flag blocks that are valid but
 // probably not what the user means: the whole address space, overlap with the
 // cluster's pod or Service networks from cfg, and IPv6 written in a
 // non-canonical form.
-func ValidateIPBlock(cidr string, except []string, fldPath *field.Path, cfg Config) (field.ErrorList, []string) {
+func ValidateIPBlock(cidr string, except []string, fldPath *field.Path, cfg Config) (field.ErrorList, []Warning) {
 	cidrPath := fldPath.Child("cidr")
 	parent, errs := ValidateCIDR(cidr, cidrPath)
-	var warnings []string
+	var warnings []Warning
 	if len(errs) == 0 {
 		warnings = cidrWarnings(parent, cidr, cidrPath, cfg)
 	}
 
 	exceptPath := fldPath.Child("except")
-	if len(except) > maxExcept {
-		errs = append(errs, field.TooMany(exceptPath, len(except), maxExcept))
+	if len(except) > v1alpha1.MaxExcept {
+		errs = append(errs, field.TooMany(exceptPath, len(except), v1alpha1.MaxExcept))
 	}
 	for i, e := range except {
 		p := exceptPath.Index(i)
@@ -94,7 +92,7 @@ func ValidateIPBlock(cidr string, except []string, fldPath *field.Path, cfg Conf
 			errs = append(errs, holeErrs...)
 			continue
 		}
-		warnings = append(warnings, utilvalidation.GetWarningsForCIDR(p, e)...)
+		warnings = append(warnings, libraryWarnings(p, utilvalidation.GetWarningsForCIDR(p, e))...)
 		if !parent.IsValid() {
 			continue
 		}
@@ -126,27 +124,27 @@ func family(p netip.Prefix) string {
 }
 
 // cidrWarnings returns the warnings for a valid, masked cidr.
-func cidrWarnings(p netip.Prefix, cidr string, fldPath *field.Path, cfg Config) []string {
-	var warnings []string
+func cidrWarnings(p netip.Prefix, cidr string, fldPath *field.Path, cfg Config) []Warning {
+	var warnings []Warning
 	if p.Bits() == 0 {
-		warnings = append(warnings, fmt.Sprintf(
-			"%s: %s matches every %s address, which depending on the network plugin includes the pods of every project: list the external networks you mean instead",
-			fldPath, p, family(p)))
+		warnings = append(warnings, newWarning(fldPath, fmt.Sprintf(
+			"%s matches every %s address, which depending on the network plugin includes the pods of every project: list the external networks you mean instead",
+			p, family(p))))
 	} else {
 		for _, pods := range cfg.PodCIDRs {
 			if p.Overlaps(pods) {
-				warnings = append(warnings, fmt.Sprintf(
-					"%s: %s overlaps the cluster's pod network %s: pod IPs change as pods come and go; use a namespace or service peer to reach pods",
-					fldPath, p, pods))
+				warnings = append(warnings, newWarning(fldPath, fmt.Sprintf(
+					"%s overlaps the cluster's pod network %s: pod IPs change as pods come and go; use a namespace or service peer to reach pods",
+					p, pods)))
 			}
 		}
 		for _, services := range cfg.ServiceCIDRs {
 			if p.Overlaps(services) {
-				warnings = append(warnings, fmt.Sprintf(
-					"%s: %s overlaps the cluster's Service network %s: NetworkPolicy sees the pod IP behind a Service's cluster IP, never the cluster IP; use a service peer instead",
-					fldPath, p, services))
+				warnings = append(warnings, newWarning(fldPath, fmt.Sprintf(
+					"%s overlaps the cluster's Service network %s: NetworkPolicy sees the pod IP behind a Service's cluster IP, never the cluster IP; use a service peer instead",
+					p, services)))
 			}
 		}
 	}
-	return append(warnings, utilvalidation.GetWarningsForCIDR(fldPath, cidr)...)
+	return append(warnings, libraryWarnings(fldPath, utilvalidation.GetWarningsForCIDR(fldPath, cidr))...)
 }

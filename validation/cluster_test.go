@@ -112,8 +112,9 @@ func service(ns, name string, tweak func(*corev1.Service)) *corev1.Service {
 
 // checkFindings compares whole error lists (types, paths, values and
 // messages) and whole warning lists.
-func checkFindings(t *testing.T, gotErrs field.ErrorList, gotWarnings []string, wantErrs field.ErrorList, wantWarnings []string) {
+func checkFindings(t *testing.T, gotErrs field.ErrorList, warnings []Warning, wantErrs field.ErrorList, wantWarnings []string) {
 	t.Helper()
+	gotWarnings := Strings(warnings)
 	if diff := cmp.Diff(wantErrs, gotErrs, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("errors (-want +got):\n%s\ngot:\n%s", diff, gotErrs.ToAggregate())
 	}

@@ -50,8 +50,8 @@ func FuzzValidateIPBlock(f *testing.F) {
 			}
 		}
 		for _, w := range warnings {
-			if !strings.HasPrefix(w, "ipBlock.") {
-				t.Errorf("warning without a field path: %q", w)
+			if !strings.HasPrefix(w.Field, "ipBlock.") || w.Detail == "" {
+				t.Errorf("warning without a field path or detail: %q", w)
 			}
 		}
 
@@ -76,7 +76,9 @@ func FuzzValidateIPBlock(f *testing.F) {
 			t.Errorf("%v does not round-trip through String()", prefix)
 		}
 		if prefix.String() != cidr {
-			canonicalWarned := slices.ContainsFunc(warnings, func(w string) bool { return strings.HasPrefix(w, "ipBlock.cidr: IPv6 CIDR value") })
+			canonicalWarned := slices.ContainsFunc(warnings, func(w Warning) bool {
+				return w.Field == "ipBlock.cidr" && strings.HasPrefix(w.Detail, "IPv6 CIDR value")
+			})
 			if prefix.Addr().Is4() || !canonicalWarned {
 				t.Errorf("accepted non-canonical %q (canonical %q) without a warning: %q", cidr, prefix, warnings)
 			}
@@ -134,9 +136,15 @@ func FuzzValidateNetworkAllowlist(f *testing.F) {
 				}
 			}
 			for _, w := range warnings {
-				if !strings.HasPrefix(w, "spec.") {
-					t.Errorf("warning without a spec field path: %q", w)
+				if !strings.HasPrefix(w.Field, "spec.") || w.Detail == "" {
+					t.Errorf("warning without a spec field path or detail: %q", w)
 				}
+			}
+			// Ratcheting against the same object turns each error into
+			// at most one warning and never adds an error.
+			updErrs, updWarnings := ValidateNetworkAllowlistUpdate(&nal, &nal, fuzzConfig, cluster)
+			if len(updErrs) > len(errs) || len(updErrs)+len(updWarnings) != len(errs)+len(warnings) {
+				t.Errorf("update against itself: %d errors and %d warnings, create: %d and %d", len(updErrs), len(updWarnings), len(errs), len(warnings))
 			}
 			if len(errs) == 0 {
 				checkAccepted(t, &nal)

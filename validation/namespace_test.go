@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"moat.dev/moat/api/v1alpha1"
 )
 
 func TestValidateNamespace(t *testing.T) {
@@ -37,31 +39,9 @@ func TestValidateNamespace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkFindings(t, ValidateNamespace(tc.ns), nil, tc.wantErrs, nil)
 
-			isolated, err := IsolationEnabled(tc.ns)
-			if isolated != tc.wantIsolated {
-				t.Errorf("IsolationEnabled = %v, want %v", isolated, tc.wantIsolated)
+			if got := v1alpha1.Isolated(tc.ns); got != tc.wantIsolated {
+				t.Errorf("v1alpha1.Isolated = %v, want %v", got, tc.wantIsolated)
 			}
-			if len(tc.wantErrs) == 0 {
-				if err != nil {
-					t.Errorf("IsolationEnabled error = %v, want none", err)
-				}
-				return
-			}
-			fieldErr, ok := err.(*field.Error)
-			if !ok {
-				t.Fatalf("IsolationEnabled error = %#v, want a *field.Error", err)
-			}
-			checkFindings(t, field.ErrorList{fieldErr}, nil, tc.wantErrs, nil)
 		})
-	}
-}
-
-func TestIsolationEnabledNilErrorIsUntyped(t *testing.T) {
-	// Assigning the result to an existing error variable must not produce a
-	// non-nil interface holding a nil *field.Error.
-	var err error
-	_, err = IsolationEnabled(namespace("demo-project-1", "true"))
-	if err != nil {
-		t.Fatalf("err = %#v, want nil", err)
 	}
 }

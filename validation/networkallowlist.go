@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,40 +13,39 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 )
 
-// Limits mirrored from the CRD schema, so that `moat validate` (which has no
-// API server to apply the schema) rejects the same lists.
-const (
-	maxRules = 64
-	maxPeers = 64
-	maxPorts = 64
-)
-
-// ValidateNetworkAllowlist checks an allowlist. cluster may be nil: lookup-based rules are then skipped.
+// ValidateNetworkAllowlist checks a new allowlist. cluster may be nil: lookup-based rules are then skipped.
 //
 // Errors reject what cannot work (malformed peers, CIDRs and ports, SCTP on a
 // cluster without SCTP support, Services that NetworkPolicy cannot select).
-// Warnings, each prefixed with the field path, flag what is accepted but will
-// not behave as the user probably expects yet: missing Services and
-// namespaces (GitOps applies objects in any order), very wide or
-// cluster-internal ipBlocks, ingress ipBlocks behind Services that lose the
-// client address, and ingress from a project whose own egress rules do not
-// let the traffic out.
+// Warnings flag what is accepted but will not behave as the user probably
+// expects yet: missing Services and namespaces (GitOps applies objects in any
+// order), very wide or cluster-internal ipBlocks, ingress ipBlocks behind
+// Services that lose the client address, and ingress from a project whose own
+// egress rules do not let the traffic out.
 //
 // A service peer without a namespace refers to the allowlist's namespace;
 // lookups that need the allowlist's namespace are skipped while it is empty.
 // A failed lookup never rejects: it becomes a warning saying what was not
 // checked. A nil allowlist has nothing to check.
-func ValidateNetworkAllowlist(nal *v1alpha1.NetworkAllowlist, cfg Config, cluster Cluster) (field.ErrorList, []string) {
+func ValidateNetworkAllowlist(nal *v1alpha1.NetworkAllowlist, cfg Config, cluster Cluster) (field.ErrorList, []Warning) {
+	return ValidateNetworkAllowlistUpdate(nal, nil, cfg, cluster)
+}
+
+// ValidateNetworkAllowlistUpdate checks nal, which replaces the stored old
+// (nil: nal is new), with the rules of ValidateNetworkAllowlist, ratcheted:
+// an error about a port, ipBlock, Service or namespace peer that old already
+// holds (anywhere in its spec) becomes a warning, so that an allowlist stored
+// before a rule applied (or while SCTP was on) can still be edited and can
+// shed the offending value, but cannot gain a new one.
+func ValidateNetworkAllowlistUpdate(nal, old *v1alpha1.NetworkAllowlist, cfg Config, cluster Cluster) (field.ErrorList, []Warning) {
 	if nal == nil {
 		return nil, nil
 	}
-	v := &allowlistValidator{nal: nal, cfg: cfg, cluster: cluster}
+	v := &allowlistValidator{nal: nal, cfg: cfg, cluster: cluster, stored: storedAllowlist(old)}
 	specPath := field.NewPath("spec")
 
 	ingressPath := specPath.Child("ingress")
-	if len(nal.Spec.Ingress) > maxRules {
-		v.errs = append(v.errs, field.TooMany(ingressPath, len(nal.Spec.Ingress), maxRules))
-	}
+	v.tooMany(ingressPath, len(nal.Spec.Ingress), v1alpha1.MaxRules)
 	for i := range nal.Spec.Ingress {
 		rule := &nal.Spec.Ingress[i]
 		rulePath := ingressPath.Index(i)
@@ -54,9 +54,7 @@ func ValidateNetworkAllowlist(nal *v1alpha1.NetworkAllowlist, cfg Config, cluste
 	}
 
 	egressPath := specPath.Child("egress")
-	if len(nal.Spec.Egress) > maxRules {
-		v.errs = append(v.errs, field.TooMany(egressPath, len(nal.Spec.Egress), maxRules))
-	}
+	v.tooMany(egressPath, len(nal.Spec.Egress), v1alpha1.MaxRules)
 	for i := range nal.Spec.Egress {
 		rule := &nal.Spec.Egress[i]
 		rulePath := egressPath.Index(i)
@@ -66,15 +64,52 @@ func ValidateNetworkAllowlist(nal *v1alpha1.NetworkAllowlist, cfg Config, cluste
 	return v.errs, v.warnings
 }
 
+// storedAllowlist collects the values of a stored allowlist for ratcheting;
+// nil for none.
+func storedAllowlist(old *v1alpha1.NetworkAllowlist) *stored {
+	if old == nil {
+		return nil
+	}
+	s := newStored()
+	addPeers := func(peers []v1alpha1.Peer) {
+		for _, p := range peers {
+			switch {
+			case p.Namespace != "":
+				s.namespaces[p.Namespace] = true
+			case p.Service != nil:
+				s.services[p.Service.NamespaceIn(old.Namespace)+"/"+p.Service.Name] = true
+			case p.IPBlock != nil:
+				s.ipBlocks[ipBlockValue(p.IPBlock.CIDR, p.IPBlock.Except)] = true
+			}
+		}
+	}
+	addPorts := func(ports []v1alpha1.Port) {
+		for _, p := range ports {
+			s.ports[portValueOf(p.Protocol, p.Port, p.EndPort)] = true
+		}
+	}
+	for _, rule := range old.Spec.Ingress {
+		addPeers(rule.From)
+		addPorts(rule.Ports)
+	}
+	for _, rule := range old.Spec.Egress {
+		addPeers(rule.To)
+		addPorts(rule.Ports)
+	}
+	return s
+}
+
 // allowlistValidator collects the findings for one allowlist and caches the
 // lookups that several peers share.
 type allowlistValidator struct {
 	nal     *v1alpha1.NetworkAllowlist
 	cfg     Config
 	cluster Cluster
+	// stored is what the stored allowlist holds (nil for a create).
+	stored *stored
 
 	errs     field.ErrorList
-	warnings []string
+	warnings []Warning
 
 	// sourceLossServices describes the namespace's NodePort and
 	// LoadBalancer Services with externalTrafficPolicy Cluster; computed once.
@@ -83,16 +118,30 @@ type allowlistValidator struct {
 }
 
 func (v *allowlistValidator) warn(fldPath *field.Path, format string, args ...any) {
-	v.warnings = append(v.warnings, fldPath.String()+": "+fmt.Sprintf(format, args...))
+	v.warnings = append(v.warnings, newWarning(fldPath, fmt.Sprintf(format, args...)))
+}
+
+// reject records errs about a value; kept says that the stored object
+// already holds that value, which turns the errors into warnings (ratchet).
+func (v *allowlistValidator) reject(errs field.ErrorList, kept bool) {
+	errs, warnings := ratchet(errs, kept)
+	v.errs = append(v.errs, errs...)
+	v.warnings = append(v.warnings, warnings...)
+}
+
+func (v *allowlistValidator) tooMany(fldPath *field.Path, n, limit int) {
+	if n > limit {
+		v.errs = append(v.errs, field.TooMany(fldPath, n, limit))
+	}
 }
 
 func (v *allowlistValidator) ports(ports []v1alpha1.Port, fldPath *field.Path) {
-	if len(ports) > maxPorts {
-		v.errs = append(v.errs, field.TooMany(fldPath, len(ports), maxPorts))
-	}
+	v.tooMany(fldPath, len(ports), v1alpha1.MaxPorts)
 	for i := range ports {
 		p := &ports[i]
-		v.errs = append(v.errs, validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(i), v.cfg)...)
+		if errs := validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(i), v.cfg); len(errs) > 0 {
+			v.reject(errs, v.stored.hasPort(portValueOf(p.Protocol, p.Port, p.EndPort)))
+		}
 	}
 }
 
@@ -102,33 +151,34 @@ func (v *allowlistValidator) peers(peers []v1alpha1.Peer, fldPath *field.Path, i
 			"list at least one peer (an empty list would mean everyone); to allow every address, add an ipBlock peer with cidr 0.0.0.0/0 (and one with ::/0)"))
 		return
 	}
-	if len(peers) > maxPeers {
-		v.errs = append(v.errs, field.TooMany(fldPath, len(peers), maxPeers))
-	}
+	v.tooMany(fldPath, len(peers), v1alpha1.MaxPeers)
 	for i := range peers {
 		v.peer(&peers[i], fldPath.Index(i), ingress)
 	}
 }
 
+// peerKindsList is "namespace, service or ipBlock", for messages.
+var peerKindsList = func() string {
+	names := make([]string, len(v1alpha1.PeerKinds))
+	for i, k := range v1alpha1.PeerKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}()
+
 func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingress bool) {
-	var kinds []string
-	if peer.Namespace != "" {
-		kinds = append(kinds, "namespace")
-	}
-	if peer.Service != nil {
-		kinds = append(kinds, "service")
-	}
-	if peer.IPBlock != nil {
-		kinds = append(kinds, "ipBlock")
-	}
-	switch len(kinds) {
+	switch kinds := peer.Kinds(); len(kinds) {
 	case 0:
-		v.errs = append(v.errs, field.Required(fldPath, "set exactly one of namespace, service or ipBlock"))
+		v.errs = append(v.errs, field.Required(fldPath, "set exactly one of "+peerKindsList))
 		return
 	case 1:
 	default:
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = string(k)
+		}
 		v.errs = append(v.errs, field.Forbidden(fldPath, fmt.Sprintf(
-			"sets %s: a peer must set exactly one of namespace, service or ipBlock; write one peer per kind", strings.Join(kinds, " and "))))
+			"sets %s: a peer must set exactly one of %s; write one peer per kind", strings.Join(names, " and "), peerKindsList)))
 	}
 
 	if peer.Namespace != "" {
@@ -140,7 +190,7 @@ func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingr
 	if peer.IPBlock != nil {
 		ipBlockPath := fldPath.Child("ipBlock")
 		errs, warnings := ValidateIPBlock(peer.IPBlock.CIDR, peer.IPBlock.Except, ipBlockPath, v.cfg)
-		v.errs = append(v.errs, errs...)
+		v.reject(errs, v.stored.hasIPBlock(ipBlockValue(peer.IPBlock.CIDR, peer.IPBlock.Except)))
 		v.warnings = append(v.warnings, warnings...)
 		if ingress && len(errs) == 0 {
 			v.checkSourceAddressKept(ipBlockPath)
@@ -148,28 +198,21 @@ func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingr
 	}
 }
 
-// validName appends an error on parent.child unless name is a DNS-1123 label
-// (a namespace name) or, with dns1035, a DNS-1035 label (a Service name).
-func (v *allowlistValidator) validName(name string, parent *field.Path, child string, dns1035 bool) bool {
-	var msgs []string
-	if dns1035 {
-		msgs = utilvalidation.IsDNS1035Label(name)
-	} else {
-		msgs = utilvalidation.IsDNS1123Label(name)
+// invalidName returns an Invalid error on fldPath unless check (a
+// k8s.io/apimachinery name check) accepts name.
+func invalidName(fldPath *field.Path, name string, check func(string) []string) field.ErrorList {
+	if msgs := check(name); len(msgs) > 0 {
+		return field.ErrorList{field.Invalid(fldPath, name, strings.Join(msgs, "; "))}
 	}
-	if len(msgs) == 0 {
-		return true
-	}
-	fldPath := parent
-	if child != "" {
-		fldPath = parent.Child(child)
-	}
-	v.errs = append(v.errs, field.Invalid(fldPath, name, strings.Join(msgs, "; ")))
-	return false
+	return nil
 }
 
 func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ingress bool) {
-	if !v.validName(name, fldPath, "", false) || v.cluster == nil {
+	if errs := invalidName(fldPath, name, utilvalidation.IsDNS1123Label); len(errs) > 0 {
+		v.reject(errs, v.stored.hasNamespace(name))
+		return
+	}
+	if v.cluster == nil {
 		return
 	}
 	ns, err := v.cluster.Namespace(name)
@@ -190,7 +233,7 @@ func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ing
 // that restricts its egress without a rule towards this namespace: the seed's
 // "check whether the peer project has a corresponding egress rule".
 func (v *allowlistValidator) checkPeerEgress(peerNS *corev1.Namespace, fldPath *field.Path) {
-	if enabled, err := IsolationEnabled(peerNS); err != nil || !enabled {
+	if !v1alpha1.Isolated(peerNS) {
 		return
 	}
 	allowlists, err := v.cluster.Allowlists(peerNS.Name)
@@ -204,23 +247,11 @@ func (v *allowlistValidator) checkPeerEgress(peerNS *corev1.Namespace, fldPath *
 			continue
 		}
 		restricted = true
-		alNamespace := al.Namespace
-		if alNamespace == "" {
-			alNamespace = peerNS.Name
-		}
+		alNamespace := cmp.Or(al.Namespace, peerNS.Name)
 		for _, rule := range al.Spec.Egress {
 			for _, to := range rule.To {
-				if to.Namespace == v.nal.Namespace {
+				if to.Namespace == v.nal.Namespace || (to.Service != nil && to.Service.NamespaceIn(alNamespace) == v.nal.Namespace) {
 					return
-				}
-				if to.Service != nil {
-					svcNamespace := to.Service.Namespace
-					if svcNamespace == "" {
-						svcNamespace = alNamespace
-					}
-					if svcNamespace == v.nal.Namespace {
-						return
-					}
 				}
 			}
 		}
@@ -233,24 +264,26 @@ func (v *allowlistValidator) checkPeerEgress(peerNS *corev1.Namespace, fldPath *
 }
 
 func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath *field.Path) {
-	valid := true
-	namespace := ref.Namespace
-	if namespace == "" {
-		namespace = v.nal.Namespace
-	} else {
-		valid = v.validName(namespace, fldPath, "namespace", false)
+	namespace := ref.NamespaceIn(v.nal.Namespace)
+	key := namespace + "/" + ref.Name
+	kept := v.stored.hasService(key)
+	var errs field.ErrorList
+	if ref.Namespace != "" {
+		errs = append(errs, invalidName(fldPath.Child("namespace"), ref.Namespace, utilvalidation.IsDNS1123Label)...)
 	}
 	if ref.Name == "" {
-		v.errs = append(v.errs, field.Required(fldPath.Child("name"), "name the Service, e.g. nginx"))
-		valid = false
-	} else if !v.validName(ref.Name, fldPath, "name", true) {
-		valid = false
+		errs = append(errs, field.Required(fldPath.Child("name"), "name the Service, e.g. nginx"))
+	} else {
+		errs = append(errs, invalidName(fldPath.Child("name"), ref.Name, utilvalidation.IsDNS1035Label)...)
 	}
-	if !valid || v.cluster == nil || namespace == "" {
+	if len(errs) > 0 {
+		v.reject(errs, kept)
+		return
+	}
+	if v.cluster == nil || namespace == "" {
 		return
 	}
 
-	key := namespace + "/" + ref.Name
 	svc, err := v.cluster.Service(namespace, ref.Name)
 	if err != nil {
 		v.warn(fldPath, "could not look up Service %s, so it was not checked: %v", key, err)
@@ -265,15 +298,15 @@ func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath
 			key, v1alpha1.ReasonServiceNotFound)
 		return
 	}
-	switch {
-	case svc.Spec.Type == corev1.ServiceTypeExternalName:
-		v.errs = append(v.errs, field.Invalid(fldPath, key, fmt.Sprintf(
+	switch v1alpha1.SelectionOf(svc) {
+	case v1alpha1.ServiceExternalName:
+		v.reject(field.ErrorList{field.Invalid(fldPath, key, fmt.Sprintf(
 			"Service %s is of type ExternalName (%s): NetworkPolicy cannot select its endpoints; use an ipBlock peer with the addresses %s resolves to",
-			key, svc.Spec.ExternalName, svc.Spec.ExternalName)))
-	case len(svc.Spec.Selector) == 0:
-		v.errs = append(v.errs, field.Invalid(fldPath, key, fmt.Sprintf(
+			key, svc.Spec.ExternalName, svc.Spec.ExternalName))}, kept)
+	case v1alpha1.ServiceWithoutSelector:
+		v.reject(field.ErrorList{field.Invalid(fldPath, key, fmt.Sprintf(
 			"Service %s has no selector: NetworkPolicy cannot select its endpoints; use an ipBlock peer with the endpoint addresses (kubectl get endpointslices -n %s -l kubernetes.io/service-name=%s)",
-			key, namespace, ref.Name)))
+			key, namespace, ref.Name))}, kept)
 	}
 }
 

@@ -11,12 +11,26 @@ import (
 // ipBlock, the port and SCTP rules on every port) on top of the API server's
 // own validation, and says nothing about the rest of the policy. A nil policy
 // has nothing to check.
-func ValidateNetworkPolicy(np *networkingv1.NetworkPolicy, cfg Config) (field.ErrorList, []string) {
+func ValidateNetworkPolicy(np *networkingv1.NetworkPolicy, cfg Config) (field.ErrorList, []Warning) {
+	return ValidateNetworkPolicyUpdate(np, nil, cfg)
+}
+
+// ValidateNetworkPolicyUpdate checks np, which replaces the stored old (nil:
+// np is new), with the rules of ValidateNetworkPolicy, ratcheted: an error
+// about a port or ipBlock that old already holds becomes a warning, so that a
+// policy stored before moat (or a rule of moat) can still be edited.
+func ValidateNetworkPolicyUpdate(np, old *networkingv1.NetworkPolicy, cfg Config) (field.ErrorList, []Warning) {
 	if np == nil {
 		return nil, nil
 	}
+	s := storedPolicy(old)
 	var errs field.ErrorList
-	var warnings []string
+	var warnings []Warning
+	reject := func(e field.ErrorList, kept bool) {
+		e, w := ratchet(e, kept)
+		errs = append(errs, e...)
+		warnings = append(warnings, w...)
+	}
 	peers := func(peers []networkingv1.NetworkPolicyPeer, fldPath *field.Path) {
 		for j := range peers {
 			block := peers[j].IPBlock
@@ -24,14 +38,16 @@ func ValidateNetworkPolicy(np *networkingv1.NetworkPolicy, cfg Config) (field.Er
 				continue
 			}
 			e, w := ValidateIPBlock(block.CIDR, block.Except, fldPath.Index(j).Child("ipBlock"), cfg)
-			errs = append(errs, e...)
+			reject(e, s.hasIPBlock(ipBlockValue(block.CIDR, block.Except)))
 			warnings = append(warnings, w...)
 		}
 	}
 	ports := func(ports []networkingv1.NetworkPolicyPort, fldPath *field.Path) {
 		for k := range ports {
 			p := &ports[k]
-			errs = append(errs, validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(k), cfg)...)
+			if e := validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(k), cfg); len(e) > 0 {
+				reject(e, s.hasPort(portValueOf(p.Protocol, p.Port, p.EndPort)))
+			}
 		}
 	}
 
@@ -49,4 +65,30 @@ func ValidateNetworkPolicy(np *networkingv1.NetworkPolicy, cfg Config) (field.Er
 		ports(rule.Ports, rulePath.Child("ports"))
 	}
 	return errs, warnings
+}
+
+// storedPolicy collects the ports and ipBlocks of a stored policy for
+// ratcheting; nil for none.
+func storedPolicy(old *networkingv1.NetworkPolicy) *stored {
+	if old == nil {
+		return nil
+	}
+	s := newStored()
+	add := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) {
+		for _, p := range peers {
+			if p.IPBlock != nil {
+				s.ipBlocks[ipBlockValue(p.IPBlock.CIDR, p.IPBlock.Except)] = true
+			}
+		}
+		for _, p := range ports {
+			s.ports[portValueOf(p.Protocol, p.Port, p.EndPort)] = true
+		}
+	}
+	for _, rule := range old.Spec.Ingress {
+		add(rule.From, rule.Ports)
+	}
+	for _, rule := range old.Spec.Egress {
+		add(rule.To, rule.Ports)
+	}
+	return s
 }

@@ -32,18 +32,19 @@ var _ admission.Validator[*v1alpha1.NetworkAllowlist] = &AllowlistValidator{}
 
 // ValidateCreate checks a new allowlist.
 func (v *AllowlistValidator) ValidateCreate(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
-	return v.validate(ctx, nal)
+	return v.validate(ctx, nal, nil)
 }
 
-// ValidateUpdate checks an allowlist whose spec changes. An update that
-// leaves the spec alone (metadata such as finalizers or labels) is always
-// admitted, so that an allowlist which no longer passes (its Service lost
-// its selector) can still be relabelled and deleted.
+// ValidateUpdate checks an allowlist whose spec changes, ratcheted against
+// the stored one (validation.ValidateNetworkAllowlistUpdate): it fails only
+// on values the update adds, and warns about the ones it keeps. An update
+// that leaves the spec alone (metadata such as finalizers or labels) is
+// admitted without lookups.
 func (v *AllowlistValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
 	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
 		return nil, nil
 	}
-	return v.validate(ctx, newObj)
+	return v.validate(ctx, newObj, oldObj)
 }
 
 // ValidateDelete admits every deletion.
@@ -51,16 +52,17 @@ func (v *AllowlistValidator) ValidateDelete(context.Context, *v1alpha1.NetworkAl
 	return nil, nil
 }
 
-func (v *AllowlistValidator) validate(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+// validate checks nal, ratcheted against old when old is not nil.
+func (v *AllowlistValidator) validate(ctx context.Context, nal, old *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
 	var cluster validation.Cluster
 	if v.Cached != nil {
 		cluster = v.Cached.WithContext(ctx)
 	}
-	errs, warnings := validation.ValidateNetworkAllowlist(nal, v.Config, cluster)
+	errs, warnings := validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, cluster)
 	if (len(errs) > 0 || len(warnings) > 0) && v.Live != nil {
-		errs, warnings = validation.ValidateNetworkAllowlist(nal, v.Config, v.Live.WithContext(ctx))
+		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, v.Live.WithContext(ctx))
 	}
-	return warnings, invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
+	return validation.Strings(warnings), invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
 }
 
 // invalid returns nil for no errors and otherwise the API's Invalid status

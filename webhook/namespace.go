@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
-	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
@@ -74,7 +73,7 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 	if err := m.Decoder.DecodeRaw(req.OldObject, old); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	if !policy.Isolated(ns) || policy.Isolated(old) || ns.DeletionTimestamp != nil {
+	if !v1alpha1.Isolated(ns) || v1alpha1.Isolated(old) || ns.DeletionTimestamp != nil {
 		return admission.Allowed("")
 	}
 	if req.DryRun != nil && *req.DryRun {

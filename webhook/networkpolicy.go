@@ -38,14 +38,15 @@ func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *network
 	if exemptFromChecks(np) {
 		return nil, nil
 	}
-	return v.validate(np)
+	return v.validate(np, nil)
 }
 
-// ValidateUpdate checks a policy whose spec changes; only trusted users may
-// update a policy that is or becomes managed by moat. An update that leaves
-// the spec alone is not checked again, so that policies stored before moat
-// was installed can still be relabelled; neither is a policy that stays
-// managed by moat (see exemptFromChecks).
+// ValidateUpdate checks a policy whose spec changes, ratcheted against the
+// stored one (validation.ValidateNetworkPolicyUpdate: it fails only on values
+// the update adds); only trusted users may update a policy that is or becomes
+// managed by moat. An update that leaves the spec alone is not checked again,
+// so that policies stored before moat was installed can still be relabelled;
+// neither is a policy that stays managed by moat (see exemptFromChecks).
 func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	managed := oldObj
 	if !policy.IsManaged(oldObj) {
@@ -57,7 +58,7 @@ func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, new
 	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) || exemptFromChecks(newObj) {
 		return nil, nil
 	}
-	return v.validate(newObj)
+	return v.validate(newObj, oldObj)
 }
 
 // ValidateDelete lets only trusted users delete a managed policy.
@@ -65,9 +66,10 @@ func (v *NetworkPolicyValidator) ValidateDelete(ctx context.Context, np *network
 	return nil, v.guard(ctx, np, "delete")
 }
 
-func (v *NetworkPolicyValidator) validate(np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
-	errs, warnings := validation.ValidateNetworkPolicy(np, v.Config)
-	return warnings, invalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
+// validate checks np, ratcheted against old when old is not nil.
+func (v *NetworkPolicyValidator) validate(np, old *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+	errs, warnings := validation.ValidateNetworkPolicyUpdate(np, old, v.Config)
+	return validation.Strings(warnings), invalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
 }
 
 // exemptFromChecks reports whether np is a policy moat manages, written (the

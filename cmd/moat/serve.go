@@ -214,12 +214,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("adding the certificate watcher: %w", err)
 	}
 
-	// ---- Isolation controller (owned by package controller). ----
+	// The isolation controller; it is also the Converger of the mutating
+	// Namespace webhook.
 	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy})
 	if err != nil {
 		return err
 	}
-	// ---- End of the isolation controller. ----
 
 	if err := webhook.SetupWithManager(mgr, webhook.Options{
 		Validation: o.validation,

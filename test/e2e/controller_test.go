@@ -581,7 +581,7 @@ var _ = Describe("Isolation controller", func() {
 					continue
 				}
 				live[ns.Name] = true
-				if policy.Isolated(&ns) {
+				if moatv1alpha1.Isolated(&ns) {
 					isolated++
 				}
 			}

@@ -555,6 +555,85 @@ var _ = Describe("Admission webhooks", func() {
 		})
 	})
 
+	Describe("ratcheting on update", Serial, func() {
+		// restartWithSCTP restarts moat with SCTP support on or off and
+		// puts the default configuration back after the spec.
+		restartWithSCTP := func(on bool) {
+			GinkgoHelper()
+			stopManager()
+			webhookValidation.SCTPEnabled = on
+			startManager()
+		}
+		BeforeEach(func() {
+			DeferCleanup(func() {
+				stopManager()
+				webhookValidation = defaultWebhookValidation()
+				startManager()
+			})
+		})
+		const kept = "kept because it was stored before this check applied"
+
+		It("lets an allowlist stored while SCTP was on be edited and shed its SCTP port, but not gain a new one", func() {
+			ns := createNamespace(nil)
+			restartWithSCTP(true)
+			al := createAllowlist(ns.Name, "sctp", moatv1alpha1.NetworkAllowlistSpec{
+				Ingress: []moatv1alpha1.IngressRule{
+					{From: []moatv1alpha1.Peer{alNamespace("default")}, Ports: []moatv1alpha1.Port{alPort(corev1.ProtocolTCP, intstr.FromInt32(80))}},
+					{From: []moatv1alpha1.Peer{alNamespace("default")}, Ports: []moatv1alpha1.Port{alPort(corev1.ProtocolSCTP, intstr.FromInt32(9000))}},
+				},
+			})
+			restartWithSCTP(false)
+			wc, warnings := warningClient()
+
+			By("an edit of another rule is admitted with a warning naming the kept SCTP port")
+			Expect(wc.Get(ctx, client.ObjectKeyFromObject(al), al)).To(Succeed())
+			al.Spec.Ingress[0].Ports[0].Port = ptr.To(intstr.FromInt32(8080))
+			Expect(wc.Update(ctx, al)).To(Succeed())
+			Expect(warnings.take()).To(ConsistOf(SatisfyAll(
+				HavePrefix("spec.ingress[1].ports[0].protocol: "+kept), ContainSubstring("--sctp-enabled"))))
+
+			By("removing the first rule moves the SCTP port, which stays kept")
+			al.Spec.Ingress = al.Spec.Ingress[1:]
+			Expect(wc.Update(ctx, al)).To(Succeed())
+			Expect(warnings.take()).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
+
+			By("a new SCTP port is refused")
+			added := al.DeepCopy()
+			added.Spec.Ingress[0].Ports = append(added.Spec.Ingress[0].Ports, alPort(corev1.ProtocolSCTP, intstr.FromInt32(9001)))
+			expectInvalid(wc.Update(ctx, added), "spec.ingress[0].ports[1].protocol", "--sctp-enabled")
+			Expect(warnings.take()).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
+
+			By("the SCTP port can be removed")
+			al.Spec.Ingress[0].Ports[0] = alPort(corev1.ProtocolTCP, intstr.FromInt32(9000))
+			Expect(wc.Update(ctx, al)).To(Succeed())
+			Expect(warnings.take()).To(BeEmpty())
+		})
+
+		It("lets a NetworkPolicy stored before moat saw it be edited, but refuses what the edit adds", func() {
+			ns := createNamespace(nil)
+			By("storing a policy with an SCTP port while moat is down (failurePolicy Ignore)")
+			stopManager()
+			sctp := func(port int32) networkingv1.NetworkPolicyPort {
+				return networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To(intstr.FromInt32(port))}
+			}
+			np := userNetworkPolicy(ns.Name, "legacy", networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.1.0.0/24"}}, sctp(9000))
+			Expect(k8sClient.Create(ctx, np)).To(Succeed())
+			startManager()
+			wc, warnings := warningClient()
+
+			By("an edit that keeps the SCTP port is admitted with a warning")
+			Expect(wc.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
+			np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(80))})
+			Expect(wc.Update(ctx, np)).To(Succeed())
+			Expect(warnings.take()).To(ContainElement(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
+
+			By("a second SCTP port is refused")
+			Expect(wc.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
+			np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, sctp(9001))
+			expectInvalid(wc.Update(ctx, np), "spec.ingress[0].ports[2].protocol", "--sctp-enabled")
+		})
+	})
+
 	Describe("labelling an existing namespace", func() {
 		It("puts the default isolation policies in place before the update returns", func() {
 			ns := createNamespace(nil)

@@ -1,0 +1,92 @@
+package v1alpha1
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestPeerKinds(t *testing.T) {
+	svc := &ServiceReference{Name: "nginx"}
+	block := &IPBlock{CIDR: "10.0.0.0/8"}
+	for _, tc := range []struct {
+		peer Peer
+		want []PeerKind
+	}{
+		{Peer{}, nil},
+		{Peer{Namespace: "a"}, []PeerKind{PeerNamespace}},
+		{Peer{Service: svc}, []PeerKind{PeerService}},
+		{Peer{IPBlock: block}, []PeerKind{PeerIPBlock}},
+		{Peer{IPBlock: block, Namespace: "a"}, []PeerKind{PeerNamespace, PeerIPBlock}},
+		{Peer{Namespace: "a", Service: svc, IPBlock: block}, PeerKinds},
+	} {
+		if got := tc.peer.Kinds(); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v.Kinds() = %v, want %v", tc.peer, got, tc.want)
+		}
+		kind, ok := tc.peer.Kind()
+		if ok != (len(tc.want) == 1) || (ok && kind != tc.want[0]) {
+			t.Errorf("%+v.Kind() = %q, %v", tc.peer, kind, ok)
+		}
+	}
+}
+
+func TestServiceReferenceNamespaceIn(t *testing.T) {
+	if got := (&ServiceReference{Name: "nginx"}).NamespaceIn("demo-project-1"); got != "demo-project-1" {
+		t.Errorf("empty namespace: got %q, want the allowlist's", got)
+	}
+	if got := (&ServiceReference{Namespace: "demo-project-2", Name: "nginx"}).NamespaceIn("demo-project-1"); got != "demo-project-2" {
+		t.Errorf("explicit namespace: got %q", got)
+	}
+}
+
+func TestIsolated(t *testing.T) {
+	ns := func(labels map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: labels}}
+	}
+	for _, tc := range []struct {
+		ns   *corev1.Namespace
+		want bool
+	}{
+		{nil, false},
+		{ns(nil), false},
+		{ns(map[string]string{IsolationLabel: "false"}), false},
+		{ns(map[string]string{IsolationLabel: "yes"}), false},
+		{ns(map[string]string{IsolationLabel: "True"}), false},
+		{ns(map[string]string{IsolationLabel: "true"}), true},
+	} {
+		if got := Isolated(tc.ns); got != tc.want {
+			t.Errorf("Isolated(%v) = %v, want %v", tc.ns, got, tc.want)
+		}
+	}
+}
+
+func TestSelectionOf(t *testing.T) {
+	for _, tc := range []struct {
+		spec corev1.ServiceSpec
+		want ServiceSelection
+	}{
+		{corev1.ServiceSpec{Selector: map[string]string{"app": "web"}}, ServiceSelectable},
+		{corev1.ServiceSpec{}, ServiceWithoutSelector},
+		{corev1.ServiceSpec{Selector: map[string]string{}}, ServiceWithoutSelector},
+		{corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}, ServiceExternalName},
+		{corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, Selector: map[string]string{"app": "web"}}, ServiceExternalName},
+	} {
+		if got := SelectionOf(&corev1.Service{Spec: tc.spec}); got != tc.want {
+			t.Errorf("SelectionOf(%+v) = %v, want %v", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func TestServiceRefs(t *testing.T) {
+	a := &ServiceReference{Name: "a"}
+	b := &ServiceReference{Namespace: "x", Name: "b"}
+	spec := NetworkAllowlistSpec{
+		Ingress: []IngressRule{{From: []Peer{{Namespace: "n"}, {Service: a}}}},
+		Egress:  []EgressRule{{To: []Peer{{Service: b}, {Service: a}}}},
+	}
+	if got := spec.ServiceRefs(); !slices.Equal(got, []*ServiceReference{a, b, a}) {
+		t.Errorf("ServiceRefs() = %v", got)
+	}
+}
