@@ -2,10 +2,12 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	goruntime "runtime"
 
+	"golang.org/x/sync/semaphore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -15,9 +17,11 @@ import (
 // Limits on what is read; past them a document is an error (kubectl reads
 // deeper or bigger documents, but moat refuses to pass them).
 const (
-	// MaxDocumentBytes bounds one document (a List counts as one), so that
-	// peak memory stays a small multiple of it.
-	MaxDocumentBytes = 64 << 20
+	// MaxDocumentBytes bounds one document (a List counts as one): decoding
+	// a document the way kubectl does takes up to about 35 times its size
+	// (see docs/benchmarks.md), so this keeps the peak near 300 MiB. It is
+	// also how many bytes of documents are decoded at the same time.
+	MaxDocumentBytes = 8 << 20
 	// MaxNestingDepth is the deepest nesting of mappings and sequences that
 	// the YAML and JSON libraries read (go-yaml and sigs.k8s.io/json stop
 	// at it); deeper input is an error.
@@ -73,6 +77,11 @@ func readDocument(name string, d rawDoc, obj func(Position, *unstructured.Unstru
 	decodeDocument(pos, d, obj, bad)
 }
 
+// documentWeight is what a document counts for in readParallel's budget.
+func documentWeight(d rawDoc) int64 {
+	return min(int64(len(d.yaml)+len(d.json)+1), MaxDocumentBytes)
+}
+
 // readParallel cuts r (kubectlReader is applied here) into documents, runs
 // work on each, on as many goroutines as the process may use, and passes what
 // work emits to deliver in input order, from one goroutine. At most a few
@@ -84,17 +93,24 @@ func readParallel[T any](r io.Reader, work func(rawDoc, func(T)), deliver func(T
 	if workers < 2 {
 		return splitStream(r, func(d rawDoc) { work(d, deliver) })
 	}
+	type result struct {
+		events []T
+		weight int64
+	}
 	type job struct {
 		doc rawDoc
-		out chan []T
+		out chan result
 	}
+	// Bytes of documents in flight: a large document waits for the
+	// smaller ones before it, and is decoded alone.
+	budget := semaphore.NewWeighted(MaxDocumentBytes)
 	jobs := make(chan job, workers)
-	order := make(chan chan []T, 2*workers)
+	order := make(chan chan result, 2*workers)
 	for range workers {
 		go func() {
 			for j := range jobs {
-				var out []T
-				work(j.doc, func(t T) { out = append(out, t) })
+				out := result{weight: documentWeight(j.doc)}
+				work(j.doc, func(t T) { out.events = append(out.events, t) })
 				j.out <- out
 			}
 		}()
@@ -103,13 +119,16 @@ func readParallel[T any](r io.Reader, work func(rawDoc, func(T)), deliver func(T
 	go func() {
 		defer close(done)
 		for c := range order {
-			for _, t := range <-c {
+			res := <-c
+			for _, t := range res.events {
 				deliver(t)
 			}
+			budget.Release(res.weight)
 		}
 	}()
 	err := splitStream(r, func(d rawDoc) {
-		c := make(chan []T, 1)
+		_ = budget.Acquire(context.Background(), documentWeight(d)) // cannot fail: no deadline
+		c := make(chan result, 1)
 		order <- c
 		jobs <- job{doc: d, out: c}
 	})
@@ -145,6 +164,7 @@ func decodeDocument(pos Position, d rawDoc, obj func(Position, *unstructured.Uns
 		bad(&Error{Position: pos, Kind: meta.Kind, Namespace: meta.Namespace, Name: meta.Name, Message: "cannot decode: " + decodeMessage(err)})
 		return
 	}
+	obj = withoutEmptyNamespace(obj)
 	switch o := o.(type) {
 	case *unstructured.Unstructured:
 		obj(pos, o)
@@ -178,6 +198,19 @@ func decodeDocument(pos Position, d rawDoc, obj func(Position, *unstructured.Uns
 			}
 			o.Items[i] = unstructured.Unstructured{} // the List lets go of it
 		}
+	}
+}
+
+// withoutEmptyNamespace drops a metadata.namespace that is empty (or null)
+// before passing an object on, as kubectl does (cli-runtime's
+// FilterNamespace); kubectl apply then puts namespaced kinds into the
+// default namespace, as decodeObject does.
+func withoutEmptyNamespace(obj func(Position, *unstructured.Unstructured)) func(Position, *unstructured.Unstructured) {
+	return func(pos Position, u *unstructured.Unstructured) {
+		if u.GetNamespace() == "" {
+			u.SetNamespace("")
+		}
+		obj(pos, u)
 	}
 }
 

@@ -188,8 +188,12 @@ func splitYAML(br *bufio.Reader, first int, in *ioErrReader, fn func(rawDoc)) er
 			fn(rawDoc{line: start, err: tooBigMessage})
 			return
 		}
-		fn(rawDoc{line: start + contentLine(buf.Bytes()), yaml: bytes.Clone(buf.Bytes()), yamlLine: start})
-		buf.Reset()
+		// Hand the bytes over (no copy: a document may be large) and
+		// start the next one with room for as much.
+		doc := buf.Bytes()
+		buf = bytes.Buffer{}
+		buf.Grow(min(len(doc), 64<<10))
+		fn(rawDoc{line: start + contentLine(doc), yaml: doc, yamlLine: start})
 	}
 	for {
 		var err error
