@@ -14,12 +14,18 @@ import (
 )
 
 // shape is an input that once cost moat validate more than linear time or
-// memory (issue 12), written at a given size.
+// memory (issue 12).
 type shape struct {
 	name string
-	// write writes the shape at scale n (1 is the size quoted by issue 12)
-	// and returns the exit status moat validate must give.
-	write func(w *bufio.Writer, scale float64) int
+	// sizes are a quarter of and the full size measured for linearity;
+	// refused, when not 0, is a size past manifest.MaxDocumentBytes (issue
+	// 12's 50 MB), which must be refused at once.
+	sizes   [2]int
+	unit    string
+	refused int
+	// write writes the shape at a size and returns the exit status moat
+	// validate must give.
+	write func(w *bufio.Writer, size int) int
 }
 
 // networkPolicy is a NetworkPolicy as a JSON object (valid YAML too), with
@@ -30,13 +36,17 @@ func networkPolicy(i int) string {
 		i, i%100, i/256%256, i%256)
 }
 
+// listBytes is the full size of the List shapes: within
+// manifest.MaxDocumentBytes (8 MiB) once converted to JSON.
+const listBytes = 7 << 20
+
 var shapes = []shape{
 	{
 		// Lists nested 4,998 deep (220 KB): kubectl refuses a List in a
 		// List, and so does moat, at once.
-		name: "Lists nested 4,998 deep (220 KB JSON)",
-		write: func(w *bufio.Writer, scale float64) int {
-			depth := int(4998 * scale)
+		name:  "Lists nested deep (JSON, 44 bytes a level)",
+		sizes: [2]int{1250, 4998}, unit: "levels",
+		write: func(w *bufio.Writer, depth int) int {
 			for range depth {
 				w.WriteString(`{"apiVersion":"v1","kind":"List","items":[` + "\n")
 			}
@@ -47,33 +57,44 @@ var shapes = []shape{
 		},
 	},
 	{
-		// One 50 MB line: a List in YAML flow style on one line.
-		name: "one 50 MB line (a YAML flow List)",
-		write: func(w *bufio.Writer, scale float64) int {
+		// One long line: a List in YAML flow style on one line.
+		name:  "one long line (a YAML flow List of NetworkPolicies)",
+		sizes: [2]int{listBytes / 4, listBytes}, unit: "bytes", refused: 50e6,
+		write: func(w *bufio.Writer, size int) int {
 			w.WriteString("apiVersion: v1\nkind: List\nitems: [")
-			writeItems(w, int(50e6*scale), func(i int) string {
+			writeItems(w, size, func(i int) string {
 				if i == 0 {
 					return networkPolicy(i)
 				}
 				return ", " + networkPolicy(i)
 			})
 			w.WriteString("]\n")
-			return 0
+			return exitFor(size)
 		},
 	},
 	{
-		// One 50 MB List in block style.
-		name: "one 50 MB List (block YAML)",
-		write: func(w *bufio.Writer, scale float64) int {
+		// One List in block style.
+		name:  "one List (block YAML, NetworkPolicies)",
+		sizes: [2]int{listBytes / 4, listBytes}, unit: "bytes", refused: 50e6,
+		write: func(w *bufio.Writer, size int) int {
 			w.WriteString("apiVersion: v1\nkind: List\nitems:\n")
-			writeItems(w, int(50e6*scale), func(i int) string {
+			writeItems(w, size, func(i int) string {
 				return fmt.Sprintf("- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata:\n    name: np-%d\n    namespace: ns-%d\n"+
 					"  spec:\n    podSelector: {}\n    ingress:\n    - from:\n      - ipBlock:\n          cidr: 10.%d.%d.0/24\n      ports:\n      - protocol: TCP\n        port: 80\n",
 					i, i%100, i/256%256, i%256)
 			})
-			return 0
+			return exitFor(size)
 		},
 	},
+}
+
+// exitFor is moat validate's exit status on a List shape: refused (1) past
+// the document limit, else clean (0).
+func exitFor(size int) int {
+	if size > listBytes {
+		return 1
+	}
+	return 0
 }
 
 // writeItems writes item(0), item(1), ... until size bytes are written.
@@ -86,8 +107,9 @@ func writeItems(w *bufio.Writer, size int, item func(i int) string) {
 }
 
 // benchShapes runs moat validate on each shape at a quarter and at the full
-// size of issue 12: the ratio of the two times (and of the peak RSS above the
-// process's floor) shows whether cost grows linearly (4×) or faster.
+// size: the ratio of the two times (and of the peak RSS) shows whether cost
+// grows linearly (4×) or faster. Shapes past the document limit are then
+// measured at issue 12's size, where they must be refused.
 func benchShapes(ctx context.Context, o *options) error {
 	dir, err := os.MkdirTemp("", "moat-bench-shapes")
 	if err != nil {
@@ -96,59 +118,73 @@ func benchShapes(ctx context.Context, o *options) error {
 	defer os.RemoveAll(dir)
 	for i, s := range shapes {
 		var walls [2]time.Duration
-		var rss [2]int64
-		var sizes [2]int64
-		for j, scale := range []float64{0.25, 1} {
-			path := filepath.Join(dir, fmt.Sprintf("shape-%d-%d.yaml", i, j))
-			want, size, err := writeShape(path, s, scale)
+		var rss, sizes [2]int64
+		for j, size := range s.sizes {
+			walls[j], rss[j], sizes[j], err = runShape(ctx, o, filepath.Join(dir, fmt.Sprintf("shape-%d-%d.yaml", i, j)), s, size)
 			if err != nil {
 				return err
 			}
-			sizes[j] = size
-			var ws []time.Duration
-			var rs []int64
-			for range o.runs {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				cmd := exec.CommandContext(ctx, o.moat, "validate", path)
-				var stderr bytes.Buffer
-				cmd.Stderr = &stderr
-				start := time.Now()
-				err := cmd.Run()
-				wall := time.Since(start)
-				code := 0
-				var exit *exec.ExitError
-				if errors.As(err, &exit) {
-					code = exit.ExitCode()
-				} else if err != nil {
-					return err
-				}
-				if code != want {
-					return fmt.Errorf("moat validate on %s: exit status %d, want %d; stderr: %.300s", s.name, code, want, stderr.String())
-				}
-				ws = append(ws, wall)
-				rs = append(rs, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
-			}
-			walls[j], rss[j] = median(ws), median(rs)
-			os.Remove(path)
 		}
-		record(figure{section: "shapes", name: s.name + ": wall (quarter size → full size)",
+		record(figure{section: "shapes", name: fmt.Sprintf("%s, %d → %d %s: wall", s.name, s.sizes[0], s.sizes[1], s.unit),
 			value:  fmt.Sprintf("%s → %s (%.1f×)", ms(walls[0]), ms(walls[1]), float64(walls[1])/float64(walls[0])),
 			target: "linear: about 4×"})
-		record(figure{section: "shapes", name: s.name + ": peak RSS (quarter size → full size)",
-			value: fmt.Sprintf("%s → %s; %.1f× the %s input", mib(rss[0]), mib(rss[1]), float64(rss[1])/float64(sizes[1]), mib(sizes[1]))})
+		record(figure{section: "shapes", name: fmt.Sprintf("%s, %d → %d %s: peak RSS", s.name, s.sizes[0], s.sizes[1], s.unit),
+			value: fmt.Sprintf("%s → %s (inputs %s → %s)", mib(rss[0]), mib(rss[1]), mib(sizes[0]), mib(sizes[1]))})
+		if s.refused != 0 {
+			wall, peak, size, err := runShape(ctx, o, filepath.Join(dir, fmt.Sprintf("shape-%d-refused.yaml", i)), s, s.refused)
+			if err != nil {
+				return err
+			}
+			record(figure{section: "shapes", name: fmt.Sprintf("%s, %s (refused: over the document limit)", s.name, mib(size)),
+				value: fmt.Sprintf("%s, %s peak RSS", ms(wall), mib(peak))})
+		}
 	}
 	return nil
 }
 
-func writeShape(path string, s shape, scale float64) (want int, size int64, err error) {
+// runShape writes a shape at a size and runs moat validate on it -runs times:
+// median wall time and peak RSS, and the file's size.
+func runShape(ctx context.Context, o *options, path string, s shape, size int) (time.Duration, int64, int64, error) {
+	want, n, err := writeShape(path, s, size)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.Remove(path)
+	var ws []time.Duration
+	var rs []int64
+	for range o.runs {
+		if ctx.Err() != nil {
+			return 0, 0, 0, ctx.Err()
+		}
+		cmd := exec.CommandContext(ctx, o.moat, "validate", path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		err := cmd.Run()
+		wall := time.Since(start)
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			return 0, 0, 0, err
+		}
+		if code != want {
+			return 0, 0, 0, fmt.Errorf("moat validate on %s (%d %s): exit status %d, want %d; stderr: %.300s", s.name, size, s.unit, code, want, stderr.String())
+		}
+		ws = append(ws, wall)
+		rs = append(rs, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
+	}
+	return median(ws), median(rs), n, nil
+}
+
+func writeShape(path string, s shape, size int) (want int, written int64, err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	want = s.write(w, scale)
+	want = s.write(w, size)
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return 0, 0, err
