@@ -19,9 +19,10 @@ import (
 const (
 	// MaxDocumentBytes bounds one document (a List counts as one): decoding
 	// a document the way kubectl does takes up to about 35 times its size
-	// (see docs/benchmarks.md), so this keeps the peak near 300 MiB. It is
-	// also how many bytes of documents are decoded at the same time.
-	MaxDocumentBytes = 8 << 20
+	// in live memory (see docs/benchmarks.md), so this keeps the peak near
+	// 250 MiB. It is also how many bytes of documents are decoded at the
+	// same time.
+	MaxDocumentBytes = 4 << 20
 	// MaxNestingDepth is the deepest nesting of mappings and sequences that
 	// the YAML and JSON libraries read (go-yaml and sigs.k8s.io/json stop
 	// at it); deeper input is an error.

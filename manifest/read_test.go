@@ -213,7 +213,7 @@ func TestReadYAML11Scalars(t *testing.T) {
 func TestReadLimits(t *testing.T) {
 	defer func(n int) { maxDocumentBytes = n }(maxDocumentBytes)
 	ns := "apiVersion: v1\nkind: Namespace\nmetadata: {name: after}\n"
-	tooBig := "document of more than 8 MiB: moat reads documents of up to 8 MiB; split it (a List into several files)"
+	tooBig := "document of more than 4 MiB: moat reads documents of up to 4 MiB; split it (a List into several files)"
 	tests := map[string]struct {
 		in    string
 		limit int // maxDocumentBytes when not 0

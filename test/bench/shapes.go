@@ -37,8 +37,8 @@ func networkPolicy(i int) string {
 }
 
 // listBytes is the full size of the List shapes: within
-// manifest.MaxDocumentBytes (8 MiB) once converted to JSON.
-const listBytes = 7 << 20
+// manifest.MaxDocumentBytes (4 MiB).
+const listBytes = 3 << 20
 
 var shapes = []shape{
 	{
