@@ -92,6 +92,7 @@ with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
 	})
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newRenderCommand())
-	root.AddCommand(newServeCommand()) // the in-cluster webhooks and controller: serve.go
+	root.AddCommand(newImportCommand()) // import.go
+	root.AddCommand(newServeCommand())  // the in-cluster webhooks and controller: serve.go
 	return root
 }
