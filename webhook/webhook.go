@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,6 +76,13 @@ type Options struct {
 
 	// ApplyTimeout bounds the Converger call; zero means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+
+	// IsolateNewNamespaces selects the namespaces that are labelled
+	// moat.dev/isolated: "true" when they are created (NewNamespaceIsolator);
+	// nil turns that off.
+	IsolateNewNamespaces labels.Selector
+	// SystemNamespace is moat's own namespace, which is never isolated.
+	SystemNamespace string
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -130,5 +138,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Timeout:   opts.ApplyTimeout,
 	}
 	mgr.GetWebhookServer().Register(MutateNamespacePath, &admission.Webhook{Handler: mutator})
+
+	mgr.GetWebhookServer().Register(IsolateNewNamespacePath, &admission.Webhook{Handler: &NewNamespaceIsolator{
+		Selector:        opts.IsolateNewNamespaces,
+		SystemNamespace: opts.SystemNamespace,
+		Trust:           opts.Trust,
+	}})
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,9 +65,12 @@ type serveOptions struct {
 	leaderElectID  string
 	serviceAccount string
 	adminGroups    []string
-	validation     validation.Config
-	policy         policy.Config
-	zap            zap.Options
+	// isolateNew is --isolate-new-namespaces; systemNamespace is moat's own.
+	isolateNew      string
+	systemNamespace string
+	validation      validation.Config
+	policy          policy.Config
+	zap             zap.Options
 }
 
 func newServeCommand() *cobra.Command {
@@ -74,7 +78,7 @@ func newServeCommand() *cobra.Command {
 	if podNamespace == "" {
 		podNamespace = defaultSystemNamespace
 	}
-	o := &serveOptions{zap: zap.Options{}}
+	o := &serveOptions{zap: zap.Options{}, systemNamespace: podNamespace}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run moat's admission webhooks and isolation controller (in the cluster)",
@@ -115,6 +119,9 @@ replica serves webhooks.`,
 		"moat's own user name, trusted to change the NetworkPolicies it manages (the default is moat's ServiceAccount in $"+podNamespaceEnv+", or in "+defaultSystemNamespace+" when that is unset)")
 	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
 		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
+	fs.StringVar(&o.isolateNew, "isolate-new-namespaces", "",
+		`label selector (e.g. "tenant", "env in (dev,prod)"): new namespaces that match are created labelled moat.dev/isolated=true; `+
+			`empty (the default) turns this off. Needs the webhook of manifests/isolate-new-namespaces`)
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
 
@@ -161,6 +168,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	if o.serviceAccount == "" {
 		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
+	}
+	isolateNew, err := parseIsolateNewNamespaces(o.isolateNew)
+	if err != nil {
+		return err
 	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
@@ -225,6 +236,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		Validation: o.validation,
 		Trust:      webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
 		Converger:  reconciler,
+
+		IsolateNewNamespaces: isolateNew,
+		SystemNamespace:      o.systemNamespace,
 	}); err != nil {
 		return fmt.Errorf("setting up the webhooks: %w", err)
 	}
@@ -237,6 +251,22 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"sctpEnabled", o.validation.SCTPEnabled, "isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
 	return mgr.Start(ctx)
+}
+
+// parseIsolateNewNamespaces parses --isolate-new-namespaces: a label
+// selector, or nil when s is empty (off).
+func parseIsolateNewNamespaces(s string) (labels.Selector, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--isolate-new-namespaces: %q is not a label selector (write it as for kubectl get -l, e.g. \"tenant\" or \"env in (dev,prod)\"): %w", s, err)
+	}
+	if sel.Empty() {
+		return nil, fmt.Errorf("--isolate-new-namespaces: %q selects nothing: use a selector such as \"tenant\", or leave the flag empty to turn the feature off", s)
+	}
+	return sel, nil
 }

@@ -243,3 +243,21 @@ func TestServe(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestParseIsolateNewNamespaces(t *testing.T) {
+	for in, want := range map[string]string{"": "<nil>", "  ": "<nil>", "tenant": "tenant", "env in (dev,prod)": "env in (dev,prod)"} {
+		sel, err := parseIsolateNewNamespaces(in)
+		got := "<nil>"
+		if sel != nil {
+			got = sel.String()
+		}
+		if err != nil || got != want {
+			t.Errorf("parseIsolateNewNamespaces(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"env in (", "a=b=c", ","} {
+		if _, err := parseIsolateNewNamespaces(in); err == nil || !strings.Contains(err.Error(), "--isolate-new-namespaces:") {
+			t.Errorf("parseIsolateNewNamespaces(%q): error %v, want one naming the flag", in, err)
+		}
+	}
+}

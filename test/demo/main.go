@@ -85,6 +85,7 @@ func run() int {
 type demo struct {
 	*report
 	c        client.Client
+	cfg      *rest.Config
 	warnings *warningLog
 }
 
@@ -128,7 +129,7 @@ func newDemo() (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &demo{report: &report{out: os.Stdout}, c: c, warnings: warnings}, nil
+	return &demo{report: &report{out: os.Stdout}, c: c, cfg: cfg, warnings: warnings}, nil
 }
 
 // walk runs the scenarios in the guide's order. It returns an error only
@@ -151,6 +152,7 @@ serving. Lines starting with "$" show the kubectl command that does the same;
 		d.selectorlessService,
 		d.sctp,
 		d.disableIsolation,
+		d.selfService,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/netip"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"moat.dev/moat/validation"
@@ -38,6 +39,15 @@ func defaultWebhookValidation() validation.Config {
 	}
 }
 
+// isolateNewLabel selects the namespaces that the webhooks isolate at
+// creation (--isolate-new-namespaces=e2e.moat.dev/isolate-by-default=true).
+// Its webhook configuration is installed only by the specs that test it.
+const isolateNewLabel = "e2e.moat.dev/isolate-by-default"
+
+// webhookSystemNamespace is moat's own namespace as the webhooks of the next
+// manager see it (never isolated at creation).
+var webhookSystemNamespace = "moat-system"
+
 // setupWebhooks registers moat's webhooks on mgr, with the isolation
 // controller's Reconciler as the mutating webhook's Converger, as `moat
 // serve` does.
@@ -49,5 +59,8 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 			AdminGroups:    []string{"system:masters", extraAdminGroup},
 		},
 		Converger: converger,
+
+		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}),
+		SystemNamespace:      webhookSystemNamespace,
 	})
 }
