@@ -434,8 +434,11 @@ var _ = Describe("Admission webhooks", func() {
 			// refused, but relabelling (or removing a finalizer) must work.
 			svc.Spec.Selector = nil
 			Expect(k8sClient.Update(ctx, svc)).To(Succeed())
-			Expect(k8sClient.Create(ctx, newAllowlist(ns.Name, "probe", al.Spec), client.DryRunAll)).
-				To(MatchError(ContainSubstring("has no selector")))
+			// The webhook reads Services from its cache, which sees the
+			// change a moment later.
+			Eventually(func() error {
+				return k8sClient.Create(ctx, newAllowlist(ns.Name, "probe", al.Spec), client.DryRunAll)
+			}).Should(MatchError(ContainSubstring("has no selector")))
 
 			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(al), al); err != nil {
