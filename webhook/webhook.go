@@ -75,6 +75,10 @@ type Options struct {
 
 	// ApplyTimeout bounds the Converger call; zero means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+
+	// Reader and APIReader serve the lookups: nil means the manager's cache
+	// and API reader. Tests pass wrapping readers to count reads.
+	Reader, APIReader client.Reader
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -97,10 +101,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 
+	reader, apiReader := opts.Reader, opts.APIReader
+	if reader == nil {
+		reader = mgr.GetCache()
+	}
+	if apiReader == nil {
+		apiReader = mgr.GetAPIReader()
+	}
+	cached, live := lookup.New(reader), lookup.New(apiReader)
+
 	allowlists := &AllowlistValidator{
 		Config: opts.Validation,
-		Cached: lookup.New(mgr.GetCache()),
-		Live:   lookup.New(mgr.GetAPIReader()),
+		Cached: cached,
+		Live:   live,
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.NetworkAllowlist{}).
 		WithValidator(allowlists).
@@ -109,7 +122,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 
-	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust}
+	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust, Cached: cached, Live: live}
 	if err := ctrl.NewWebhookManagedBy(mgr, &networkingv1.NetworkPolicy{}).
 		WithValidator(policies).
 		WithValidatorCustomPath(ValidateNetworkPolicyPath).
@@ -118,16 +131,21 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{}).
+		WithValidator(&NamespaceValidator{Config: opts.Validation}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err
 	}
 
+	guard := &AdmissionWriteGuard{Reader: apiReader, ProtectedNamespaces: opts.Validation.ProtectedNamespaces}
+	if err := observeNamespaces(mgr.GetCache(), guard); err != nil {
+		return err
+	}
 	mutator := &NamespaceMutator{
 		Converger: opts.Converger,
 		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Timeout:   opts.ApplyTimeout,
+		Guard:     guard,
 	}
 	mgr.GetWebhookServer().Register(MutateNamespacePath, &admission.Webhook{Handler: mutator})
 	return nil
