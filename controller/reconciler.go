@@ -22,6 +22,7 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/lookup"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // Reasons of the Events moat records. Allowlist events reuse the
@@ -56,6 +57,11 @@ type Reconciler struct {
 	cfg       policy.Config
 	recorder  events.EventRecorder
 	gauges    *gauges
+
+	// tenantConfig is the configuration of the tenant NetworkPolicy check
+	// (tenantpolicies.go), tenantReports what it found.
+	tenantConfig  validation.Config
+	tenantReports tenantReports
 }
 
 // NewReconciler returns a Reconciler that reads through the manager's cache
@@ -70,12 +76,18 @@ func NewReconciler(mgr ctrl.Manager, opts Options) *Reconciler {
 	if reader == nil {
 		reader = mgr.GetAPIReader()
 	}
+	tenantConfig := validation.Config{
+		ProtectedNamespaces:   opts.Policy.ProtectedNamespaces,
+		TenantNetworkPolicies: opts.TenantNetworkPolicies,
+		Isolation:             IsolationBaseline(opts.Policy),
+	}
 	return &Reconciler{
-		client:    c,
-		apiReader: reader,
-		cfg:       opts.Policy,
-		recorder:  mgr.GetEventRecorder(EventSource),
-		gauges:    newGauges(),
+		client:       c,
+		apiReader:    reader,
+		cfg:          opts.Policy,
+		recorder:     mgr.GetEventRecorder(EventSource),
+		gauges:       newGauges(),
+		tenantConfig: tenantConfig,
 	}
 }
 
@@ -176,6 +188,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 		}
 	}
 	r.gauges.set(name, namespaceState{isolated: policy.Isolated(ns), policies: managed})
+	if err := r.reportTenantPolicies(ctx, ns, allowlists); err != nil {
+		errs = append(errs, err)
+	}
 
 	for _, al := range allowlists {
 		if err := r.updateStatus(ctx, al, rendered.Allowlists[al.Name], p.conflicts, failed); err != nil {
@@ -208,7 +223,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 // exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
 func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
-	if !policy.Isolated(ns) {
+	if !policy.Isolated(ns) || policy.Protected(ns, r.cfg) {
 		return nil
 	}
 	allowlists, err := lookup.New(r.client).WithContext(ctx).Allowlists(ns.Name)
