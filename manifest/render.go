@@ -56,6 +56,15 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 			}
 			continue
 		}
+		if policy.Isolated(ns) && policy.Protected(ns, cfg) {
+			f := Finding{Kind: "Namespace", Name: name, Field: "metadata.labels[moat.dev/isolated]", Message: policy.ProtectedProblem(name).Message, Severity: SeverityWarning}
+			if p, ok := x.Position("Namespace", "", name); ok {
+				f.File, f.Line = p.File, p.Line
+			} else {
+				f.File = ClusterSource
+			}
+			findings = append(findings, f)
+		}
 		res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, x, cfg)
 		if err != nil {
 			return nil, nil, err
