@@ -64,6 +64,7 @@ type serveOptions struct {
 	leaderElectID  string
 	serviceAccount string
 	adminGroups    []string
+	clientCAName   string
 	validation     validation.Config
 	policy         policy.Config
 	zap            zap.Options
@@ -115,8 +116,12 @@ replica serves webhooks.`,
 		"moat's own user name, trusted to change the NetworkPolicies it manages (the default is moat's ServiceAccount in $"+podNamespaceEnv+", or in "+defaultSystemNamespace+" when that is unset)")
 	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
 		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
+	fs.StringVar(&o.clientCAName, "webhook-client-ca-name", "",
+		"file name, in --cert-dir, of a CA bundle: when set, the webhook server only answers clients with a certificate signed by it "+
+			"(configure the API server to present one, docs/operations.md); empty: any client that reaches the port")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
+	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
 
 	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	config.RegisterFlags(goFlags) // --kubeconfig
@@ -159,6 +164,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	syncValidation(&o.validation, o.policy)
 	if o.serviceAccount == "" {
 		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
 	}
@@ -192,7 +198,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			CertDir:  o.certDir,
 			CertName: o.certName,
 			KeyName:  o.keyName,
-			TLSOpts:  webhookTLSOpts,
+			// With a client CA, the TLS handshake refuses callers without
+			// a certificate it signed (RequireAndVerifyClientCert).
+			ClientCAName: o.clientCAName,
+			TLSOpts:      webhookTLSOpts,
 		}, o.readTimeout, o.writeTimeout),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
@@ -215,7 +224,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	// ---- Isolation controller (owned by package controller). ----
-	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy})
+	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy, TenantNetworkPolicies: o.validation.TenantNetworkPolicies})
 	if err != nil {
 		return err
 	}
@@ -237,6 +246,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"sctpEnabled", o.validation.SCTPEnabled, "protectedNamespaces", o.policy.ProtectedNamespaces,
+		"tenantNetworkPolicies", o.validation.TenantNetworkPolicies, "clientCA", o.clientCAName != "", "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
 	return mgr.Start(ctx)
 }
