@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -161,5 +163,53 @@ func TestWebhookManifests(t *testing.T) {
 				t.Errorf("%s: match conditions do not exclude %s", w.Name, identity)
 			}
 		}
+	}
+}
+
+// The optional webhook-ingress component admits the webhook and metrics
+// ports of moat's pods, by the container port names of the Deployment, and
+// nothing else.
+func TestWebhookIngressComponent(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	data, err := os.ReadFile(filepath.Join("..", "manifests", "components", "webhook-ingress", "networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, &np); err != nil {
+		t.Fatal(err)
+	}
+	var deployment appsv1.Deployment
+	data, err = os.ReadFile(filepath.Join("..", "manifests", "manager", "manager.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		if strings.Contains(doc, "kind: Deployment") {
+			if err := yaml.UnmarshalStrict([]byte(doc), &deployment); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !maps.Equal(np.Spec.PodSelector.MatchLabels, deployment.Spec.Template.Labels) {
+		t.Errorf("podSelector %v does not select moat's pods %v", np.Spec.PodSelector.MatchLabels, deployment.Spec.Template.Labels)
+	}
+	ports := map[string]int32{}
+	for _, p := range deployment.Spec.Template.Spec.Containers[0].Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	var admitted []string
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) == 0 {
+			t.Errorf("a rule without sources admits everyone: %+v", rule)
+		}
+		for _, p := range rule.Ports {
+			if _, ok := ports[p.Port.StrVal]; !ok {
+				t.Errorf("port %v is not a container port of moat (%v)", p.Port, ports)
+			}
+			admitted = append(admitted, p.Port.StrVal)
+		}
+	}
+	if !slices.Equal(admitted, []string{"webhook-server", "metrics"}) {
+		t.Errorf("admitted ports %v, want the webhook and metrics ports only", admitted)
 	}
 }
