@@ -145,7 +145,7 @@ func Check(paths []string, stdin io.Reader, live client.Reader, cfg validation.C
 	var tenantCandidates []Object
 	x.onNetworkPolicy = func(o *Object) {
 		out = validateObject(out, o, x, cfg)
-		if tenantCandidate(o) {
+		if cfg.TenantNetworkPolicies.Effective() != validation.TenantPoliciesOff && tenantCandidate(o) {
 			tenantCandidates = append(tenantCandidates, *o)
 		}
 	}
