@@ -16,14 +16,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/certs"
-	"moat.dev/moat/policy"
 	"moat.dev/moat/webhook"
 )
 
@@ -56,12 +53,12 @@ plugins:
     kubeConfigFile: %[1]s
 `
 
-// TestServeClientCA runs `moat serve --webhook-client-ca-name` against a
-// real API server that presents a client certificate to webhooks (its
-// admission configuration): the API server's requests are answered, and a
-// client without a certificate (any pod that reaches the port) cannot even
-// complete the TLS handshake.
-func TestServeClientCA(t *testing.T) {
+// withClientCA makes the API server present a client certificate to
+// webhooks (its admission configuration) and returns the hooks and flags
+// that make moat serve require one (--webhook-client-ca-name), as
+// docs/operations.md describes.
+func withClientCA(t *testing.T) (serveHooks, []string) {
+	t.Helper()
 	ca, err := certs.NewCA(certs.CAOptions{CommonName: "moat webhook client CA"})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +78,7 @@ func TestServeClientCA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, env := startServe(t, serveHooks{
+	return serveHooks{
 		apiServer: func(env *envtest.Environment) {
 			env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", admission)
 		},
@@ -90,22 +87,16 @@ func TestServeClientCA(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-	}, "--webhook-client-ca-name", "client-ca.crt")
+	}, []string{"--webhook-client-ca-name", "client-ca.crt"}
+}
 
-	// The API server's calls are answered: the mutating webhook writes
-	// during the labelling request, the protected-namespace one refuses.
+// checkClientCA checks, on a moat serve started withClientCA, that the API
+// server's calls are answered (isolating kube-system is refused by
+// protected-namespaces.moat.dev) and that a client without a certificate,
+// any pod that reaches the port, cannot even complete the TLS handshake.
+func checkClientCA(t *testing.T, c client.Client, env *envtest.Environment) {
+	t.Helper()
 	bg := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "client-ca-test"}}
-	if err := c.Create(bg, ns); err != nil {
-		t.Fatal(err)
-	}
-	ns.Labels = map[string]string{v1alpha1.IsolationLabel: "true"}
-	if err := c.Update(bg, ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Get(bg, client.ObjectKey{Namespace: ns.Name, Name: policy.DefaultIngressPolicyName}, &networkingv1.NetworkPolicy{}); err != nil {
-		t.Errorf("the mutating webhook did not write during the labelling request: %v", err)
-	}
 	kubeSystem := &corev1.Namespace{}
 	if err := c.Get(bg, client.ObjectKey{Name: "kube-system"}, kubeSystem); err != nil {
 		t.Fatal(err)
@@ -115,7 +106,6 @@ func TestServeClientCA(t *testing.T) {
 		t.Errorf("isolating kube-system: error %v, want a denial by protected-namespaces.moat.dev", err)
 	}
 
-	// A caller without a client certificate is turned away.
 	wh := env.WebhookInstallOptions
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(wh.LocalServingCAData)
