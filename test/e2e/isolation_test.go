@@ -165,10 +165,13 @@ var _ = Describe("Isolation that holds", func() {
 
 			By("(a) labelling kube-system, with its real UID and resourceVersion")
 			kubeSystem := ensureNamespace("kube-system")
+			// Other specs keep user policies there; moat adds none.
+			inKubeSystem := listNetworkPolicies("kube-system")
 			for range 10 {
 				Expect(postToWebhook(webhook.MutateNamespacePath, forgedReview(kubeSystem)).Allowed).To(BeTrue())
-				Expect(listNetworkPolicies("kube-system")).To(BeEmpty())
+				Expect(listNetworkPolicies("kube-system")).To(Equal(inKubeSystem))
 			}
+			Expect(listManagedNetworkPolicies("kube-system")).To(BeEmpty())
 
 			By("(b) a tenant namespace with a made-up UID")
 			tenant := createNamespace(nil)
@@ -256,7 +259,7 @@ var _ = Describe("Isolation that holds", func() {
 			Expect(policies).To(BeEmpty())
 			Expect(renderFindings).To(ConsistOf(HaveField("Message", ContainSubstring(`namespace "kube-system" is protected`))))
 
-			Consistently(func() []networkingv1.NetworkPolicy { return listNetworkPolicies("kube-system") }).
+			Consistently(func() []networkingv1.NetworkPolicy { return listManagedNetworkPolicies("kube-system") }).
 				WithTimeout(time.Second).Should(BeEmpty())
 		})
 	})
@@ -354,6 +357,27 @@ var _ = Describe("Isolation that holds", func() {
 				return k8sClient.Get(ctx, client.ObjectKeyFromObject(before), &networkingv1.NetworkPolicy{})
 			}).
 				WithTimeout(2 * time.Second).Should(Succeed())
+		})
+
+		It("lets a tenant change a policy stored before isolation elsewhere, with a warning, but not open it further", func() {
+			plain := createNamespace(nil)
+			bindClusterRole(plain.Name, tenant, "edit")
+			c, rec := impersonatingWarningClient(tenant)
+			waitForRBAC(c, plain.Name, "update")
+			stored := userNetworkPolicy(plain.Name, "everywhere", everywhere)
+			Expect(c.Create(ctx, stored)).To(Succeed())
+			labelIsolated(plain)
+
+			By("changing its pod selector only: admitted, the old peer reported")
+			stored.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+			rec.take()
+			Expect(c.Update(ctx, stored)).To(Succeed())
+			Expect(rec.take()).To(ContainElement(ContainSubstring("spec.ingress[0].from[0].ipBlock: admits ingress from 0.0.0.0/0")))
+
+			By("adding a peer that opens it further: refused")
+			stored.Spec.Ingress[0].From = append(stored.Spec.Ingress[0].From, everyNamespace)
+			err := c.Update(ctx, stored)
+			expectInvalid(err, "spec.ingress[0].from[1].namespaceSelector", fix)
 		})
 
 		Context("with --tenant-network-policies=warn", Serial, func() {
