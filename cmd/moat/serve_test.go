@@ -104,11 +104,6 @@ func freeAddress(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestServe runs `moat serve` against a real API server with moat's webhook
-// configurations installed (envtest, binaries from `make control-plane`)
-// and checks the wiring end to end: readiness, the mutating webhook with the
-// controller's Converger, a validating webhook, the controller with its
-// filtered NetworkPolicy cache, and a clean shutdown.
 // serveHooks adapt startServe: apiServer configures the control plane
 // before it starts, beforeServe runs once it has started (its webhook
 // serving directory exists) and before moat serve does. Either may be nil.
@@ -218,8 +213,17 @@ func startServe(t *testing.T, hooks serveHooks, args ...string) (client.Client, 
 	return c, env
 }
 
+// TestServe runs `moat serve` against a real API server with moat's webhook
+// configurations installed (envtest, binaries from `make control-plane`)
+// and checks the wiring end to end: readiness, the webhook server requiring
+// the API server's client certificate (--webhook-client-ca-name), the
+// mutating webhook with the controller's Converger, validating webhooks,
+// the controller with its filtered NetworkPolicy cache, and a clean
+// shutdown. One serve per process: controller names are global.
 func TestServe(t *testing.T) {
-	c, _ := startServe(t, serveHooks{})
+	hooks, args := withClientCA(t)
+	c, env := startServe(t, hooks, args...)
+	checkClientCA(t, c, env)
 	bg := context.Background()
 
 	// A validating webhook answers: SCTP is off by default.
