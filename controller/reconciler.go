@@ -219,8 +219,8 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 // before (deletes carry the policy's resourceVersion as a precondition).
 // It deletes nothing and never touches a NetworkPolicy that moat does not
 // manage; the controller converges the rest. A namespace that is not
-// isolated needs nothing and returns nil. For a namespace that does not
-// exist yet the apply fails with a NotFound error: the controller then
+// isolated, or is protected (policy.Protected), needs nothing and returns
+// nil. For a namespace that does not exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
 func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	if !policy.Isolated(ns) || policy.Protected(ns, r.cfg) {

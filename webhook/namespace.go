@@ -66,7 +66,8 @@ type NamespaceMutator struct {
 	// Timeout bounds the write.
 	Timeout time.Duration
 	// Guard, when set, decides whether a request may make it write at
-	// all: the request body is never trusted alone (forgery.go).
+	// all: the request body is never trusted alone (forgery.go). Its read
+	// of the stored namespace counts against Timeout.
 	Guard *AdmissionWriteGuard
 }
 
@@ -93,6 +94,11 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		return admission.Allowed("dry run: no NetworkPolicy written")
 	}
 
+	if m.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		defer cancel()
+	}
 	if m.Guard != nil {
 		reason, err := m.Guard.Admit(ctx, ns, old)
 		if err != nil {
@@ -108,11 +114,6 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
 				" during this request (" + reason + "); its controller applies them once the label is stored")
 		}
-	}
-	if m.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
-		defer cancel()
 	}
 	// The namespace as it is about to be stored, at the version of the
 	// stored object it changes (see Converger).
