@@ -8,6 +8,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
 )
 
@@ -55,6 +56,15 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 					"namespace %q is defined neither in the manifests nor in the cluster, so no NetworkPolicy is rendered for this allowlist: add the Namespace (labelled moat.dev/isolated=true) to the manifests", name)))
 			}
 			continue
+		}
+		if v1alpha1.Isolated(ns) && policy.Protected(ns, cfg) {
+			f := Finding{Kind: "Namespace", Name: name, Field: "metadata.labels[moat.dev/isolated]", Message: policy.ProtectedProblem(name).Message, Severity: SeverityWarning}
+			if p, ok := x.Position("Namespace", "", name); ok {
+				f.File, f.Line = p.File, p.Line
+			} else {
+				f.File = ClusterSource
+			}
+			findings = append(findings, f)
 		}
 		res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, x, cfg)
 		if err != nil {

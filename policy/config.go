@@ -18,6 +18,9 @@ type Config struct {
 	// DNSService is the cluster DNS Service kept reachable once egress is
 	// restricted; nil turns the DNS exception off.
 	DNSService *types.NamespacedName
+	// ProtectedNamespaces are never isolated, whatever their labels say
+	// (see v1alpha1.IsProtectedNamespace; nil means its defaults).
+	ProtectedNamespaces []string
 }
 
 // DefaultDNSService is the DNS Service of a kubeadm-style cluster.

@@ -74,6 +74,12 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 		}
 		return result, nil
 	}
+	if Protected(in.Namespace, cfg) {
+		for _, al := range allowlists {
+			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{ProtectedProblem(in.Namespace.Name)}}
+		}
+		return result, nil
+	}
 
 	r := &renderer{namespace: in.Namespace.Name, services: services, cache: map[serviceKey]*corev1.Service{}}
 	policies := []networkingv1.NetworkPolicy{defaultIngressPolicy(r.namespace, cfg)}
@@ -201,12 +207,7 @@ func nameTaken(policyName, other string) Problem {
 // Declared rules count, not resolved peers: an egress rule whose Service
 // peers are all dropped still closes egress (fail closed).
 func declaresEgress(allowlists []*v1alpha1.NetworkAllowlist) bool {
-	for _, al := range allowlists {
-		if len(al.Spec.Egress) > 0 {
-			return true
-		}
-	}
-	return false
+	return v1alpha1.RestrictsEgress(allowlists)
 }
 
 // newPolicy returns a NetworkPolicy with moat's TypeMeta, name, namespace and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -18,17 +19,13 @@ import (
 // manifests/isolate-new-namespaces.
 const IsolateNewNamespacePath = "/isolate-new-v1-namespace"
 
-// isProtectedNamespace reports whether moat must never isolate the namespace
-// name: the Kubernetes system namespaces and moat's own (systemNamespace).
-//
-// TODO(issue 11): this is the minimal local check; at merge it becomes a call
-// of the shared --protected-namespaces predicate.
-func isProtectedNamespace(name, systemNamespace string) bool {
-	switch name {
-	case "kube-system", "kube-public", "kube-node-lease", systemNamespace:
-		return true
-	}
-	return false
+// neverIsolated reports whether a new namespace must never be isolated at
+// creation: a Kubernetes system namespace, moat's own (systemNamespace), or
+// one of the protected namespaces (v1alpha1.IsProtectedNamespace), whatever
+// --protected-namespaces leaves out.
+func neverIsolated(name, systemNamespace string, protected []string) bool {
+	return slices.Contains(v1alpha1.SystemNamespaces, name) || name == systemNamespace ||
+		v1alpha1.IsProtectedNamespace(name, protected)
 }
 
 // NewNamespaceIsolator labels a Namespace that is being created
@@ -50,6 +47,9 @@ type NewNamespaceIsolator struct {
 	Selector labels.Selector
 	// SystemNamespace is moat's own namespace, never isolated.
 	SystemNamespace string
+	// Protected are the protected namespaces (--protected-namespaces; nil:
+	// the defaults), never isolated.
+	Protected []string
 	// Trust says whose explicit moat.dev/isolated value is kept.
 	Trust Trust
 }
@@ -73,7 +73,7 @@ func (h *NewNamespaceIsolator) Handle(_ context.Context, req admission.Request) 
 		obj["metadata"] = metadata
 	}
 	name, _ := metadata["name"].(string)
-	if isProtectedNamespace(name, h.SystemNamespace) {
+	if neverIsolated(name, h.SystemNamespace, h.Protected) {
 		return admission.Allowed("")
 	}
 	nsLabels := labels.Set{}

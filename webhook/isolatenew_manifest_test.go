@@ -53,7 +53,7 @@ func TestIsolateNewNamespacesManifest(t *testing.T) {
 		t.Errorf("namespaceSelector %+v must exclude %v", w.NamespaceSelector, excluded)
 	}
 	for _, ns := range excluded {
-		if !isProtectedNamespace(ns, "moat-system") {
+		if !neverIsolated(ns, "moat-system", []string{}) {
 			t.Errorf("the handler does not protect %s, which the configuration excludes", ns)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -15,14 +16,18 @@ import (
 )
 
 // NamespaceValidator admits a Namespace only when its moat.dev/isolated
-// label is absent, "true" or "false".
-type NamespaceValidator struct{}
+// label is absent, "true" or "false", and refuses to isolate a protected
+// namespace.
+type NamespaceValidator struct {
+	// Config holds the protected namespaces.
+	Config validation.Config
+}
 
 var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}
 
 // ValidateCreate checks the isolation label of a new Namespace.
 func (v *NamespaceValidator) ValidateCreate(_ context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, validation.ValidateNamespace(ns))
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, v.validate(ns))
 }
 
 // ValidateUpdate checks the isolation label when an update changes it. A
@@ -33,7 +38,11 @@ func (v *NamespaceValidator) ValidateUpdate(_ context.Context, oldObj, newObj *c
 	if oldOK == newOK && oldValue == newValue {
 		return nil, nil
 	}
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, validation.ValidateNamespace(newObj))
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, v.validate(newObj))
+}
+
+func (v *NamespaceValidator) validate(ns *corev1.Namespace) field.ErrorList {
+	return append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, v.Config)...)
 }
 
 // ValidateDelete admits every deletion.
@@ -55,6 +64,10 @@ type NamespaceMutator struct {
 	Decoder admission.Decoder
 	// Timeout bounds the write.
 	Timeout time.Duration
+	// Guard, when set, decides whether a request may make it write at
+	// all: the request body is never trusted alone (forgery.go). Its read
+	// of the stored namespace counts against Timeout.
+	Guard *AdmissionWriteGuard
 }
 
 var _ admission.Handler = &NamespaceMutator{}
@@ -84,6 +97,22 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
+	}
+	if m.Guard != nil {
+		reason, err := m.Guard.Admit(ctx, ns, old)
+		if err != nil {
+			isolationApplies.WithLabelValues(resultFailure).Inc()
+			log.FromContext(ctx).Error(err, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
+			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+				" during this request; its controller applies them once the label is stored (" + err.Error() + ")")
+		}
+		if reason != "" {
+			admissionWritesRefused.WithLabelValues(reason).Inc()
+			log.FromContext(ctx).Info("admission request not trusted for a write; nothing written", "namespace", ns.Name,
+				"reason", reason, "user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
+			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+				" during this request (" + reason + "); its controller applies them once the label is stored")
+		}
 	}
 	// The namespace as it is about to be stored, at the version of the
 	// stored object it changes (see Converger).

@@ -83,6 +83,10 @@ type Options struct {
 	IsolateNewNamespaces labels.Selector
 	// SystemNamespace is moat's own namespace, which is never isolated.
 	SystemNamespace string
+
+	// Reader and APIReader serve the lookups: nil means the manager's cache
+	// and API reader. Tests pass wrapping readers to count reads.
+	Reader, APIReader client.Reader
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -105,10 +109,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 
+	reader, apiReader := opts.Reader, opts.APIReader
+	if reader == nil {
+		reader = mgr.GetCache()
+	}
+	if apiReader == nil {
+		apiReader = mgr.GetAPIReader()
+	}
+	cached, live := lookup.New(reader), lookup.New(apiReader)
+
 	allowlists := &AllowlistValidator{
 		Config: opts.Validation,
-		Cached: lookup.New(mgr.GetCache()),
-		Live:   lookup.New(mgr.GetAPIReader()),
+		Cached: cached,
+		Live:   live,
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.NetworkAllowlist{}).
 		WithValidator(allowlists).
@@ -117,7 +130,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 
-	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust}
+	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust, Cached: cached, Live: live}
 	if err := ctrl.NewWebhookManagedBy(mgr, &networkingv1.NetworkPolicy{}).
 		WithValidator(policies).
 		WithValidatorCustomPath(ValidateNetworkPolicyPath).
@@ -126,22 +139,28 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{}).
+		WithValidator(&NamespaceValidator{Config: opts.Validation}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err
 	}
 
+	guard := &AdmissionWriteGuard{Reader: apiReader, ProtectedNamespaces: opts.Validation.ProtectedNamespaces}
+	if err := observeNamespaces(mgr.GetCache(), guard); err != nil {
+		return err
+	}
 	mutator := &NamespaceMutator{
 		Converger: opts.Converger,
 		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Timeout:   opts.ApplyTimeout,
+		Guard:     guard,
 	}
 	mgr.GetWebhookServer().Register(MutateNamespacePath, &admission.Webhook{Handler: mutator})
 
 	mgr.GetWebhookServer().Register(IsolateNewNamespacePath, &admission.Webhook{Handler: &NewNamespaceIsolator{
 		Selector:        opts.IsolateNewNamespaces,
 		SystemNamespace: opts.SystemNamespace,
+		Protected:       opts.Validation.ProtectedNamespaces,
 		Trust:           opts.Trust,
 	}})
 	return nil

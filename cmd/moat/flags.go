@@ -10,6 +10,8 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
@@ -175,3 +177,61 @@ func (v *dnsServiceValue) String() string {
 }
 
 func (v *dnsServiceValue) Type() string { return "namespace/name" }
+
+// addProtectionFlags registers --protected-namespaces (default: the system
+// namespaces and own, moat's namespace) and --tenant-network-policies, which
+// fill p and v; call syncValidation once the flags are parsed.
+func addProtectionFlags(fs *pflag.FlagSet, own string, p *policy.Config, v *validation.Config) {
+	p.ProtectedNamespaces = v1alpha1.DefaultProtectedNamespaces(own)
+	fs.Var(&protectedValue{namespacesValue{target: &p.ProtectedNamespaces}, false}, "protected-namespaces",
+		"namespaces moat never isolates nor writes NetworkPolicies into, whatever their labels (comma-separated, repeatable; replaces the default list; \"\" protects none)")
+	v.TenantNetworkPolicies = validation.TenantPoliciesRestrict
+	fs.Var(&tenantModeValue{&v.TenantNetworkPolicies}, "tenant-network-policies",
+		"NetworkPolicies written by anyone but moat and the admin groups that admit traffic beyond what moat admits in an isolated namespace: "+
+			"restrict (refuse them), warn (admit them with a warning) or off")
+}
+
+// syncValidation copies into v what the validation rules need of p: the
+// protected namespaces and what moat admits in every isolated namespace.
+func syncValidation(v *validation.Config, p policy.Config) {
+	v.ProtectedNamespaces = p.ProtectedNamespaces
+	v.Isolation = controller.IsolationBaseline(p)
+}
+
+// protectedValue is a list of namespace names whose first Set replaces the
+// default.
+type protectedValue struct {
+	namespacesValue
+	set bool
+}
+
+func (v *protectedValue) Set(s string) error {
+	if !v.set {
+		v.set = true
+		*v.target = []string{}
+	}
+	return v.namespacesValue.Set(s)
+}
+
+// tenantModeValue is a validation.TenantPolicyMode.
+type tenantModeValue struct {
+	target *validation.TenantPolicyMode
+}
+
+func (v *tenantModeValue) Set(s string) error {
+	m, err := validation.ParseTenantPolicyMode(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*v.target = m
+	return nil
+}
+
+func (v *tenantModeValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return string(*v.target)
+}
+
+func (v *tenantModeValue) Type() string { return "mode" }

@@ -68,6 +68,7 @@ type serveOptions struct {
 	// isolateNew is --isolate-new-namespaces; systemNamespace is moat's own.
 	isolateNew      string
 	systemNamespace string
+	clientCAName    string
 	validation      validation.Config
 	policy          policy.Config
 	zap             zap.Options
@@ -122,8 +123,12 @@ replica serves webhooks.`,
 	fs.StringVar(&o.isolateNew, "isolate-new-namespaces", "",
 		`label selector (e.g. "tenant", "env in (dev,prod)"): new namespaces that match are created labelled moat.dev/isolated=true; `+
 			`empty (the default) turns this off. Needs the webhook of manifests/isolate-new-namespaces`)
+	fs.StringVar(&o.clientCAName, "webhook-client-ca-name", "",
+		"file name, in --cert-dir, of a CA bundle: when set, the webhook server only answers clients with a certificate signed by it "+
+			"(configure the API server to present one, docs/operations.md); empty: any client that reaches the port")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
+	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
 
 	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	config.RegisterFlags(goFlags) // --kubeconfig
@@ -166,6 +171,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	syncValidation(&o.validation, o.policy)
 	if o.serviceAccount == "" {
 		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
 	}
@@ -203,7 +209,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			CertDir:  o.certDir,
 			CertName: o.certName,
 			KeyName:  o.keyName,
-			TLSOpts:  webhookTLSOpts,
+			// With a client CA, the TLS handshake refuses callers without
+			// a certificate it signed (RequireAndVerifyClientCert).
+			ClientCAName: o.clientCAName,
+			TLSOpts:      webhookTLSOpts,
 		}, o.readTimeout, o.writeTimeout),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
@@ -227,7 +236,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	// The isolation controller; it is also the Converger of the mutating
 	// Namespace webhook.
-	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy})
+	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy, TenantNetworkPolicies: o.validation.TenantNetworkPolicies})
 	if err != nil {
 		return err
 	}
@@ -251,7 +260,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"sctpEnabled", o.validation.SCTPEnabled, "protectedNamespaces", o.policy.ProtectedNamespaces,
+		"tenantNetworkPolicies", o.validation.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
+		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
 	return mgr.Start(ctx)
 }
 

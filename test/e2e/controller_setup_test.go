@@ -13,6 +13,7 @@ import (
 
 	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // Cluster configuration of the isolation controller in this suite: one
@@ -42,8 +43,9 @@ var writes = &writeLog{}
 // that records its writes in writes and the namespaces it reads.
 func setupController(mgr manager.Manager) (*controller.Reconciler, error) {
 	r, err := controller.SetupWithManager(mgr, controller.Options{
-		Policy: controllerPolicyConfig,
-		Client: &recordingClient{Client: mgr.GetClient(), log: writes},
+		Policy:                controllerPolicyConfig,
+		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
+		Client:                &recordingClient{Client: mgr.GetClient(), log: writes},
 	})
 	if err != nil {
 		return nil, err
