@@ -21,6 +21,9 @@ type Config struct {
 	// used to warn about ipBlocks that select cluster-internal addresses.
 	PodCIDRs     []netip.Prefix
 	ServiceCIDRs []netip.Prefix
+	// ProjectLabel is the Namespace label that groups namespaces into
+	// projects (moat's --project-label); empty for none.
+	ProjectLabel string
 }
 
 // Cluster answers the lookups that some rules need. The webhook serves them
