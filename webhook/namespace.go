@@ -15,25 +15,31 @@ import (
 )
 
 // NamespaceValidator admits a Namespace only when its moat.dev/isolated
-// label is absent, "true" or "false".
-type NamespaceValidator struct{}
+// label is absent, "true" or "false", and when the project label is set,
+// changed or removed only by those ProjectLabel trusts.
+type NamespaceValidator struct {
+	// ProjectLabel guards the project label; its zero value guards nothing.
+	ProjectLabel ProjectLabelGuard
+}
 
 var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}
 
 // ValidateCreate checks the isolation label of a new Namespace.
-func (v *NamespaceValidator) ValidateCreate(_ context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, validation.ValidateNamespace(ns))
+func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
+	errs := append(validation.ValidateNamespace(ns), v.ProjectLabel.check(ctx, ns, nil)...)
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, errs)
 }
 
 // ValidateUpdate checks the isolation label when an update changes it. A
 // value stored before moat was installed does not block unrelated updates.
-func (v *NamespaceValidator) ValidateUpdate(_ context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+	errs := v.ProjectLabel.check(ctx, newObj, oldObj)
 	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
 	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
-	if oldOK == newOK && oldValue == newValue {
-		return nil, nil
+	if oldOK != newOK || oldValue != newValue {
+		errs = append(errs, validation.ValidateNamespace(newObj)...)
 	}
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, validation.ValidateNamespace(newObj))
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, errs)
 }
 
 // ValidateDelete admits every deletion.

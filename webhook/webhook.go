@@ -75,6 +75,14 @@ type Options struct {
 
 	// ApplyTimeout bounds the Converger call; zero means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+
+	// ProjectLabel is the project label (--project-label); empty for none.
+	// Only members of Trust.AdminGroups and ProjectLabelWriters may set,
+	// change or remove it on a Namespace.
+	ProjectLabel string
+	// ProjectLabelWriters are the user names of the controllers trusted to
+	// write the project label (--project-label-writers).
+	ProjectLabelWriters []string
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -118,7 +126,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{}).
+		WithValidator(&NamespaceValidator{ProjectLabel: ProjectLabelGuard{
+			Key: opts.ProjectLabel, Writers: opts.ProjectLabelWriters, AdminGroups: opts.Trust.AdminGroups,
+		}}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err

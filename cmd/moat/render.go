@@ -41,6 +41,7 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
+			cfg.ProjectLabel = policyCfg.ProjectLabel
 			live, err := clusterReader(kubeconfig)
 			if err != nil {
 				return err

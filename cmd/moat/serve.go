@@ -64,6 +64,7 @@ type serveOptions struct {
 	leaderElectID  string
 	serviceAccount string
 	adminGroups    []string
+	labelWriters   []string
 	validation     validation.Config
 	policy         policy.Config
 	zap            zap.Options
@@ -115,6 +116,8 @@ replica serves webhooks.`,
 		"moat's own user name, trusted to change the NetworkPolicies it manages (the default is moat's ServiceAccount in $"+podNamespaceEnv+", or in "+defaultSystemNamespace+" when that is unset)")
 	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
 		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
+	fs.StringSliceVar(&o.labelWriters, "project-label-writers", nil,
+		"user names trusted to set, change or remove the --project-label label on Namespaces besides the --admin-groups, e.g. the workspace or tenant controller's ServiceAccount system:serviceaccount:kubesphere-system:ks-controller-manager (comma-separated)")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
 
@@ -221,10 +224,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 
+	o.validation.ProjectLabel = o.policy.ProjectLabel
 	if err := webhook.SetupWithManager(mgr, webhook.Options{
-		Validation: o.validation,
-		Trust:      webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
-		Converger:  reconciler,
+		Validation:          o.validation,
+		Trust:               webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
+		Converger:           reconciler,
+		ProjectLabel:        o.policy.ProjectLabel,
+		ProjectLabelWriters: o.labelWriters,
 	}); err != nil {
 		return fmt.Errorf("setting up the webhooks: %w", err)
 	}
@@ -237,6 +243,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups,
+		"projectLabel", o.policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.policy.DNSIPs,
+		"allowIngressFromNodes", o.policy.AllowIngressFromNodes)
 	return mgr.Start(ctx)
 }

@@ -51,6 +51,7 @@ change what is valid.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
+			cfg.ProjectLabel = policyCfg.ProjectLabel
 			if output != "text" && output != "json" {
 				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
 			}
