@@ -184,8 +184,10 @@ func apiServerChanged() predicate.Predicate {
 			if !ok1 || !ok2 {
 				return true
 			}
-			return !equality.Semantic.DeepEqual(policy.APIServerEndpoints([]*discoveryv1.EndpointSlice{before}),
-				policy.APIServerEndpoints([]*discoveryv1.EndpointSlice{after}))
+			return !slices.EqualFunc(policy.APIServerEndpoints([]*discoveryv1.EndpointSlice{before}),
+				policy.APIServerEndpoints([]*discoveryv1.EndpointSlice{after}), func(a, b policy.Endpoints) bool {
+					return slices.Equal(a.Addresses, b.Addresses) && equality.Semantic.DeepEqual(a.Ports, b.Ports)
+				})
 		},
 	}
 }

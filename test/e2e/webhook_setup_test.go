@@ -17,6 +17,9 @@ import (
 const (
 	moatServiceAccount = "system:serviceaccount:moat-system:moat"
 	extraAdminGroup    = "e2e:network-admins"
+	// workspaceController may write the project label
+	// (--project-label-writers), as KubeSphere's controller would.
+	workspaceController = "system:serviceaccount:kubesphere-system:ks-controller-manager"
 )
 
 // Cluster networks the webhooks are told about (as --pod-cidrs and
@@ -35,6 +38,7 @@ func defaultWebhookValidation() validation.Config {
 	return validation.Config{
 		PodCIDRs:     []netip.Prefix{e2ePodCIDR},
 		ServiceCIDRs: []netip.Prefix{e2eServiceCIDR},
+		ProjectLabel: projectLabel,
 	}
 }
 
@@ -48,6 +52,8 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 			ServiceAccount: moatServiceAccount,
 			AdminGroups:    []string{"system:masters", extraAdminGroup},
 		},
-		Converger: converger,
+		Converger:           converger,
+		ProjectLabel:        projectLabel,
+		ProjectLabelWriters: []string{workspaceController},
 	})
 }
