@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -380,4 +383,92 @@ func isolatedNamespacesWith(cidr string) []string {
 		}
 	}
 	return out
+}
+
+// The cost of a node address change (docs/benchmarks.md): with
+// E2E_NODE_COST=NAMESPACES,NODES (e.g. 1000,100 for the recorded figures),
+// else 200 isolated namespaces and 20 nodes.
+var _ = Describe("Cluster traffic at scale", Serial, func() {
+	It("writes each affected policy at most once when one node of many changes its address", func() {
+		namespaces, nodes := 200, 20
+		if v := os.Getenv("E2E_NODE_COST"); v != "" {
+			_, err := fmt.Sscanf(v, "%d,%d", &namespaces, &nodes)
+			Expect(err).NotTo(HaveOccurred(), "E2E_NODE_COST=%q: want NAMESPACES,NODES", v)
+		}
+		created := make([]*corev1.Namespace, namespaces)
+		Expect(inParallel(16, namespaces, func(i int) error {
+			created[i] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-cost-", Labels: map[string]string{moatv1alpha1.IsolationLabel: "true"}}}
+			return k8sClient.Create(ctx, created[i])
+		})).To(Succeed())
+		DeferCleanup(func() {
+			// Terminating namespaces (envtest runs no namespace
+			// controller) are never reconciled again.
+			Expect(inParallel(16, namespaces, func(i int) error { return k8sClient.Delete(ctx, created[i]) })).To(Succeed())
+		})
+		nodeObjs := make([]*corev1.Node, nodes)
+		Expect(inParallel(16, nodes, func(i int) error {
+			nodeObjs[i] = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-cost-node-%03d", i)}}
+			if err := k8sClient.Create(ctx, nodeObjs[i]); err != nil {
+				return err
+			}
+			nodeObjs[i].Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.210.%d.%d", i/250, i%250+1)}}
+			return k8sClient.Status().Update(ctx, nodeObjs[i])
+		})).To(Succeed())
+		DeferCleanup(func() {
+			Expect(inParallel(16, nodes, func(i int) error { return client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObjs[i])) })).To(Succeed())
+		})
+		last := fmt.Sprintf("10.210.%d.%d/32", (nodes-1)/250, (nodes-1)%250+1)
+		Eventually(isolatedNamespacesWithout).WithArguments(last).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(BeEmpty())
+		Eventually(func() []string {
+			writes.reset()
+			time.Sleep(time.Second)
+			return writes.Writes()
+		}).WithTimeout(2*time.Minute).Should(BeEmpty(), "the cluster settles")
+
+		isolated := isolatedNamespaceNames()
+		writes.reset()
+		start := time.Now()
+		setNodeAddress(nodeObjs[0], "10.211.0.1")
+		Eventually(isolatedNamespacesWithout).WithArguments("10.211.0.1/32").WithTimeout(5 * time.Minute).WithPolling(50 * time.Millisecond).Should(BeEmpty())
+		elapsed := time.Since(start)
+		Consistently(func() int { return len(writes.Writes()) }).WithTimeout(time.Second).Should(Equal(len(isolated)))
+
+		perPolicy := map[string]int{}
+		for _, w := range writes.Writes() {
+			perPolicy[w]++
+		}
+		for _, ns := range isolated {
+			Expect(perPolicy).To(HaveKeyWithValue("apply NetworkPolicy "+ns+"/"+policy.DefaultIngressPolicyName, 1), "namespace %s", ns)
+		}
+		Expect(perPolicy).To(HaveLen(len(isolated)), "no other write")
+		AddReportEntry("node address change", fmt.Sprintf("%d isolated namespaces, %d nodes: %d writes (one per default ingress policy), all policies updated after %v",
+			len(isolated), nodes, len(writes.Writes()), elapsed.Round(time.Millisecond)))
+		fmt.Fprintf(GinkgoWriter, "node-cost: %d isolated namespaces, %d nodes: %d writes, all updated after %v\n", len(isolated), nodes, len(writes.Writes()), elapsed)
+	})
+})
+
+// inParallel runs f(0..n-1) on workers goroutines and returns the first error.
+func inParallel(workers, n int, f func(i int) error) error {
+	errs := make(chan error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				errs <- f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -53,6 +53,9 @@ func setupController(mgr manager.Manager) (*controller.Reconciler, error) {
 	r, err := controller.SetupWithManager(mgr, controller.Options{
 		Policy: controllerPolicyConfig,
 		Client: &recordingClient{Client: mgr.GetClient(), log: writes},
+		// A node address change rewrites the default ingress policy of
+		// every isolated namespace (a few hundred here) within 1 s.
+		MaxConcurrentReconciles: 16,
 	})
 	if err != nil {
 		return nil, err
