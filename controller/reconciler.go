@@ -54,9 +54,12 @@ const conflictRecheck = 10 * time.Second
 type Reconciler struct {
 	client    client.Client
 	apiReader client.Reader
-	cfg       policy.Config
-	recorder  events.EventRecorder
-	gauges    *gauges
+	// traffic reads Nodes and the API server's EndpointSlices (see
+	// newTrafficCache); the client when SetupWithManager did not set it.
+	traffic  client.Reader
+	cfg      policy.Config
+	recorder events.EventRecorder
+	gauges   *gauges
 
 	// tenantConfig is the configuration of the tenant NetworkPolicy check
 	// (tenantpolicies.go), tenantReports what it found.
@@ -84,6 +87,7 @@ func NewReconciler(mgr ctrl.Manager, opts Options) *Reconciler {
 	return &Reconciler{
 		client:       c,
 		apiReader:    reader,
+		traffic:      c,
 		cfg:          opts.Policy,
 		recorder:     mgr.GetEventRecorder(EventSource),
 		gauges:       newGauges(),
@@ -237,7 +241,11 @@ func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*conve
 	if err != nil {
 		return nil, err
 	}
-	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, cluster, r.cfg)
+	in := policy.Input{Namespace: ns, Allowlists: allowlists}
+	if err := r.clusterFacts(ctx, &in); err != nil {
+		return nil, err
+	}
+	rendered, err := policy.Render(in, cluster, r.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
 	}

@@ -41,6 +41,7 @@ func IsolationBaseline(cfg policy.Config) validation.IsolationBaseline {
 		AllowedIngressNamespaces: cfg.AllowedIngressNamespaces,
 		AllowedIngressCIDRs:      cfg.AllowedIngressCIDRs,
 		DNSService:               cfg.DNSService,
+		DNSIPs:                   cfg.DNSIPs,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -46,6 +47,10 @@ type Index struct {
 	services   map[types.NamespacedName]*Object
 	namespaces map[string]*Object
 	allowlists map[types.NamespacedName]*Object
+	// nodes and apiServerSlices (the EndpointSlices of default/kubernetes)
+	// are by name; see clustertraffic.go.
+	nodes           map[string]*Object
+	apiServerSlices map[string]*Object
 
 	live      client.Reader
 	liveCache map[string]any
@@ -100,6 +105,8 @@ func (x *Index) Build() {
 	x.services = map[types.NamespacedName]*Object{}
 	x.namespaces = map[string]*Object{}
 	x.allowlists = map[types.NamespacedName]*Object{}
+	x.nodes = map[string]*Object{}
+	x.apiServerSlices = map[string]*Object{}
 	for i := range x.Objects {
 		o := &x.Objects[i]
 		key := types.NamespacedName{Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()}
@@ -111,6 +118,8 @@ func (x *Index) Build() {
 			x.namespaces[key.Name] = o
 		case *v1alpha1.NetworkAllowlist:
 			x.allowlists[key] = o
+		case *corev1.Node, *discoveryv1.EndpointSlice:
+			x.indexClusterObject(o)
 		}
 	}
 }

@@ -19,7 +19,9 @@ const ClusterSource = "<cluster>"
 // Render computes the NetworkPolicies that moat would own for every namespace
 // of the index that is isolated: the Namespaces of the manifests, and the
 // namespaces of the manifests' allowlists (looked up in the live cluster
-// when the manifests do not define them). Policies are sorted by namespace,
+// when the manifests do not define them). Node addresses and the API
+// server's endpoints come from the Nodes and EndpointSlices of the manifests
+// and of the live cluster. Policies are sorted by namespace,
 // then name. The findings are warnings: parts of allowlists that are not in
 // force (a dropped Service peer, an allowlist in a namespace that is not
 // isolated or not defined). The error is a failed live lookup.
@@ -41,6 +43,10 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 		policies []networkingv1.NetworkPolicy
 		findings []Finding
 	)
+	facts, err := x.clusterFacts(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, name := range sorted {
 		ns, err := x.Namespace(name)
 		if err != nil {
@@ -66,7 +72,9 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 			}
 			findings = append(findings, f)
 		}
-		res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, x, cfg)
+		in := facts
+		in.Namespace, in.Allowlists = ns, allowlists
+		res, err := policy.Render(in, x, cfg)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -32,6 +32,9 @@ type Config struct {
 	// Isolation is what moat admits in every isolated namespace, whatever
 	// its allowlists say (moat serve's --allowed-ingress-* and --dns-service).
 	Isolation IsolationBaseline
+	// ProjectLabel is the Namespace label that groups namespaces into
+	// projects (moat's --project-label); empty for none.
+	ProjectLabel string
 }
 
 // Cluster answers the lookups that some rules need. The webhook serves them

@@ -75,6 +75,9 @@ type IsolationBaseline struct {
 	// DNSService is the cluster DNS Service whose pods stay reachable once
 	// egress is restricted; nil when that exception is off.
 	DNSService *types.NamespacedName
+	// DNSIPs are the node-local DNS caches that stay reachable once egress
+	// is restricted (--dns-ips).
+	DNSIPs []netip.Addr
 }
 
 // TenantScope is what moat admits into and out of one isolated namespace.
@@ -127,6 +130,9 @@ func NewTenantScope(ns *corev1.Namespace, allowlists []*v1alpha1.NetworkAllowlis
 		if dns := cfg.Isolation.DNSService; dns != nil {
 			scope.Egress.addService(cluster, dns.Namespace, dns.Name)
 		}
+		for _, ip := range cfg.Isolation.DNSIPs {
+			scope.Egress.IPBlocks = append(scope.Egress.IPBlocks, AddressScope{CIDR: netip.PrefixFrom(ip, ip.BitLen())})
+		}
 	}
 	for _, al := range allowlists {
 		if al == nil {
@@ -150,11 +156,7 @@ func (s *PeerScope) addPeers(cluster Cluster, namespace string, peers []v1alpha1
 		case p.Namespace != "":
 			s.Namespaces = append(s.Namespaces, p.Namespace)
 		case p.Service != nil:
-			svcNamespace := p.Service.Namespace
-			if svcNamespace == "" {
-				svcNamespace = namespace
-			}
-			s.addService(cluster, svcNamespace, p.Service.Name)
+			s.addService(cluster, p.Service.NamespaceIn(namespace), p.Service.Name)
 		case p.IPBlock != nil:
 			cidr, err := netip.ParsePrefix(p.IPBlock.CIDR)
 			if err != nil {

@@ -16,31 +16,38 @@ import (
 )
 
 // NamespaceValidator admits a Namespace only when its moat.dev/isolated
-// label is absent, "true" or "false", and refuses to isolate a protected
-// namespace.
+// label is absent, "true" or "false", refuses to isolate a protected
+// namespace, and lets the project label be set, changed or removed only by
+// those ProjectLabel trusts.
 type NamespaceValidator struct {
 	// Config holds the protected namespaces.
 	Config validation.Config
+	// ProjectLabel guards the project label; its zero value guards nothing.
+	ProjectLabel ProjectLabelGuard
 }
 
 var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}
 
 // ValidateCreate checks the isolation label of a new Namespace.
-func (v *NamespaceValidator) ValidateCreate(_ context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, v.validate(ns))
+func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
+	errs := append(v.validate(ns), v.ProjectLabel.check(ctx, ns, nil)...)
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, errs)
 }
 
 // ValidateUpdate checks the isolation label when an update changes it. A
 // value stored before moat was installed does not block unrelated updates.
-func (v *NamespaceValidator) ValidateUpdate(_ context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+	errs := v.ProjectLabel.check(ctx, newObj, oldObj)
 	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
 	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
-	if oldOK == newOK && oldValue == newValue {
-		return nil, nil
+	if oldOK != newOK || oldValue != newValue {
+		errs = append(errs, v.validate(newObj)...)
 	}
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, v.validate(newObj))
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, errs)
 }
 
+// validate checks the isolation label's value and that it does not isolate a
+// protected namespace.
 func (v *NamespaceValidator) validate(ns *corev1.Namespace) field.ErrorList {
 	return append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, v.Config)...)
 }

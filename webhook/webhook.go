@@ -87,6 +87,14 @@ type Options struct {
 	// Reader and APIReader serve the lookups: nil means the manager's cache
 	// and API reader. Tests pass wrapping readers to count reads.
 	Reader, APIReader client.Reader
+
+	// ProjectLabel is the project label (--project-label); empty for none.
+	// Only members of Trust.AdminGroups and ProjectLabelWriters may set,
+	// change or remove it on a Namespace.
+	ProjectLabel string
+	// ProjectLabelWriters are the user names of the controllers trusted to
+	// write the project label (--project-label-writers).
+	ProjectLabelWriters []string
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -139,7 +147,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{Config: opts.Validation}).
+		WithValidator(&NamespaceValidator{Config: opts.Validation, ProjectLabel: ProjectLabelGuard{
+			Key: opts.ProjectLabel, Writers: opts.ProjectLabelWriters, AdminGroups: opts.Trust.AdminGroups,
+		}}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err

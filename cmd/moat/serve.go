@@ -69,6 +69,7 @@ type serveOptions struct {
 	isolateNew      string
 	systemNamespace string
 	clientCAName    string
+	labelWriters    []string
 	validation      validation.Config
 	policy          policy.Config
 	zap             zap.Options
@@ -126,6 +127,8 @@ replica serves webhooks.`,
 	fs.StringVar(&o.clientCAName, "webhook-client-ca-name", "",
 		"file name, in --cert-dir, of a CA bundle: when set, the webhook server only answers clients with a certificate signed by it "+
 			"(configure the API server to present one, docs/operations.md); empty: any client that reaches the port")
+	fs.StringSliceVar(&o.labelWriters, "project-label-writers", nil,
+		"user names trusted to set, change or remove the --project-label label on Namespaces besides the --admin-groups, e.g. the workspace or tenant controller's ServiceAccount system:serviceaccount:kubesphere-system:ks-controller-manager (comma-separated)")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
 	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
@@ -241,10 +244,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 
+	o.validation.ProjectLabel = o.policy.ProjectLabel
 	if err := webhook.SetupWithManager(mgr, webhook.Options{
-		Validation: o.validation,
-		Trust:      webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
-		Converger:  reconciler,
+		Validation:          o.validation,
+		Trust:               webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
+		Converger:           reconciler,
+		ProjectLabel:        o.policy.ProjectLabel,
+		ProjectLabelWriters: o.labelWriters,
 
 		IsolateNewNamespaces: isolateNew,
 		SystemNamespace:      o.systemNamespace,
@@ -262,7 +268,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
 		"sctpEnabled", o.validation.SCTPEnabled, "protectedNamespaces", o.policy.ProtectedNamespaces,
 		"tenantNetworkPolicies", o.validation.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
-		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups,
+		"projectLabel", o.policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.policy.DNSIPs,
+		"allowIngressFromNodes", o.policy.AllowIngressFromNodes)
 	return mgr.Start(ctx)
 }
 

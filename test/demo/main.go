@@ -153,6 +153,8 @@ serving. Lines starting with "$" show the kubectl command that does the same;
 		d.sctp,
 		d.disableIsolation,
 		d.selfService,
+		d.workspaceProjects,
+		d.nodeLocalDNSAndAPIServer,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -274,7 +276,7 @@ func (d *demo) serviceEgress(ctx context.Context) error {
 		egress := find(d.list(ctx, project1), policy.DefaultEgressPolicyName)
 		return egress != nil && len(egress.Spec.Egress) == 2 &&
 			equality.Semantic.DeepEqual(egress.Spec.Egress[0].To, []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}) &&
-			len(egress.Spec.Egress[1].To) == 1 && egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
+			len(egress.Spec.Egress[1].To) >= 1 && egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
 			egress.Spec.Egress[1].To[0].NamespaceSelector.MatchLabels[moatv1alpha1.NamespaceNameLabel] == policy.DefaultDNSService.Namespace
 	})
 	d.check(closed,

@@ -25,6 +25,9 @@ import (
 const (
 	moatServiceAccount = "system:serviceaccount:moat-system:moat"
 	extraAdminGroup    = "e2e:network-admins"
+	// workspaceController may write the project label
+	// (--project-label-writers), as KubeSphere's controller would.
+	workspaceController = "system:serviceaccount:kubesphere-system:ks-controller-manager"
 )
 
 // Cluster networks the webhooks are told about (as --pod-cidrs and
@@ -48,6 +51,7 @@ func defaultWebhookValidation() validation.Config {
 		// restricted, what the controller admits is the baseline.
 		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
 		Isolation:             controller.IsolationBaseline(controllerPolicyConfig),
+		ProjectLabel: projectLabel,
 	}
 }
 
@@ -74,7 +78,9 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 			ServiceAccount: moatServiceAccount,
 			AdminGroups:    []string{"system:masters", extraAdminGroup},
 		},
-		Converger: converger,
+		Converger:           converger,
+		ProjectLabel:        projectLabel,
+		ProjectLabelWriters: []string{workspaceController},
 
 		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}),
 		SystemNamespace:      webhookSystemNamespace,
