@@ -69,7 +69,7 @@ DEMO := $(BIN)/moat-demo
 .PHONY: demo
 demo: control-plane build localrun ## Walk through every scenario of the seed guide on a fresh local control plane; fails on any mismatch.
 	$(GO) build -o $(DEMO) ./test/demo
-	$(LOCALRUN) --moat-args="--allowed-ingress-namespaces=kubesphere-monitoring-system --zap-log-level=error" -- $(DEMO)
+	$(LOCALRUN) --moat-args="--allowed-ingress-namespaces=kubesphere-monitoring-system --project-label=kubesphere.io/workspace --dns-ips=169.254.25.10 --zap-log-level=error" -- $(DEMO)
 
 $(BIN)/kube-apiserver:
 	cd test/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver

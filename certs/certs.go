@@ -70,6 +70,10 @@ type ServingOptions struct {
 	Validity time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// ClientAuth makes the certificate good for client authentication
+	// too, e.g. the one the API server presents to a webhook server that
+	// requires client certificates (moat serve --webhook-client-ca-name).
+	ClientAuth bool
 }
 
 // KeyPair is a serving certificate and its private key.
@@ -171,6 +175,9 @@ func (ca *CA) Issue(opts ServingOptions) (*KeyPair, error) {
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
+	}
+	if opts.ClientAuth {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {

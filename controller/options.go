@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // FieldManager is the server-side apply field manager of every NetworkPolicy
@@ -44,6 +45,12 @@ type Options struct {
 	// MaxConcurrentReconciles is the number of namespaces reconciled in
 	// parallel; zero means DefaultMaxConcurrentReconciles.
 	MaxConcurrentReconciles int
+
+	// TenantNetworkPolicies is the mode of the tenant NetworkPolicy check
+	// (moat serve --tenant-network-policies): unless off, the user-written
+	// policies of a namespace that becomes isolated are checked once and
+	// those that admit more than moat are reported (Event and metric).
+	TenantNetworkPolicies validation.TenantPolicyMode
 
 	// SkipNameValidation lets several managers in one process register the
 	// controller under the same name (tests that restart the manager).

@@ -14,6 +14,14 @@ package controller
 // Services: translate Service peers into pod selectors and target ports.
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 
+// Nodes (--allow-ingress-from-nodes): their addresses join the default
+// ingress policy.
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
+// EndpointSlices: the API server's addresses for kubernetesAPI peers (moat's
+// cache holds only those of default/kubernetes).
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
 // NetworkAllowlists: read the declarations and report their status.
 // +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists,verbs=get;list;watch
 // +kubebuilder:rbac:groups=moat.dev,resources=networkallowlists/status,verbs=get;update;patch

@@ -22,6 +22,7 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/lookup"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // Reasons of the Events moat records. Allowlist events reuse the
@@ -53,9 +54,17 @@ const conflictRecheck = 10 * time.Second
 type Reconciler struct {
 	client    client.Client
 	apiReader client.Reader
-	cfg       policy.Config
-	recorder  events.EventRecorder
-	gauges    *gauges
+	// traffic reads Nodes and the API server's EndpointSlices (see
+	// newTrafficCache); the client when SetupWithManager did not set it.
+	traffic  client.Reader
+	cfg      policy.Config
+	recorder events.EventRecorder
+	gauges   *gauges
+
+	// tenantConfig is the configuration of the tenant NetworkPolicy check
+	// (tenantpolicies.go), tenantReports what it found.
+	tenantConfig  validation.Config
+	tenantReports tenantReports
 }
 
 // NewReconciler returns a Reconciler that reads through the manager's cache
@@ -70,12 +79,19 @@ func NewReconciler(mgr ctrl.Manager, opts Options) *Reconciler {
 	if reader == nil {
 		reader = mgr.GetAPIReader()
 	}
+	tenantConfig := validation.Config{
+		ProtectedNamespaces:   opts.Policy.ProtectedNamespaces,
+		TenantNetworkPolicies: opts.TenantNetworkPolicies,
+		Isolation:             IsolationBaseline(opts.Policy),
+	}
 	return &Reconciler{
-		client:    c,
-		apiReader: reader,
-		cfg:       opts.Policy,
-		recorder:  mgr.GetEventRecorder(EventSource),
-		gauges:    newGauges(),
+		client:       c,
+		apiReader:    reader,
+		traffic:      c,
+		cfg:          opts.Policy,
+		recorder:     mgr.GetEventRecorder(EventSource),
+		gauges:       newGauges(),
+		tenantConfig: tenantConfig,
 	}
 }
 
@@ -118,6 +134,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 		errs = append(errs, r.updateStatus(ctx, al, c.rendered.Allowlists[al.Name], c.plan.conflicts, failed))
 	}
 	for _, err := range failed {
+		errs = append(errs, err)
+	}
+	if err := r.reportTenantPolicies(ctx, ns, c.allowlists); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -168,11 +187,11 @@ func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration 
 // before (deletes carry the policy's resourceVersion as a precondition).
 // It deletes nothing and never touches a NetworkPolicy that moat does not
 // manage; the controller converges the rest. A namespace that is not
-// isolated needs nothing and returns nil. For a namespace that does not
-// exist yet the apply fails with a NotFound error: the controller then
+// isolated, or is protected (policy.Protected), needs nothing and returns
+// nil. For a namespace that does not exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
 func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error {
-	if !v1alpha1.Isolated(ns) {
+	if !v1alpha1.Isolated(ns) || policy.Protected(ns, r.cfg) {
 		return nil
 	}
 	c, err := r.converge(ctx, ns)
@@ -222,7 +241,11 @@ func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*conve
 	if err != nil {
 		return nil, err
 	}
-	rendered, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, cluster, r.cfg)
+	in := policy.Input{Namespace: ns, Allowlists: allowlists}
+	if err := r.clusterFacts(ctx, &in); err != nil {
+		return nil, err
+	}
+	rendered, err := policy.Render(in, cluster, r.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
 	}

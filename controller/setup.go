@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +20,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
@@ -45,7 +47,15 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if _, err := mgr.GetCache().GetInformer(context.Background(), &networkingv1.NetworkPolicy{}, cache.BlockUntilSynced(false)); err != nil {
 		return nil, fmt.Errorf("watching NetworkPolicies: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.NetworkAllowlist{}, KubernetesAPIIndex, usesKubernetesAPI); err != nil {
+		return nil, fmt.Errorf("indexing NetworkAllowlists by kubernetesAPI peer: %w", err)
+	}
 	r := NewReconciler(mgr, opts)
+	traffic, err := newTrafficCache(mgr, opts.Policy)
+	if err != nil {
+		return nil, err
+	}
+	r.traffic = traffic
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = DefaultMaxConcurrentReconciles
@@ -55,7 +65,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		skip := true
 		ctrlOpts.SkipNameValidation = &skip
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		WithOptions(ctrlOpts).
 		For(&corev1.Namespace{}).
@@ -65,8 +75,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 			builder.WithPredicates(concernsMoat())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.serviceToNamespaces),
 			builder.WithPredicates(serviceChanged())).
-		Complete(r)
-	if err != nil {
+		WatchesRawSource(source.Kind(traffic, client.Object(&discoveryv1.EndpointSlice{}),
+			handler.EnqueueRequestsFromMapFunc(r.apiServerToNamespaces), apiServerChanged()))
+	if opts.Policy.AllowIngressFromNodes {
+		nodes := &nodeWatch{r: r}
+		b = b.WatchesRawSource(source.Kind(traffic, client.Object(&corev1.Node{}),
+			handler.EnqueueRequestsFromMapFunc(nodes.toNamespaces), nodeAddressesChanged(opts.Policy)))
+	}
+	if err := b.Complete(r); err != nil {
 		return nil, fmt.Errorf("setting up the isolation controller: %w", err)
 	}
 	return r, nil
@@ -112,13 +128,25 @@ func (r *Reconciler) serviceToNamespaces(ctx context.Context, obj client.Object)
 		add(al.Namespace)
 	}
 	if dns := r.cfg.DNSService; dns != nil && dns.Namespace == obj.GetNamespace() && dns.Name == obj.GetName() {
-		namespaces := &corev1.NamespaceList{}
-		if err := r.client.List(ctx, namespaces, client.MatchingLabels{v1alpha1.IsolationLabel: v1alpha1.IsolationOn}); err != nil {
-			log.Error(err, "listing isolated namespaces for a DNS Service change", "service", key)
+		for _, req := range r.isolatedNamespaces(ctx) {
+			add(req.Name)
 		}
-		for _, ns := range namespaces.Items {
-			add(ns.Name)
-		}
+	}
+	return reqs
+}
+
+// isolatedNamespaces returns a reconcile request for every isolated
+// namespace: what a change of a cluster-wide input (the DNS Service, the
+// nodes' addresses) concerns.
+func (r *Reconciler) isolatedNamespaces(ctx context.Context) []reconcile.Request {
+	namespaces := &corev1.NamespaceList{}
+	if err := r.client.List(ctx, namespaces, client.MatchingLabels{v1alpha1.IsolationLabel: v1alpha1.IsolationOn}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing isolated namespaces")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(namespaces.Items))
+	for _, ns := range namespaces.Items {
+		reqs = append(reqs, namespaceRequest(ns.Name))
 	}
 	return reqs
 }

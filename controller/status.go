@@ -76,7 +76,7 @@ func readyCondition(generation int64, policies []string, problems []policy.Probl
 // to the one that drops least of it.
 func reasonRank(reason string) int {
 	switch reason {
-	case v1alpha1.ReasonIsolationDisabled:
+	case v1alpha1.ReasonIsolationDisabled, v1alpha1.ReasonNamespaceProtected:
 		return 0
 	case v1alpha1.ReasonApplyFailed:
 		return 1

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -88,6 +89,34 @@ func (c *Cluster) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, er
 		return nil, fmt.Errorf("listing NetworkAllowlists in namespace %s: %w", namespace, err)
 	}
 	out := make([]*v1alpha1.NetworkAllowlist, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
+}
+
+// Nodes returns every Node of the cluster (none when it has none).
+func (c *Cluster) Nodes() ([]*corev1.Node, error) {
+	list := &corev1.NodeList{}
+	if err := c.reader.List(c.ctx, list); err != nil {
+		return nil, fmt.Errorf("listing Nodes: %w", err)
+	}
+	out := make([]*corev1.Node, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
+}
+
+// APIServerEndpointSlices returns the EndpointSlices of the API server's
+// Service (policy.APIServerNamespace/policy.APIServerName).
+func (c *Cluster) APIServerEndpointSlices() ([]*discoveryv1.EndpointSlice, error) {
+	list := &discoveryv1.EndpointSliceList{}
+	if err := c.reader.List(c.ctx, list, client.InNamespace(policy.APIServerNamespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: policy.APIServerName}); err != nil {
+		return nil, fmt.Errorf("listing the EndpointSlices of %s/%s: %w", policy.APIServerNamespace, policy.APIServerName, err)
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(list.Items))
 	for i := range list.Items {
 		out = append(out, &list.Items[i])
 	}

@@ -88,7 +88,7 @@ func BenchmarkCheckLarge(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		x, findings, err := Check([]string{Stdin}, bytes.NewReader(in), nil, validation.Config{})
+		x, findings, err := Check([]string{Stdin}, bytes.NewReader(in), nil, validation.Config{TenantNetworkPolicies: validation.TenantPoliciesOff})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func benchmarkList(b *testing.B, asYAML bool) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		x, _, err := Check([]string{Stdin}, bytes.NewReader(in), nil, validation.Config{})
+		x, _, err := Check([]string{Stdin}, bytes.NewReader(in), nil, validation.Config{TenantNetworkPolicies: validation.TenantPoliciesOff})
 		if err != nil {
 			b.Fatal(err)
 		}

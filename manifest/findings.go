@@ -135,15 +135,26 @@ func WriteJSON(w io.Writer, fs []Finding) error {
 // Check reads paths (see ReadPaths) and validates what they hold (see
 // Validate), without keeping NetworkPolicies in memory: each is validated as
 // soon as it is read. The error is an I/O error.
-func Check(paths []string, stdin io.Reader, live validation.Cluster, cfg validation.Config) (*Index, []Finding, error) {
+func Check(paths []string, stdin io.Reader, live Cluster, cfg validation.Config) (*Index, []Finding, error) {
 	x := NewIndex(live)
 	var out []Finding
-	x.onNetworkPolicy = func(o *Object) { out = validateObject(out, o, x, cfg) }
+	// The tenant rule needs the namespace and its allowlists, known only
+	// once everything is read: keep the few policies it could refuse.
+	var tenantCandidates []Object
+	x.onNetworkPolicy = func(o *Object) {
+		out = validateObject(out, o, x, cfg)
+		if cfg.TenantNetworkPolicies.Effective() != validation.TenantPoliciesOff && tenantCandidate(o) {
+			tenantCandidates = append(tenantCandidates, *o)
+		}
+	}
 	if err := ReadPaths(paths, stdin, x); err != nil {
 		return nil, nil, err
 	}
 	x.Build()
 	out = append(out, Validate(x, cfg)...)
+	for i := range tenantCandidates {
+		out = tenantFindings(out, &tenantCandidates[i], x, cfg)
+	}
 	SortFindings(out)
 	return x, out, nil
 }
@@ -172,6 +183,7 @@ func Validate(x *Index, cfg validation.Config) []Finding {
 	}
 	for i := range x.Objects {
 		out = validateObject(out, &x.Objects[i], x, cfg)
+		out = tenantFindings(out, &x.Objects[i], x, cfg)
 	}
 	SortFindings(out)
 	return out
@@ -199,8 +211,13 @@ func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg va
 	case *networkingv1.NetworkPolicy:
 		errs, warnings = validation.ValidateNetworkPolicy(obj, cfg)
 	case *corev1.Namespace:
-		errs = validation.ValidateNamespace(obj)
+		errs = append(validation.ValidateNamespace(obj), validation.ValidateNamespaceProtection(obj, cfg)...)
 	}
+	return appendFindings(out, at, errs, warnings)
+}
+
+// appendFindings appends errs and warnings, placed by at.
+func appendFindings(out []Finding, at func(sev Severity, fld, msg string) Finding, errs field.ErrorList, warnings []validation.Warning) []Finding {
 	for _, e := range errs {
 		out = append(out, at(SeverityError, e.Field, e.ErrorBody()))
 	}

@@ -8,8 +8,8 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -43,22 +43,38 @@ type Index struct {
 	services   map[types.NamespacedName]*Object
 	namespaces map[string]*Object
 	allowlists map[types.NamespacedName]*Object
+	// nodes and apiServerSlices (the EndpointSlices of default/kubernetes)
+	// are by name; see clustertraffic.go.
+	nodes           map[string]*Object
+	apiServerSlices map[string]*Object
 
-	live        validation.Cluster
+	live        Cluster
 	liveAnswers map[string]memoized
 }
 
 var _ validation.Cluster = (*Index)(nil)
 
+// Cluster is what an Index asks a live cluster: the lookups of validation
+// and the cluster-wide facts of rendering. lookup.Cluster (the webhook's
+// lookups) serves it; see NewCluster.
+type Cluster interface {
+	validation.Cluster
+	// Nodes returns every Node.
+	Nodes() ([]*corev1.Node, error)
+	// APIServerEndpointSlices returns the EndpointSlices of the API
+	// server's Service.
+	APIServerEndpointSlices() ([]*discoveryv1.EndpointSlice, error)
+}
+
 // NewIndex returns an empty index. live may be nil; otherwise it answers
 // lookups for objects that the manifests do not define (NewCluster).
-func NewIndex(live validation.Cluster) *Index {
+func NewIndex(live Cluster) *Index {
 	return &Index{live: live, liveAnswers: map[string]memoized{}}
 }
 
 // Load reads paths (see ReadPaths) into a new index. The error is an I/O
 // error; problems with the content are in Index.Errors.
-func Load(paths []string, stdin io.Reader, live validation.Cluster) (*Index, error) {
+func Load(paths []string, stdin io.Reader, live Cluster) (*Index, error) {
 	x := NewIndex(live)
 	if err := ReadPaths(paths, stdin, x); err != nil {
 		return nil, err
@@ -97,6 +113,8 @@ func (x *Index) Build() {
 	x.services = map[types.NamespacedName]*Object{}
 	x.namespaces = map[string]*Object{}
 	x.allowlists = map[types.NamespacedName]*Object{}
+	x.nodes = map[string]*Object{}
+	x.apiServerSlices = map[string]*Object{}
 	for i := range x.Objects {
 		o := &x.Objects[i]
 		key := types.NamespacedName{Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()}
@@ -108,6 +126,8 @@ func (x *Index) Build() {
 			x.namespaces[key.Name] = o
 		case *v1alpha1.NetworkAllowlist:
 			x.allowlists[key] = o
+		case *corev1.Node, *discoveryv1.EndpointSlice:
+			x.indexClusterObject(o)
 		}
 	}
 }
@@ -240,13 +260,8 @@ func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, erro
 	var live []*v1alpha1.NetworkAllowlist
 	if x.live != nil {
 		var err error
-		live, err = memo(x, "allowlists "+namespace, func() ([]*v1alpha1.NetworkAllowlist, error) {
-			l, err := x.live.Allowlists(namespace)
-			if meta.IsNoMatchError(err) {
-				return nil, nil // moat's CRD is not installed: there are none
-			}
-			return l, err
-		})
+		// Without moat's CRD installed, there are none.
+		live, err = memo(x, "allowlists "+namespace, noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) }))
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -105,6 +106,8 @@ var supported = map[schema.GroupKind]struct {
 	{Group: networkingv1.GroupName, Kind: "NetworkPolicy"}:         {"v1", true, func() client.Object { return &networkingv1.NetworkPolicy{} }},
 	{Group: corev1.GroupName, Kind: "Service"}:                     {"v1", true, func() client.Object { return &corev1.Service{} }},
 	{Group: corev1.GroupName, Kind: "Namespace"}:                   {"v1", false, func() client.Object { return &corev1.Namespace{} }},
+	{Group: corev1.GroupName, Kind: "Node"}:                        {"v1", false, func() client.Object { return &corev1.Node{} }},
+	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}:          {"v1", true, func() client.Object { return &discoveryv1.EndpointSlice{} }},
 }
 
 // ReadPaths reads every path: a file, a directory (every .yaml, .yml and

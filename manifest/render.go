@@ -8,6 +8,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
 )
 
@@ -18,7 +19,9 @@ const ClusterSource = "<cluster>"
 // Render computes the NetworkPolicies that moat would own for every namespace
 // of the index that is isolated: the Namespaces of the manifests, and the
 // namespaces of the manifests' allowlists (looked up in the live cluster
-// when the manifests do not define them). Policies are sorted by namespace,
+// when the manifests do not define them). Node addresses and the API
+// server's endpoints come from the Nodes and EndpointSlices of the manifests
+// and of the live cluster. Policies are sorted by namespace,
 // then name. The findings are warnings: parts of allowlists that are not in
 // force (a dropped Service peer, an allowlist in a namespace that is not
 // isolated or not defined). The error is a failed live lookup.
@@ -40,6 +43,10 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 		policies []networkingv1.NetworkPolicy
 		findings []Finding
 	)
+	facts, err := x.clusterFacts(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, name := range sorted {
 		ns, err := x.Namespace(name)
 		if err != nil {
@@ -56,7 +63,18 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 			}
 			continue
 		}
-		res, err := policy.Render(policy.Input{Namespace: ns, Allowlists: allowlists}, x, cfg)
+		if v1alpha1.Isolated(ns) && policy.Protected(ns, cfg) {
+			f := Finding{Kind: "Namespace", Name: name, Field: "metadata.labels[moat.dev/isolated]", Message: policy.ProtectedProblem(name).Message, Severity: SeverityWarning}
+			if p, ok := x.Position("Namespace", "", name); ok {
+				f.File, f.Line = p.File, p.Line
+			} else {
+				f.File = ClusterSource
+			}
+			findings = append(findings, f)
+		}
+		in := facts
+		in.Namespace, in.Allowlists = ns, allowlists
+		res, err := policy.Render(in, x, cfg)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -93,9 +93,11 @@ type peerGroup struct {
 // rule whose peers are all dropped yields no group, so no generated rule
 // ever has an empty peer list (which would mean "everyone").
 //
-// Ports of namespace and ipBlock peers, and of every ingress peer, are the
-// declared ports. Ports of an egress Service peer are the target ports of the
-// Service ports that the declared ports name.
+// Ports of namespace, project and ipBlock peers, and of every ingress peer,
+// are the declared ports. Ports of an egress Service peer are the target
+// ports of the Service ports that the declared ports name. A kubernetesAPI
+// peer becomes one /32 or /128 ipBlock per API server address, on the ports
+// of its EndpointSlice (the declared ports do not apply).
 func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1alpha1.Peer, ports []v1alpha1.Port, egress bool) ([]peerGroup, error) {
 	declared := declaredPorts(ports)
 	var groups []peerGroup
@@ -124,6 +126,29 @@ func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1a
 				CIDR:   peer.IPBlock.CIDR,
 				Except: cloneNonEmpty(peer.IPBlock.Except),
 			}}, declared)
+		case v1alpha1.PeerProject:
+			if t.projectLabel == "" {
+				t.problem(v1alpha1.ReasonProjectLabelUnset, rulePath.Child(peersField).Index(j).Child("project"),
+					"moat has no project label (--project-label), so project %q names no namespaces; the peer is left out: set --project-label or use namespace peers", peer.Project)
+				continue
+			}
+			add(projectPeer(t.projectLabel, peer.Project), declared)
+		case v1alpha1.PeerKubeAPI:
+			if !egress {
+				// Validation (the CRD schema and the webhook) rejects it.
+				continue
+			}
+			if len(t.apiServer) == 0 {
+				t.problem(v1alpha1.ReasonAPIServerNotFound, rulePath.Child(peersField).Index(j).Child("kubernetesAPI"),
+					"the Service %s/%s has no ready endpoints in its EndpointSlices, so the API server's addresses are unknown; the peer is left out until they appear",
+					APIServerNamespace, APIServerName)
+				continue
+			}
+			for _, eps := range t.apiServer {
+				for _, addr := range eps.Addresses {
+					add(hostPeer(addr), eps.Ports)
+				}
+			}
 		case v1alpha1.PeerService:
 			path := rulePath.Child(peersField).Index(j).Child("service")
 			r, err := t.servicePeer(path, rulePath.Child("ports"), peer.Service, ports, egress)
@@ -235,10 +260,7 @@ func servicePortMatches(sp corev1.ServicePort, p v1alpha1.Port) bool {
 }
 
 func protocolOf(p v1alpha1.Port) corev1.Protocol {
-	if p.Protocol == nil || *p.Protocol == "" {
-		return corev1.ProtocolTCP
-	}
-	return *p.Protocol
+	return v1alpha1.ProtocolOrTCP(p.Protocol)
 }
 
 // declaredPorts copies allowlist ports into NetworkPolicy ports in declared

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"net/netip"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -18,6 +20,31 @@ type Config struct {
 	// DNSService is the cluster DNS Service kept reachable once egress is
 	// restricted; nil turns the DNS exception off.
 	DNSService *types.NamespacedName
+	// ProtectedNamespaces are never isolated, whatever their labels say
+	// (see v1alpha1.IsProtectedNamespace; nil means its defaults).
+	ProtectedNamespaces []string
+
+	// DNSIPs are node-local DNS caches (e.g. 169.254.25.10) kept reachable
+	// on UDP and TCP 53 once egress is restricted, next to the DNS
+	// Service's pods. Order and duplicates do not matter.
+	DNSIPs []netip.Addr
+
+	// ProjectLabel is the Namespace label key that groups namespaces into
+	// projects (e.g. kubesphere.io/workspace); empty for none. Isolated
+	// namespaces admit ingress from the namespaces of their own group, and
+	// allowlist project peers select a group by it.
+	ProjectLabel string
+
+	// AllowIngressFromNodes admits ingress from every node's addresses
+	// (Input.NodeAddresses) into isolated projects.
+	AllowIngressFromNodes bool
+	// NodeAddressTypes are the Node status address types that count as a
+	// node's addresses; empty means DefaultNodeAddressTypes.
+	NodeAddressTypes []corev1.NodeAddressType
+	// NodeAddressAnnotations are Node annotation keys whose values (one or
+	// more addresses, comma-separated, optionally with a prefix length)
+	// are also node addresses: tunnel or SNAT addresses of network plugins.
+	NodeAddressAnnotations []string
 }
 
 // DefaultDNSService is the DNS Service of a kubeadm-style cluster.

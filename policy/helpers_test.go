@@ -192,7 +192,7 @@ func wantDefaultEgress(ns string, dns *networkingv1.NetworkPolicyEgressRule) net
 func kubeDNSRule() *networkingv1.NetworkPolicyEgressRule {
 	return &networkingv1.NetworkPolicyEgressRule{
 		To:    npPeers(npPods("kube-system", map[string]string{"k8s-app": "kube-dns"})),
-		Ports: npPorts(npPort(corev1.ProtocolUDP, 53), npPort(corev1.ProtocolTCP, 53), npPort(corev1.ProtocolTCP, 9153)),
+		Ports: npPorts(npPort(corev1.ProtocolUDP, 53), npPort(corev1.ProtocolTCP, 53)),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,10 +15,19 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 )
 
-// Input is one project: its Namespace and every NetworkAllowlist in it.
+// Input is one project: its Namespace and every NetworkAllowlist in it, and
+// the cluster-wide facts its policies may depend on.
 type Input struct {
 	Namespace  *corev1.Namespace
 	Allowlists []*v1alpha1.NetworkAllowlist
+
+	// NodeAddresses are the addresses of every node (see NodeAddresses);
+	// used only with Config.AllowIngressFromNodes. Order and duplicates do
+	// not matter.
+	NodeAddresses []netip.Addr
+	// APIServer are the endpoints of the Kubernetes API server (see
+	// APIServerEndpoints), for kubernetesAPI peers; empty when unknown.
+	APIServer []Endpoints
 }
 
 // Result is everything moat must own in the namespace.
@@ -74,9 +84,16 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 		}
 		return result, nil
 	}
+	if Protected(in.Namespace, cfg) {
+		for _, al := range allowlists {
+			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{ProtectedProblem(in.Namespace.Name)}}
+		}
+		return result, nil
+	}
 
-	r := &renderer{namespace: in.Namespace.Name, services: services, cache: map[serviceKey]*corev1.Service{}}
-	policies := []networkingv1.NetworkPolicy{defaultIngressPolicy(r.namespace, cfg)}
+	r := &renderer{namespace: in.Namespace.Name, services: services, cache: map[serviceKey]*corev1.Service{},
+		projectLabel: cfg.ProjectLabel, apiServer: in.APIServer}
+	policies := []networkingv1.NetworkPolicy{defaultIngressPolicy(in, cfg)}
 	if declaresEgress(allowlists) {
 		egress, err := r.defaultEgressPolicy(cfg)
 		if err != nil {
@@ -122,6 +139,9 @@ type renderer struct {
 	namespace string
 	services  Services
 	cache     map[serviceKey]*corev1.Service
+	// projectLabel is Config.ProjectLabel; apiServer is Input.APIServer.
+	projectLabel string
+	apiServer    []Endpoints
 }
 
 type serviceKey struct{ namespace, name string }
@@ -201,12 +221,7 @@ func nameTaken(policyName, other string) Problem {
 // Declared rules count, not resolved peers: an egress rule whose Service
 // peers are all dropped still closes egress (fail closed).
 func declaresEgress(allowlists []*v1alpha1.NetworkAllowlist) bool {
-	for _, al := range allowlists {
-		if len(al.Spec.Egress) > 0 {
-			return true
-		}
-	}
-	return false
+	return v1alpha1.RestrictsEgress(allowlists)
 }
 
 // newPolicy returns a NetworkPolicy with moat's TypeMeta, name, namespace and
@@ -237,6 +252,19 @@ func namespacePeer(name string) networkingv1.NetworkPolicyPeer {
 
 func namespaceSelector(name string) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: name}}
+}
+
+// projectPeer selects every pod of every namespace whose project label key
+// has the value project: the group, including namespaces that join it later.
+// The key is a guarded label (only admins and trusted controllers may set
+// it), so a tenant cannot join a group by relabelling a namespace.
+func projectPeer(key, project string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{key: project}}}
+}
+
+// hostPeer is an ipBlock of exactly one address: /32 or /128.
+func hostPeer(addr netip.Addr) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: netip.PrefixFrom(addr, addr.BitLen()).String()}}
 }
 
 // sameNamespacePeer selects every pod of the policy's own namespace.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +26,10 @@ type renderCase struct {
 	allowlists []*v1alpha1.NetworkAllowlist
 	services   Services
 	cfg        Config
-	want       Result
+	// nodes and apiServer are Input.NodeAddresses and Input.APIServer.
+	nodes     []netip.Addr
+	apiServer []Endpoints
+	want      Result
 }
 
 func TestRenderIsolation(t *testing.T) {
@@ -761,7 +765,7 @@ func runCases(t *testing.T, cases []renderCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render(Input{Namespace: tc.ns, Allowlists: tc.allowlists}, tc.services, tc.cfg)
+			got, err := Render(Input{Namespace: tc.ns, Allowlists: tc.allowlists, NodeAddresses: tc.nodes, APIServer: tc.apiServer}, tc.services, tc.cfg)
 			if err != nil {
 				t.Fatalf("Render() error = %v", err)
 			}

@@ -21,6 +21,20 @@ type Config struct {
 	// used to warn about ipBlocks that select cluster-internal addresses.
 	PodCIDRs     []netip.Prefix
 	ServiceCIDRs []netip.Prefix
+
+	// ProtectedNamespaces may not be isolated (see
+	// v1alpha1.IsProtectedNamespace; nil means its defaults).
+	ProtectedNamespaces []string
+	// TenantNetworkPolicies says what happens to a NetworkPolicy that
+	// admits traffic beyond what moat admits in an isolated namespace (see
+	// ValidateTenantNetworkPolicy); "" means TenantPoliciesRestrict.
+	TenantNetworkPolicies TenantPolicyMode
+	// Isolation is what moat admits in every isolated namespace, whatever
+	// its allowlists say (moat serve's --allowed-ingress-* and --dns-service).
+	Isolation IsolationBaseline
+	// ProjectLabel is the Namespace label that groups namespaces into
+	// projects (moat's --project-label); empty for none.
+	ProjectLabel string
 }
 
 // Cluster answers the lookups that some rules need. The webhook serves them

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -100,7 +101,7 @@ func FuzzValidateIPBlock(f *testing.F) {
 // checks that validation never panics, is deterministic, names spec fields,
 // and that an accepted allowlist has only well-formed peers and ports.
 func FuzzValidateNetworkAllowlist(f *testing.F) {
-	for _, cases := range [][]allowlistCase{allowlistValidCases(), allowlistPeerCases(), allowlistPortCases(), allowlistLookupCases()} {
+	for _, cases := range [][]allowlistCase{allowlistValidCases(), allowlistPeerCases(), allowlistPortCases(), allowlistLookupCases(), allowlistClusterTrafficCases()} {
 		for _, tc := range cases {
 			nal := validAllowlist()
 			if tc.tweak != nil {
@@ -164,6 +165,13 @@ func checkAccepted(t *testing.T, nal *v1alpha1.NetworkAllowlist) {
 	for _, r := range nal.Spec.Egress {
 		peers, ports = append(peers, r.To), append(ports, r.Ports)
 	}
+	for _, r := range nal.Spec.Ingress {
+		for _, p := range r.From {
+			if p.KubernetesAPI != nil {
+				t.Errorf("accepted kubernetesAPI as an ingress peer: %+v", r)
+			}
+		}
+	}
 	for _, list := range peers {
 		if len(list) == 0 {
 			t.Errorf("accepted a rule without peers: %+v", nal.Spec)
@@ -181,6 +189,15 @@ func checkAccepted(t *testing.T, nal *v1alpha1.NetworkAllowlist) {
 				if pr, err := netip.ParsePrefix(p.IPBlock.CIDR); err != nil || pr.Masked() != pr || pr.Addr().Is4In6() {
 					t.Errorf("accepted ipBlock cidr %q", p.IPBlock.CIDR)
 				}
+			}
+			if p.Project != "" {
+				kinds++
+				if msgs := utilvalidation.IsValidLabelValue(p.Project); len(msgs) > 0 {
+					t.Errorf("accepted project %q: %v", p.Project, msgs)
+				}
+			}
+			if p.KubernetesAPI != nil {
+				kinds++
 			}
 			if kinds != 1 {
 				t.Errorf("accepted peer %+v with %d kinds", p, kinds)

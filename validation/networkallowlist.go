@@ -51,6 +51,7 @@ func ValidateNetworkAllowlistUpdate(nal, old *v1alpha1.NetworkAllowlist, cfg Con
 		rulePath := ingressPath.Index(i)
 		v.peers(rule.From, rulePath.Child("from"), true)
 		v.ports(rule.Ports, rulePath.Child("ports"))
+		v.checkIngressServicePorts(rule.Ports, rulePath.Child("ports"))
 	}
 
 	egressPath := specPath.Child("egress")
@@ -60,6 +61,14 @@ func ValidateNetworkAllowlistUpdate(nal, old *v1alpha1.NetworkAllowlist, cfg Con
 		rulePath := egressPath.Index(i)
 		v.peers(rule.To, rulePath.Child("to"), false)
 		v.ports(rule.Ports, rulePath.Child("ports"))
+		if len(rule.Ports) > 0 {
+			for j := range rule.To {
+				if rule.To[j].KubernetesAPI != nil {
+					v.warn(rulePath.Child("to").Index(j).Child("kubernetesAPI"),
+						"the rule's ports do not apply to the API server: moat allows the ports of its EndpointSlices (e.g. 6443); put kubernetesAPI in a rule of its own to keep this clear")
+				}
+			}
+		}
 	}
 	return v.errs, v.warnings
 }
@@ -115,6 +124,31 @@ type allowlistValidator struct {
 	// LoadBalancer Services with externalTrafficPolicy Cluster; computed once.
 	sourceLossServices       []string
 	sourceLossServicesLoaded bool
+
+	// services are the Services of the allowlist's namespace, sorted by
+	// name; loaded once by namespaceServices.
+	services       []*corev1.Service
+	servicesErr    error
+	servicesLoaded bool
+}
+
+// namespaceServices returns the Services of the allowlist's namespace (nil
+// entries dropped, sorted by name), listed once. When the list fails, the
+// first caller records a warning at fldPath saying what was not checked
+// (unchecked) and every caller gets false.
+func (v *allowlistValidator) namespaceServices(fldPath *field.Path, unchecked string) ([]*corev1.Service, bool) {
+	if !v.servicesLoaded {
+		v.servicesLoaded = true
+		services, err := v.cluster.Services(v.nal.Namespace)
+		if err != nil {
+			v.servicesErr = err
+			v.warn(fldPath, "could not list the Services of namespace %s, %s: %v", v.nal.Namespace, unchecked, err)
+			return nil, false
+		}
+		v.services = slices.DeleteFunc(slices.Clone(services), func(s *corev1.Service) bool { return s == nil })
+		slices.SortFunc(v.services, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return v.services, v.servicesErr == nil
 }
 
 func (v *allowlistValidator) warn(fldPath *field.Path, format string, args ...any) {
@@ -187,6 +221,13 @@ func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingr
 	if peer.Service != nil {
 		v.servicePeer(peer.Service, fldPath.Child("service"))
 	}
+	if peer.Project != "" {
+		v.projectPeer(peer.Project, fldPath.Child("project"))
+	}
+	if peer.KubernetesAPI != nil && ingress {
+		v.errs = append(v.errs, field.Forbidden(fldPath.Child("kubernetesAPI"),
+			"kubernetesAPI is an egress peer: the API server is reached from the project, it does not connect into it; move it to an egress rule"))
+	}
 	if peer.IPBlock != nil {
 		ipBlockPath := fldPath.Child("ipBlock")
 		errs, warnings := ValidateIPBlock(peer.IPBlock.CIDR, peer.IPBlock.Except, ipBlockPath, v.cfg)
@@ -205,6 +246,18 @@ func invalidName(fldPath *field.Path, name string, check func(string) []string) 
 		return field.ErrorList{field.Invalid(fldPath, name, strings.Join(msgs, "; "))}
 	}
 	return nil
+}
+
+// projectPeer checks a project peer: a label value, which selects anything
+// only when moat has a project label.
+func (v *allowlistValidator) projectPeer(project string, fldPath *field.Path) {
+	if msgs := utilvalidation.IsValidLabelValue(project); len(msgs) > 0 {
+		v.errs = append(v.errs, field.Invalid(fldPath, project, strings.Join(msgs, "; ")))
+		return
+	}
+	if v.cfg.ProjectLabel == "" {
+		v.warn(fldPath, "moat has no project label (--project-label), so project %s selects no namespace and the peer is left out; set --project-label (e.g. kubesphere.io/workspace) or use namespace peers", project)
+	}
 }
 
 func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ingress bool) {
@@ -304,6 +357,12 @@ func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath
 			"Service %s is of type ExternalName (%s): NetworkPolicy cannot select its endpoints; use an ipBlock peer with the addresses %s resolves to",
 			key, svc.Spec.ExternalName, svc.Spec.ExternalName))}, kept)
 	case v1alpha1.ServiceWithoutSelector:
+		if namespace == kubernetesAPINamespace && ref.Name == kubernetesAPIName {
+			v.reject(field.ErrorList{field.Invalid(fldPath, key, fmt.Sprintf(
+				"Service %s is the Kubernetes API server and has no selector: NetworkPolicy cannot select its endpoints; use the peer kubernetesAPI: {} instead, which follows the API server's addresses",
+				key))}, kept)
+			return
+		}
 		v.reject(field.ErrorList{field.Invalid(fldPath, key, fmt.Sprintf(
 			"Service %s has no selector: NetworkPolicy cannot select its endpoints; use an ipBlock peer with the endpoint addresses (kubectl get endpointslices -n %s -l kubernetes.io/service-name=%s)",
 			key, namespace, ref.Name))}, kept)
@@ -320,16 +379,12 @@ func (v *allowlistValidator) checkSourceAddressKept(fldPath *field.Path) {
 	}
 	if !v.sourceLossServicesLoaded {
 		v.sourceLossServicesLoaded = true
-		services, err := v.cluster.Services(v.nal.Namespace)
-		if err != nil {
-			v.warn(fldPath, "could not list the Services of namespace %s, so their externalTrafficPolicy was not checked: %v", v.nal.Namespace, err)
+		services, ok := v.namespaceServices(fldPath, "so their externalTrafficPolicy was not checked")
+		if !ok {
 			return
 		}
 		var names []string
 		for _, svc := range services {
-			if svc == nil {
-				continue
-			}
 			external := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
 			if external && svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 				names = append(names, fmt.Sprintf("%s (%s)", svc.Name, svc.Spec.Type))

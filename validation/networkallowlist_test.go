@@ -144,7 +144,7 @@ func allowlistPeerCases() []allowlistCase {
 			name:  "peer with no kind",
 			tweak: func(n *v1alpha1.NetworkAllowlist) { n.Spec.Egress[0].To[1] = v1alpha1.Peer{} },
 			wantErrs: field.ErrorList{
-				field.Required(egress0.Child("to").Index(1), "set exactly one of namespace, service or ipBlock"),
+				field.Required(egress0.Child("to").Index(1), "set exactly one of namespace, service, ipBlock, project or kubernetesAPI"),
 			},
 		},
 		{
@@ -153,7 +153,7 @@ func allowlistPeerCases() []allowlistCase {
 				n.Spec.Egress[0].To[1].Namespace = "demo-project-2"
 			},
 			wantErrs: field.ErrorList{
-				field.Forbidden(egress0.Child("to").Index(1), "sets namespace and ipBlock: a peer must set exactly one of namespace, service or ipBlock; write one peer per kind"),
+				field.Forbidden(egress0.Child("to").Index(1), "sets namespace and ipBlock: a peer must set exactly one of namespace, service, ipBlock, project or kubernetesAPI; write one peer per kind"),
 			},
 		},
 		{
@@ -166,7 +166,7 @@ func allowlistPeerCases() []allowlistCase {
 				}
 			},
 			wantErrs: field.ErrorList{
-				field.Forbidden(egress0.Child("to").Index(0), "sets namespace and service and ipBlock: a peer must set exactly one of namespace, service or ipBlock; write one peer per kind"),
+				field.Forbidden(egress0.Child("to").Index(0), "sets namespace and service and ipBlock: a peer must set exactly one of namespace, service, ipBlock, project or kubernetesAPI; write one peer per kind"),
 				field.Invalid(egress0.Child("to").Index(0).Child("namespace"), "Demo_Project", dns1123Detail),
 				field.Invalid(egress0.Child("to").Index(0).Child("service", "name"), "1nginx", dns1035Detail),
 				field.Invalid(egress0.Child("to").Index(0).Child("ipBlock", "cidr"), "10.1.0.1/24",

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,17 +53,39 @@ func (v *AllowlistValidator) ValidateDelete(context.Context, *v1alpha1.NetworkAl
 	return nil, nil
 }
 
-// validate checks nal, ratcheted against old when old is not nil.
+// validate checks nal, ratcheted against old when old is not nil. Each
+// distinct object is read at most once per source in this request, however
+// many peers name it (memo.go).
 func (v *AllowlistValidator) validate(ctx context.Context, nal, old *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
 	var cluster validation.Cluster
 	if v.Cached != nil {
-		cluster = v.Cached.WithContext(ctx)
+		cluster = newMemoCluster(v.Cached.WithContext(ctx))
 	}
 	errs, warnings := validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, cluster)
-	if (len(errs) > 0 || len(warnings) > 0) && v.Live != nil {
-		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, v.Live.WithContext(ctx))
+	if v.Live != nil && fromLookups(nal, old, v.Config, errs, warnings) {
+		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, newMemoCluster(v.Live.WithContext(ctx)))
 	}
 	return validation.Strings(warnings), invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
+}
+
+// fromLookups reports whether any of the findings came from a lookup: whether
+// they differ from the findings without lookups. Those that need none (a /0
+// ipBlock, an overlap with the pod network, a malformed port) are the same
+// from any source and are never checked again against the API server.
+func fromLookups(nal, old *v1alpha1.NetworkAllowlist, cfg validation.Config, errs field.ErrorList, warnings []validation.Warning) bool {
+	if len(errs) == 0 && len(warnings) == 0 {
+		return false
+	}
+	plainErrs, plainWarnings := validation.ValidateNetworkAllowlistUpdate(nal, old, cfg, nil)
+	if len(plainErrs) != len(errs) || !slices.Equal(plainWarnings, warnings) {
+		return true
+	}
+	for i := range errs {
+		if errs[i].Error() != plainErrs[i].Error() {
+			return true
+		}
+	}
+	return false
 }
 
 // invalid returns nil for no errors and otherwise the API's Invalid status

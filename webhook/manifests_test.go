@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,8 +9,12 @@ import (
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"moat.dev/moat/api/v1alpha1"
 )
 
 // The webhook configurations in manifests/webhook, checked against the
@@ -59,21 +64,29 @@ func TestWebhookManifests(t *testing.T) {
 	}
 
 	wantPolicy := map[string]admissionregistrationv1.FailurePolicyType{
-		"isolate-namespace.moat.dev":       admissionregistrationv1.Ignore,
-		"networkallowlists.moat.dev":       admissionregistrationv1.Fail,
-		"networkpolicies.moat.dev":         admissionregistrationv1.Ignore,
-		"managed-networkpolicies.moat.dev": admissionregistrationv1.Fail,
-		"namespaces.moat.dev":              admissionregistrationv1.Fail,
+		"isolate-namespace.moat.dev":        admissionregistrationv1.Ignore,
+		"networkallowlists.moat.dev":        admissionregistrationv1.Fail,
+		"networkpolicies.moat.dev":          admissionregistrationv1.Ignore,
+		"managed-networkpolicies.moat.dev":  admissionregistrationv1.Fail,
+		"namespaces.moat.dev":               admissionregistrationv1.Fail,
+		"tenant-networkpolicies.moat.dev":   admissionregistrationv1.Fail,
+		"protected-namespaces.moat.dev":     admissionregistrationv1.Fail,
+		"project-label.namespaces.moat.dev": admissionregistrationv1.Fail,
 	}
 	wantSideEffects := map[string]admissionregistrationv1.SideEffectClass{"isolate-namespace.moat.dev": admissionregistrationv1.SideEffectClassNoneOnDryRun}
 	wantPath := map[string]string{
-		"isolate-namespace.moat.dev":       MutateNamespacePath,
-		"networkallowlists.moat.dev":       ValidateNetworkAllowlistPath,
-		"networkpolicies.moat.dev":         ValidateNetworkPolicyPath,
-		"managed-networkpolicies.moat.dev": ValidateNetworkPolicyPath,
-		"namespaces.moat.dev":              ValidateNamespacePath,
+		"isolate-namespace.moat.dev":        MutateNamespacePath,
+		"networkallowlists.moat.dev":        ValidateNetworkAllowlistPath,
+		"networkpolicies.moat.dev":          ValidateNetworkPolicyPath,
+		"managed-networkpolicies.moat.dev":  ValidateNetworkPolicyPath,
+		"namespaces.moat.dev":               ValidateNamespacePath,
+		"tenant-networkpolicies.moat.dev":   ValidateNetworkPolicyPath,
+		"protected-namespaces.moat.dev":     ValidateNamespacePath,
+		"project-label.namespaces.moat.dev": ValidateNamespacePath,
 	}
-	excluded := []string{"kube-system", "kube-public", "kube-node-lease", "moat-system"}
+	// Only isolated namespaces see the tenant NetworkPolicy webhook.
+	wantMatchLabels := map[string]map[string]string{"tenant-networkpolicies.moat.dev": {"moat.dev/isolated": "true"}}
+	excluded := v1alpha1.DefaultProtectedNamespaces(v1alpha1.DefaultSystemNamespace)
 
 	seen := map[string]bool{}
 	for _, h := range hooks {
@@ -103,7 +116,24 @@ func TestWebhookManifests(t *testing.T) {
 		if svc == nil || svc.Name != "moat-webhook-service" || svc.Namespace != "moat-system" || svc.Path == nil || *svc.Path != wantPath[h.name] {
 			t.Errorf("%s: clientConfig.service %+v, want moat-system/moat-webhook-service at %s", h.name, svc, wantPath[h.name])
 		}
-		if h.namespaceSelector == nil || len(h.namespaceSelector.MatchLabels) != 0 ||
+		if h.name == "protected-namespaces.moat.dev" {
+			// It must reach the protected namespaces: no namespaceSelector,
+			// match conditions naming each of them.
+			var all string
+			for _, c := range h.matchConditions {
+				all += c.Expression
+			}
+			if h.namespaceSelector != nil && (len(h.namespaceSelector.MatchLabels) > 0 || len(h.namespaceSelector.MatchExpressions) > 0) {
+				t.Errorf("%s: namespaceSelector %+v would hide the protected namespaces", h.name, h.namespaceSelector)
+			}
+			for _, ns := range excluded {
+				if !strings.Contains(all, "'"+ns+"'") {
+					t.Errorf("%s: match conditions do not name %s", h.name, ns)
+				}
+			}
+			continue
+		}
+		if h.namespaceSelector == nil || !maps.Equal(h.namespaceSelector.MatchLabels, wantMatchLabels[h.name]) ||
 			!slices.ContainsFunc(h.namespaceSelector.MatchExpressions, func(r metav1.LabelSelectorRequirement) bool {
 				return r.Key == "kubernetes.io/metadata.name" && r.Operator == metav1.LabelSelectorOpNotIn && slices.Equal(r.Values, excluded)
 			}) {
@@ -122,7 +152,7 @@ func TestWebhookManifests(t *testing.T) {
 	// The tamper guard's match conditions exclude exactly the identities
 	// the handler trusts by default.
 	for _, w := range validating.Webhooks {
-		if w.Name != "managed-networkpolicies.moat.dev" {
+		if w.Name != "managed-networkpolicies.moat.dev" && w.Name != "tenant-networkpolicies.moat.dev" {
 			continue
 		}
 		var all string
@@ -132,8 +162,56 @@ func TestWebhookManifests(t *testing.T) {
 		for _, identity := range []string{ServiceAccountUser("moat-system", DefaultServiceAccountName), NamespaceControllerUser,
 			GarbageCollectorUser, ControllerManagerUser, DefaultAdminGroups[0]} {
 			if !strings.Contains(all, "'"+identity+"'") {
-				t.Errorf("managed-networkpolicies.moat.dev: match conditions do not exclude %s", identity)
+				t.Errorf("%s: match conditions do not exclude %s", w.Name, identity)
 			}
 		}
+	}
+}
+
+// The optional webhook-ingress component admits the webhook and metrics
+// ports of moat's pods, by the container port names of the Deployment, and
+// nothing else.
+func TestWebhookIngressComponent(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	data, err := os.ReadFile(filepath.Join("..", "manifests", "components", "webhook-ingress", "networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, &np); err != nil {
+		t.Fatal(err)
+	}
+	var deployment appsv1.Deployment
+	data, err = os.ReadFile(filepath.Join("..", "manifests", "manager", "manager.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		if strings.Contains(doc, "kind: Deployment") {
+			if err := yaml.UnmarshalStrict([]byte(doc), &deployment); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !maps.Equal(np.Spec.PodSelector.MatchLabels, deployment.Spec.Template.Labels) {
+		t.Errorf("podSelector %v does not select moat's pods %v", np.Spec.PodSelector.MatchLabels, deployment.Spec.Template.Labels)
+	}
+	ports := map[string]int32{}
+	for _, p := range deployment.Spec.Template.Spec.Containers[0].Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	var admitted []string
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) == 0 {
+			t.Errorf("a rule without sources admits everyone: %+v", rule)
+		}
+		for _, p := range rule.Ports {
+			if _, ok := ports[p.Port.StrVal]; !ok {
+				t.Errorf("port %v is not a container port of moat (%v)", p.Port, ports)
+			}
+			admitted = append(admitted, p.Port.StrVal)
+		}
+	}
+	if !slices.Equal(admitted, []string{"webhook-server", "metrics"}) {
+		t.Errorf("admitted ports %v, want the webhook and metrics ports only", admitted)
 	}
 }

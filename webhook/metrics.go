@@ -20,8 +20,21 @@ var isolationApplies = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Writes of default isolation NetworkPolicies during namespace admission, by result (success, failure).",
 }, []string{"result"})
 
+// admissionWritesRefused counts admission requests for which the mutating
+// Namespace webhook wrote nothing because the request could not be trusted
+// (see AdmissionWriteGuard), by reason. Anything but the occasional
+// awaiting-label means requests that the API server did not send, or
+// labelling requests that were refused after moat wrote.
+var admissionWritesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "moat_webhook_admission_writes_refused_total",
+	Help: "Namespace admission requests for which no isolation NetworkPolicy was written because the request did not match the stored namespace, named a protected namespace, or came during a back-off, by reason.",
+}, []string{"reason"})
+
 func init() {
-	metrics.Registry.MustRegister(isolationApplies)
+	metrics.Registry.MustRegister(isolationApplies, admissionWritesRefused)
+	for _, reason := range []string{RefusedProtected, RefusedNotFound, RefusedUIDMismatch, RefusedVersionMismatch, RefusedAwaitingLabel, RefusedBackoff} {
+		admissionWritesRefused.WithLabelValues(reason)
+	}
 	// Export both series from the start, so that alerts on failures work
 	// before the first one happens.
 	isolationApplies.WithLabelValues(resultSuccess)

@@ -7,6 +7,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -15,25 +16,40 @@ import (
 )
 
 // NamespaceValidator admits a Namespace only when its moat.dev/isolated
-// label is absent, "true" or "false".
-type NamespaceValidator struct{}
+// label is absent, "true" or "false", refuses to isolate a protected
+// namespace, and lets the project label be set, changed or removed only by
+// those ProjectLabel trusts.
+type NamespaceValidator struct {
+	// Config holds the protected namespaces.
+	Config validation.Config
+	// ProjectLabel guards the project label; its zero value guards nothing.
+	ProjectLabel ProjectLabelGuard
+}
 
 var _ admission.Validator[*corev1.Namespace] = &NamespaceValidator{}
 
 // ValidateCreate checks the isolation label of a new Namespace.
-func (v *NamespaceValidator) ValidateCreate(_ context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, validation.ValidateNamespace(ns))
+func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
+	errs := append(v.validate(ns), v.ProjectLabel.check(ctx, ns, nil)...)
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, errs)
 }
 
 // ValidateUpdate checks the isolation label when an update changes it. A
 // value stored before moat was installed does not block unrelated updates.
-func (v *NamespaceValidator) ValidateUpdate(_ context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
+	errs := v.ProjectLabel.check(ctx, newObj, oldObj)
 	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
 	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
-	if oldOK == newOK && oldValue == newValue {
-		return nil, nil
+	if oldOK != newOK || oldValue != newValue {
+		errs = append(errs, v.validate(newObj)...)
 	}
-	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, validation.ValidateNamespace(newObj))
+	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, errs)
+}
+
+// validate checks the isolation label's value and that it does not isolate a
+// protected namespace.
+func (v *NamespaceValidator) validate(ns *corev1.Namespace) field.ErrorList {
+	return append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, v.Config)...)
 }
 
 // ValidateDelete admits every deletion.
@@ -55,6 +71,10 @@ type NamespaceMutator struct {
 	Decoder admission.Decoder
 	// Timeout bounds the write.
 	Timeout time.Duration
+	// Guard, when set, decides whether a request may make it write at
+	// all: the request body is never trusted alone (forgery.go). Its read
+	// of the stored namespace counts against Timeout.
+	Guard *AdmissionWriteGuard
 }
 
 var _ admission.Handler = &NamespaceMutator{}
@@ -84,6 +104,22 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
+	}
+	if m.Guard != nil {
+		reason, err := m.Guard.Admit(ctx, ns, old)
+		if err != nil {
+			isolationApplies.WithLabelValues(resultFailure).Inc()
+			log.FromContext(ctx).Error(err, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
+			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+				" during this request; its controller applies them once the label is stored (" + err.Error() + ")")
+		}
+		if reason != "" {
+			admissionWritesRefused.WithLabelValues(reason).Inc()
+			log.FromContext(ctx).Info("admission request not trusted for a write; nothing written", "namespace", ns.Name,
+				"reason", reason, "user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
+			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+				" during this request (" + reason + "); its controller applies them once the label is stored")
+		}
 	}
 	// The namespace as it is about to be stored, at the version of the
 	// stored object it changes (see Converger).

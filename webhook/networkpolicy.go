@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/lookup"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
@@ -22,8 +23,12 @@ import (
 type NetworkPolicyValidator struct {
 	// Config is the cluster configuration the checks depend on.
 	Config validation.Config
-	// Trust says who may touch managed policies.
+	// Trust says who may touch managed policies, and whose policies may
+	// open an isolated namespace.
 	Trust Trust
+	// Cached and Live answer the lookups of the tenant rule
+	// (tenantpolicy.go); nil Cached turns that rule off.
+	Cached, Live *lookup.Cluster
 }
 
 var _ admission.Validator[*networkingv1.NetworkPolicy] = &NetworkPolicyValidator{}
@@ -38,7 +43,7 @@ func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *network
 	if exemptFromChecks(np) {
 		return nil, nil
 	}
-	return v.validate(np, nil)
+	return v.validate(ctx, np, nil)
 }
 
 // ValidateUpdate checks a policy whose spec changes, ratcheted against the
@@ -58,7 +63,7 @@ func (v *NetworkPolicyValidator) ValidateUpdate(ctx context.Context, oldObj, new
 	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) || exemptFromChecks(newObj) {
 		return nil, nil
 	}
-	return v.validate(newObj, oldObj)
+	return v.validate(ctx, newObj, oldObj)
 }
 
 // ValidateDelete lets only trusted users delete a managed policy.
@@ -66,9 +71,15 @@ func (v *NetworkPolicyValidator) ValidateDelete(ctx context.Context, np *network
 	return nil, v.guard(ctx, np, "delete")
 }
 
-// validate checks np, ratcheted against old when old is not nil.
-func (v *NetworkPolicyValidator) validate(np, old *networkingv1.NetworkPolicy) (admission.Warnings, error) {
+// validate checks np, ratcheted against old when old is not nil, and, in an
+// isolated namespace, applies the tenant rule (tenant.go).
+func (v *NetworkPolicyValidator) validate(ctx context.Context, np, old *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	errs, warnings := validation.ValidateNetworkPolicyUpdate(np, old, v.Config)
+	tenantErrs, tenantWarnings, err := v.tenant(ctx, np, old)
+	if err != nil {
+		return validation.Strings(warnings), err
+	}
+	errs, warnings = append(errs, tenantErrs...), append(warnings, tenantWarnings...)
 	return validation.Strings(warnings), invalid(networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy").GroupKind(), np.Name, errs)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,6 +76,25 @@ type Options struct {
 
 	// ApplyTimeout bounds the Converger call; zero means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+
+	// IsolateNewNamespaces selects the namespaces that are labelled
+	// moat.dev/isolated: "true" when they are created (NewNamespaceIsolator);
+	// nil turns that off.
+	IsolateNewNamespaces labels.Selector
+	// SystemNamespace is moat's own namespace, which is never isolated.
+	SystemNamespace string
+
+	// Reader and APIReader serve the lookups: nil means the manager's cache
+	// and API reader. Tests pass wrapping readers to count reads.
+	Reader, APIReader client.Reader
+
+	// ProjectLabel is the project label (--project-label); empty for none.
+	// Only members of Trust.AdminGroups and ProjectLabelWriters may set,
+	// change or remove it on a Namespace.
+	ProjectLabel string
+	// ProjectLabelWriters are the user names of the controllers trusted to
+	// write the project label (--project-label-writers).
+	ProjectLabelWriters []string
 }
 
 // SetupWithManager registers every webhook of moat on the manager's webhook
@@ -97,10 +117,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 
+	reader, apiReader := opts.Reader, opts.APIReader
+	if reader == nil {
+		reader = mgr.GetCache()
+	}
+	if apiReader == nil {
+		apiReader = mgr.GetAPIReader()
+	}
+	cached, live := lookup.New(reader), lookup.New(apiReader)
+
 	allowlists := &AllowlistValidator{
 		Config: opts.Validation,
-		Cached: lookup.New(mgr.GetCache()),
-		Live:   lookup.New(mgr.GetAPIReader()),
+		Cached: cached,
+		Live:   live,
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.NetworkAllowlist{}).
 		WithValidator(allowlists).
@@ -109,7 +138,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 
-	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust}
+	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust, Cached: cached, Live: live}
 	if err := ctrl.NewWebhookManagedBy(mgr, &networkingv1.NetworkPolicy{}).
 		WithValidator(policies).
 		WithValidatorCustomPath(ValidateNetworkPolicyPath).
@@ -118,17 +147,31 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{}).
+		WithValidator(&NamespaceValidator{Config: opts.Validation, ProjectLabel: ProjectLabelGuard{
+			Key: opts.ProjectLabel, Writers: opts.ProjectLabelWriters, AdminGroups: opts.Trust.AdminGroups,
+		}}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err
 	}
 
+	guard := &AdmissionWriteGuard{Reader: apiReader, ProtectedNamespaces: opts.Validation.ProtectedNamespaces}
+	if err := observeNamespaces(mgr.GetCache(), guard); err != nil {
+		return err
+	}
 	mutator := &NamespaceMutator{
 		Converger: opts.Converger,
 		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Timeout:   opts.ApplyTimeout,
+		Guard:     guard,
 	}
 	mgr.GetWebhookServer().Register(MutateNamespacePath, &admission.Webhook{Handler: mutator})
+
+	mgr.GetWebhookServer().Register(IsolateNewNamespacePath, &admission.Webhook{Handler: &NewNamespaceIsolator{
+		Selector:        opts.IsolateNewNamespaces,
+		SystemNamespace: opts.SystemNamespace,
+		Protected:       opts.Validation.ProtectedNamespaces,
+		Trust:           opts.Trust,
+	}})
 	return nil
 }

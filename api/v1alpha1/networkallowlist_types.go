@@ -39,6 +39,12 @@ const (
 	ReasonServicePortNotFound = "ServicePortNotFound"
 	// ReasonApplyFailed: the generated NetworkPolicies could not be written.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonProjectLabelUnset: a project peer is used while moat has no project label
+	// (--project-label); the peer is dropped.
+	ReasonProjectLabelUnset = "ProjectLabelUnset"
+	// ReasonAPIServerNotFound: a kubernetesAPI peer is used while the default/kubernetes
+	// Service has no endpoints; the peer is dropped.
+	ReasonAPIServerNotFound = "APIServerNotFound"
 	// ReasonPolicyConflict: a NetworkPolicy that moat does not manage already has the generated name,
 	// or another allowlist of the namespace maps to the same (shortened) policy name.
 	ReasonPolicyConflict = "PolicyConflict"
@@ -61,6 +67,7 @@ type NetworkAllowlistSpec struct {
 }
 
 // IngressRule allows traffic from any of its peers to any of its ports.
+// +kubebuilder:validation:XValidation:rule="self.from.all(p, !has(p.kubernetesAPI))",message="kubernetesAPI is an egress peer: the API server is reached from the project, it does not connect into it",fieldPath=".from"
 type IngressRule struct {
 	// From lists the peers allowed in. At least one is required.
 	// +listType=atomic
@@ -93,7 +100,7 @@ type EgressRule struct {
 }
 
 // Peer is one source or destination. Exactly one field must be set.
-// +kubebuilder:validation:XValidation:rule="(has(self.namespace) ? 1 : 0) + (has(self.service) ? 1 : 0) + (has(self.ipBlock) ? 1 : 0) == 1",message="exactly one of namespace, service or ipBlock must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.namespace) ? 1 : 0) + (has(self.service) ? 1 : 0) + (has(self.ipBlock) ? 1 : 0) + (has(self.project) ? 1 : 0) + (has(self.kubernetesAPI) ? 1 : 0) == 1",message="exactly one of namespace, service, ipBlock, project or kubernetesAPI must be set"
 type Peer struct {
 	// Namespace names a whole project (every pod in it).
 	// +optional
@@ -108,7 +115,28 @@ type Peer struct {
 	// IPBlock is a network outside the cluster.
 	// +optional
 	IPBlock *IPBlock `json:"ipBlock,omitempty"`
+
+	// Project names a group of namespaces: every namespace whose project
+	// label (moat's --project-label, e.g. kubesphere.io/workspace) has this
+	// value, including namespaces added to the group later. Only admins and
+	// trusted controllers may set that label. Requires --project-label.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	Project string `json:"project,omitempty"`
+
+	// KubernetesAPI is the cluster's API server: the current endpoints of
+	// the default/kubernetes Service (its EndpointSlices), followed as they
+	// change, on their own ports. Egress only; the rule's ports do not apply
+	// to it.
+	// +optional
+	KubernetesAPI *KubernetesAPIPeer `json:"kubernetesAPI,omitempty"`
 }
+
+// KubernetesAPIPeer selects the Kubernetes API server. It has no fields:
+// write it as kubernetesAPI: {}.
+type KubernetesAPIPeer struct{}
 
 // ServiceReference names a Service, in this project or another one.
 type ServiceReference struct {

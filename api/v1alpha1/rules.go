@@ -4,6 +4,7 @@ import (
 	"cmp"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // This file is the one home of the small rules that validation, policy
@@ -34,11 +35,13 @@ const (
 	PeerNamespace PeerKind = "namespace"
 	PeerService   PeerKind = "service"
 	PeerIPBlock   PeerKind = "ipBlock"
+	PeerProject   PeerKind = "project"
+	PeerKubeAPI   PeerKind = "kubernetesAPI"
 )
 
 // PeerKinds lists, in declaration order, every peer kind; error messages
 // name them in this order.
-var PeerKinds = []PeerKind{PeerNamespace, PeerService, PeerIPBlock}
+var PeerKinds = []PeerKind{PeerNamespace, PeerService, PeerIPBlock, PeerProject, PeerKubeAPI}
 
 // Kinds returns the kinds the peer sets, in the order of PeerKinds. A valid
 // peer sets exactly one (the CRD's CEL rule and validation enforce it).
@@ -52,6 +55,12 @@ func (p *Peer) Kinds() []PeerKind {
 	}
 	if p.IPBlock != nil {
 		kinds = append(kinds, PeerIPBlock)
+	}
+	if p.Project != "" {
+		kinds = append(kinds, PeerProject)
+	}
+	if p.KubernetesAPI != nil {
+		kinds = append(kinds, PeerKubeAPI)
 	}
 	return kinds
 }
@@ -85,6 +94,52 @@ const (
 // before they are stored).
 func Isolated(ns *corev1.Namespace) bool {
 	return ns != nil && ns.Labels[IsolationLabel] == IsolationOn
+}
+
+// ProjectOf returns the project (group of namespaces) of ns under the
+// project label key: the label's value, and false when key is empty (no
+// project label configured), ns is nil or the label is absent or empty. An
+// empty value names no group, so that it never joins unrelated namespaces.
+func ProjectOf(ns *corev1.Namespace, key string) (string, bool) {
+	if key == "" || ns == nil {
+		return "", false
+	}
+	value := ns.Labels[key]
+	return value, value != ""
+}
+
+// UsesKubernetesAPI reports whether any egress rule of the allowlist has a
+// kubernetesAPI peer.
+func (s *NetworkAllowlistSpec) UsesKubernetesAPI() bool {
+	for i := range s.Egress {
+		for j := range s.Egress[i].To {
+			if s.Egress[i].To[j].KubernetesAPI != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ProtocolOrTCP is the protocol of a port, service port or endpoint port:
+// the API server defaults an unset one to TCP, and objects read offline may
+// not be defaulted.
+func ProtocolOrTCP(p *corev1.Protocol) corev1.Protocol {
+	if p == nil || *p == "" {
+		return corev1.ProtocolTCP
+	}
+	return *p
+}
+
+// TargetPort is the port on the pods that a Service port forwards to: its
+// targetPort, numeric or named, or the port number itself when targetPort is
+// unset (as the API server defaults it).
+func TargetPort(sp corev1.ServicePort) intstr.IntOrString {
+	tp := sp.TargetPort
+	if (tp.Type == intstr.Int && tp.IntVal == 0) || (tp.Type == intstr.String && tp.StrVal == "") {
+		return intstr.FromInt32(sp.Port)
+	}
+	return tp
 }
 
 // ServiceSelection says whether a NetworkPolicy can select the pods behind

@@ -20,7 +20,10 @@ func TestPeerKinds(t *testing.T) {
 		{Peer{Service: svc}, []PeerKind{PeerService}},
 		{Peer{IPBlock: block}, []PeerKind{PeerIPBlock}},
 		{Peer{IPBlock: block, Namespace: "a"}, []PeerKind{PeerNamespace, PeerIPBlock}},
-		{Peer{Namespace: "a", Service: svc, IPBlock: block}, PeerKinds},
+		{Peer{Project: "team-a"}, []PeerKind{PeerProject}},
+		{Peer{KubernetesAPI: &KubernetesAPIPeer{}}, []PeerKind{PeerKubeAPI}},
+		{Peer{Project: "team-a", KubernetesAPI: &KubernetesAPIPeer{}}, []PeerKind{PeerProject, PeerKubeAPI}},
+		{Peer{Namespace: "a", Service: svc, IPBlock: block, Project: "team-a", KubernetesAPI: &KubernetesAPIPeer{}}, PeerKinds},
 	} {
 		if got := tc.peer.Kinds(); !slices.Equal(got, tc.want) {
 			t.Errorf("%+v.Kinds() = %v, want %v", tc.peer, got, tc.want)
@@ -29,6 +32,36 @@ func TestPeerKinds(t *testing.T) {
 		if ok != (len(tc.want) == 1) || (ok && kind != tc.want[0]) {
 			t.Errorf("%+v.Kind() = %q, %v", tc.peer, kind, ok)
 		}
+	}
+}
+
+func TestProjectOf(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"ws": "team-a", "empty": ""}}}
+	for _, tc := range []struct {
+		ns        *corev1.Namespace
+		key, want string
+		ok        bool
+	}{
+		{ns, "ws", "team-a", true},
+		{ns, "", "", false},
+		{ns, "empty", "", false},
+		{ns, "absent", "", false},
+		{nil, "ws", "", false},
+	} {
+		if got, ok := ProjectOf(tc.ns, tc.key); got != tc.want || ok != tc.ok {
+			t.Errorf("ProjectOf(%v, %q) = %q, %v; want %q, %v", tc.ns, tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestUsesKubernetesAPI(t *testing.T) {
+	spec := NetworkAllowlistSpec{Egress: []EgressRule{{To: []Peer{{Namespace: "a"}}}}}
+	if spec.UsesKubernetesAPI() {
+		t.Error("a namespace peer is not the API server")
+	}
+	spec.Egress = append(spec.Egress, EgressRule{To: []Peer{{IPBlock: &IPBlock{CIDR: "10.0.0.0/8"}}, {KubernetesAPI: &KubernetesAPIPeer{}}}})
+	if !spec.UsesKubernetesAPI() {
+		t.Error("the second rule's kubernetesAPI peer is not found")
 	}
 }
 

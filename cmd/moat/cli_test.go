@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -227,6 +228,11 @@ func TestFlags(t *testing.T) {
 		"--allowed-ingress-namespaces", "monitoring,ingress-nginx", "--allowed-ingress-namespaces", "gateway",
 		"--allowed-ingress-cidrs", "192.168.0.0/24",
 		"--dns-service", "dns/coredns",
+		"--project-label", "kubesphere.io/workspace",
+		"--dns-ips", "169.254.25.10,fd00::a", "--dns-ips", "169.254.20.10",
+		"--allow-ingress-from-nodes",
+		"--node-address-types", "InternalIP,ExternalIP",
+		"--node-address-annotations", "projectcalico.org/IPv4IPIPTunnelAddr",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -243,9 +249,19 @@ func TestFlags(t *testing.T) {
 		AllowedIngressNamespaces: []string{"monitoring", "ingress-nginx", "gateway"},
 		AllowedIngressCIDRs:      []string{"192.168.0.0/24"},
 		DNSService:               &types.NamespacedName{Namespace: "dns", Name: "coredns"},
+		DNSIPs:                   []netip.Addr{netip.MustParseAddr("169.254.25.10"), netip.MustParseAddr("fd00::a"), netip.MustParseAddr("169.254.20.10")},
+		ProjectLabel:             "kubesphere.io/workspace",
+		AllowIngressFromNodes:    true,
+		NodeAddressTypes:         []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP},
+		NodeAddressAnnotations:   []string{"projectcalico.org/IPv4IPIPTunnelAddr"},
 	}
-	if diff := cmp.Diff(wantP, pcfg); diff != "" {
+	if diff := cmp.Diff(wantP, pcfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("policy config (-want +got):\n%s", diff)
+	}
+	for _, bad := range [][]string{{"--dns-ips", "169.254.25.10/32"}, {"--project-label", "not a key"}, {"--node-address-types", "Internal"}} {
+		if err := fs.Parse(bad); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
 	}
 	if err := fs.Parse([]string{"--dns-service="}); err != nil || pcfg.DNSService != nil {
 		t.Errorf(`--dns-service="": err %v, DNSService %v; want the DNS exception off`, err, pcfg.DNSService)
@@ -309,6 +325,21 @@ spec:
   - from:
     - namespace: shop
 `
+
+func TestRenderClusterTraffic(t *testing.T) {
+	code, stdout, stderr := moat(t, "", "render", "--project-label", "kubesphere.io/workspace", "--dns-ips", "169.254.25.10",
+		"--allow-ingress-from-nodes", filepath.Join("testdata", "cluster-traffic.yaml"))
+	if code != 0 || stderr != "" {
+		t.Errorf("exit %d, stderr %q; want 0 and no stderr", code, stderr)
+	}
+	golden(t, "render-cluster-traffic.yaml", stdout)
+
+	// Without --project-label the project peer is left out, and said so.
+	code, _, stderr = moat(t, "", "render", filepath.Join("testdata", "cluster-traffic.yaml"))
+	if code != 0 || !strings.Contains(stderr, "spec.ingress[0].from[0].project: moat has no project label (--project-label)") {
+		t.Errorf("without --project-label: exit %d, stderr %q; want 0 and the project peer's finding", code, stderr)
+	}
+}
 
 func TestRenderProblems(t *testing.T) {
 	code, stdout, stderr := moat(t, renderProblems, "render", "--dns-service=", "--allowed-ingress-namespaces=monitoring", "-")

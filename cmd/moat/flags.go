@@ -3,13 +3,17 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
@@ -41,7 +45,134 @@ func addPolicyFlags(fs *pflag.FlagSet, cfg *policy.Config) {
 	cfg.DNSService = &dns
 	fs.Var(&dnsServiceValue{target: &cfg.DNSService}, "dns-service",
 		`the cluster DNS Service (namespace/name) kept reachable once a project restricts egress; "" turns the exception off`)
+	addClusterTrafficFlags(fs, cfg)
 }
+
+// addClusterTrafficFlags registers --project-label, --dns-ips,
+// --allow-ingress-from-nodes, --node-address-types and
+// --node-address-annotations, which fill cfg.
+func addClusterTrafficFlags(fs *pflag.FlagSet, cfg *policy.Config) {
+	fs.Var(&labelKeyValue{target: &cfg.ProjectLabel}, "project-label",
+		"Namespace label that groups namespaces into projects, e.g. kubesphere.io/workspace (KubeSphere), field.cattle.io/projectId (Rancher), capsule.clastix.io/tenant (Capsule): "+
+			"isolated namespaces admit the namespaces of their own group, allowlists may name a group (project: VALUE), and only admins and --project-label-writers may write the label")
+	fs.Var(&addrsValue{target: &cfg.DNSIPs}, "dns-ips",
+		"node-local DNS cache addresses, e.g. 169.254.25.10, kept reachable on UDP and TCP 53 once a project restricts egress (comma-separated, repeatable)")
+	fs.BoolVar(&cfg.AllowIngressFromNodes, "allow-ingress-from-nodes", false,
+		"admit ingress into isolated projects from every node's addresses, read live from the Node objects (kubelet probes, hostNetwork ingress controllers, SNATed NodePort traffic)")
+	fs.Var(&nodeAddressTypesValue{target: &cfg.NodeAddressTypes}, "node-address-types",
+		"Node status address types that count as node addresses with --allow-ingress-from-nodes (comma-separated; default InternalIP)")
+	fs.Var(&labelKeysValue{target: &cfg.NodeAddressAnnotations}, "node-address-annotations",
+		"Node annotation keys whose values are also node addresses with --allow-ingress-from-nodes, e.g. projectcalico.org/IPv4IPIPTunnelAddr or flannel.alpha.coreos.com/public-ip (comma-separated, repeatable)")
+}
+
+// labelKeyValue is one qualified label or annotation key, or "" for none.
+type labelKeyValue struct {
+	target *string
+}
+
+func (v *labelKeyValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s != "" {
+		if errs := utilvalidation.IsQualifiedName(s); len(errs) > 0 {
+			return fmt.Errorf("%q is not a valid label key: %s", s, strings.Join(errs, "; "))
+		}
+	}
+	*v.target = s
+	return nil
+}
+
+func (v *labelKeyValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return *v.target
+}
+
+func (v *labelKeyValue) Type() string { return "key" }
+
+// labelKeysValue is a list of qualified annotation keys.
+type labelKeysValue struct {
+	target *[]string
+}
+
+func (v *labelKeysValue) Set(s string) error {
+	for _, item := range splitList(s) {
+		if errs := utilvalidation.IsQualifiedName(item); len(errs) > 0 {
+			return fmt.Errorf("%q is not a valid annotation key: %s", item, strings.Join(errs, "; "))
+		}
+		*v.target = append(*v.target, item)
+	}
+	return nil
+}
+
+func (v *labelKeysValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return strings.Join(*v.target, ",")
+}
+
+func (v *labelKeysValue) Type() string { return "keys" }
+
+// addrsValue is a list of IP addresses (no prefix length, no zone).
+type addrsValue struct {
+	target *[]netip.Addr
+}
+
+func (v *addrsValue) Set(s string) error {
+	for _, item := range splitList(s) {
+		a, err := netip.ParseAddr(item)
+		if err != nil || a.Zone() != "" || a.Is4In6() {
+			return fmt.Errorf("%q is not an IP address such as 169.254.25.10 or fd00::a", item)
+		}
+		*v.target = append(*v.target, a)
+	}
+	return nil
+}
+
+func (v *addrsValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	parts := make([]string, len(*v.target))
+	for i, a := range *v.target {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *addrsValue) Type() string { return "addresses" }
+
+// nodeAddressTypesValue is a list of Node status address types.
+type nodeAddressTypesValue struct {
+	target *[]corev1.NodeAddressType
+}
+
+var nodeAddressTypes = []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeInternalDNS, corev1.NodeExternalDNS, corev1.NodeHostName}
+
+func (v *nodeAddressTypesValue) Set(s string) error {
+	for _, item := range splitList(s) {
+		t := corev1.NodeAddressType(item)
+		if !slices.Contains(nodeAddressTypes, t) {
+			return fmt.Errorf("%q is not a Node address type: use InternalIP or ExternalIP", item)
+		}
+		*v.target = append(*v.target, t)
+	}
+	return nil
+}
+
+func (v *nodeAddressTypesValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	parts := make([]string, len(*v.target))
+	for i, t := range *v.target {
+		parts[i] = string(t)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *nodeAddressTypesValue) Type() string { return "types" }
 
 // splitList splits a comma-separated flag value, dropping blanks.
 func splitList(s string) []string {
@@ -175,3 +306,62 @@ func (v *dnsServiceValue) String() string {
 }
 
 func (v *dnsServiceValue) Type() string { return "namespace/name" }
+
+// addProtectionFlags registers --protected-namespaces (default: the system
+// namespaces and own, moat's namespace) and --tenant-network-policies, which
+// fill p and v; call syncValidation once the flags are parsed.
+func addProtectionFlags(fs *pflag.FlagSet, own string, p *policy.Config, v *validation.Config) {
+	p.ProtectedNamespaces = v1alpha1.DefaultProtectedNamespaces(own)
+	fs.Var(&protectedValue{namespacesValue{target: &p.ProtectedNamespaces}, false}, "protected-namespaces",
+		"namespaces moat never isolates nor writes NetworkPolicies into, whatever their labels (comma-separated, repeatable; replaces the default list; \"\" protects none)")
+	v.TenantNetworkPolicies = validation.TenantPoliciesRestrict
+	fs.Var(&tenantModeValue{&v.TenantNetworkPolicies}, "tenant-network-policies",
+		"NetworkPolicies written by anyone but moat and the admin groups that admit traffic beyond what moat admits in an isolated namespace: "+
+			"restrict (refuse them), warn (admit them with a warning) or off")
+}
+
+// syncValidation copies into v what the validation rules need of p: the
+// protected namespaces and what moat admits in every isolated namespace.
+func syncValidation(v *validation.Config, p policy.Config) {
+	v.ProtectedNamespaces = p.ProtectedNamespaces
+	v.ProjectLabel = p.ProjectLabel
+	v.Isolation = controller.IsolationBaseline(p)
+}
+
+// protectedValue is a list of namespace names whose first Set replaces the
+// default.
+type protectedValue struct {
+	namespacesValue
+	set bool
+}
+
+func (v *protectedValue) Set(s string) error {
+	if !v.set {
+		v.set = true
+		*v.target = []string{}
+	}
+	return v.namespacesValue.Set(s)
+}
+
+// tenantModeValue is a validation.TenantPolicyMode.
+type tenantModeValue struct {
+	target *validation.TenantPolicyMode
+}
+
+func (v *tenantModeValue) Set(s string) error {
+	m, err := validation.ParseTenantPolicyMode(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*v.target = m
+	return nil
+}
+
+func (v *tenantModeValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return string(*v.target)
+}
+
+func (v *tenantModeValue) Type() string { return "mode" }

@@ -91,11 +91,14 @@ with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	setDisplayName(root, invokedAs) // plugin.go: "kubectl moat" as kubectl-moat
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &flagError{err: err, command: c.CommandPath()}
 	})
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newRenderCommand())
+	root.AddCommand(newImportCommand())
+	root.AddCommand(newCompletionCommand())
 	root.AddCommand(newServeCommand()) // the in-cluster webhooks and controller: serve.go
 	return root
 }

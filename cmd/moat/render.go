@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
@@ -41,6 +42,7 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
+			syncValidation(&cfg, policyCfg)
 			live, err := clusterReader(kubeconfig)
 			if err != nil {
 				return err
@@ -76,5 +78,6 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Namespaces, Services and allowlists that the manifests do not define in this cluster (read-only)")
 	addValidationFlags(fs, &cfg)
 	addPolicyFlags(fs, &policyCfg)
+	addProtectionFlags(fs, v1alpha1.DefaultSystemNamespace, &policyCfg, &cfg)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,9 +65,14 @@ type serveOptions struct {
 	leaderElectID  string
 	serviceAccount string
 	adminGroups    []string
-	validation     validation.Config
-	policy         policy.Config
-	zap            zap.Options
+	// isolateNew is --isolate-new-namespaces; systemNamespace is moat's own.
+	isolateNew      string
+	systemNamespace string
+	clientCAName    string
+	labelWriters    []string
+	validation      validation.Config
+	policy          policy.Config
+	zap             zap.Options
 }
 
 func newServeCommand() *cobra.Command {
@@ -74,7 +80,7 @@ func newServeCommand() *cobra.Command {
 	if podNamespace == "" {
 		podNamespace = defaultSystemNamespace
 	}
-	o := &serveOptions{zap: zap.Options{}}
+	o := &serveOptions{zap: zap.Options{}, systemNamespace: podNamespace}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run moat's admission webhooks and isolation controller (in the cluster)",
@@ -115,8 +121,17 @@ replica serves webhooks.`,
 		"moat's own user name, trusted to change the NetworkPolicies it manages (the default is moat's ServiceAccount in $"+podNamespaceEnv+", or in "+defaultSystemNamespace+" when that is unset)")
 	fs.StringSliceVar(&o.adminGroups, "admin-groups", webhook.DefaultAdminGroups,
 		"groups whose members may change or delete NetworkPolicies managed by moat (comma-separated; also update the matchConditions of managed-networkpolicies.moat.dev)")
+	fs.StringVar(&o.isolateNew, "isolate-new-namespaces", "",
+		`label selector (e.g. "tenant", "env in (dev,prod)"): new namespaces that match are created labelled moat.dev/isolated=true; `+
+			`empty (the default) turns this off. Needs the webhook of manifests/isolate-new-namespaces`)
+	fs.StringVar(&o.clientCAName, "webhook-client-ca-name", "",
+		"file name, in --cert-dir, of a CA bundle: when set, the webhook server only answers clients with a certificate signed by it "+
+			"(configure the API server to present one, docs/operations.md); empty: any client that reaches the port")
+	fs.StringSliceVar(&o.labelWriters, "project-label-writers", nil,
+		"user names trusted to set, change or remove the --project-label label on Namespaces besides the --admin-groups, e.g. the workspace or tenant controller's ServiceAccount system:serviceaccount:kubesphere-system:ks-controller-manager (comma-separated)")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
+	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
 
 	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	config.RegisterFlags(goFlags) // --kubeconfig
@@ -159,8 +174,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	syncValidation(&o.validation, o.policy)
 	if o.serviceAccount == "" {
 		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
+	}
+	isolateNew, err := parseIsolateNewNamespaces(o.isolateNew)
+	if err != nil {
+		return err
 	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
@@ -192,7 +212,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			CertDir:  o.certDir,
 			CertName: o.certName,
 			KeyName:  o.keyName,
-			TLSOpts:  webhookTLSOpts,
+			// With a client CA, the TLS handshake refuses callers without
+			// a certificate it signed (RequireAndVerifyClientCert).
+			ClientCAName: o.clientCAName,
+			TLSOpts:      webhookTLSOpts,
 		}, o.readTimeout, o.writeTimeout),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
@@ -216,15 +239,21 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	// The isolation controller; it is also the Converger of the mutating
 	// Namespace webhook.
-	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy})
+	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy, TenantNetworkPolicies: o.validation.TenantNetworkPolicies})
 	if err != nil {
 		return err
 	}
 
+	o.validation.ProjectLabel = o.policy.ProjectLabel
 	if err := webhook.SetupWithManager(mgr, webhook.Options{
-		Validation: o.validation,
-		Trust:      webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
-		Converger:  reconciler,
+		Validation:          o.validation,
+		Trust:               webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
+		Converger:           reconciler,
+		ProjectLabel:        o.policy.ProjectLabel,
+		ProjectLabelWriters: o.labelWriters,
+
+		IsolateNewNamespaces: isolateNew,
+		SystemNamespace:      o.systemNamespace,
 	}); err != nil {
 		return fmt.Errorf("setting up the webhooks: %w", err)
 	}
@@ -237,6 +266,26 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups)
+		"sctpEnabled", o.validation.SCTPEnabled, "protectedNamespaces", o.policy.ProtectedNamespaces,
+		"tenantNetworkPolicies", o.validation.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
+		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups,
+		"projectLabel", o.policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.policy.DNSIPs,
+		"allowIngressFromNodes", o.policy.AllowIngressFromNodes)
 	return mgr.Start(ctx)
+}
+
+// parseIsolateNewNamespaces parses --isolate-new-namespaces: a label
+// selector, or nil when s is empty (off).
+func parseIsolateNewNamespaces(s string) (labels.Selector, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--isolate-new-namespaces: %q is not a label selector (write it as for kubectl get -l, e.g. \"tenant\" or \"env in (dev,prod)\"): %w", s, err)
+	}
+	if sel.Empty() {
+		return nil, fmt.Errorf("--isolate-new-namespaces: %q selects nothing: use a selector such as \"tenant\", or leave the flag empty to turn the feature off", s)
+	}
+	return sel, nil
 }

@@ -71,6 +71,9 @@ func TestServeDefaults(t *testing.T) {
 		"metrics-secure":            "true",
 		"dns-service":               "kube-system/kube-dns",
 		"health-probe-bind-address": ":8081",
+		"protected-namespaces":      "kube-system,kube-public,kube-node-lease,platform",
+		"tenant-network-policies":   "restrict",
+		"webhook-client-ca-name":    "",
 	}
 	for name, value := range want {
 		f := fs.Lookup(name)
@@ -101,12 +104,19 @@ func freeAddress(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestServe runs `moat serve` against a real API server with moat's webhook
-// configurations installed (envtest, binaries from `make control-plane`)
-// and checks the wiring end to end: readiness, the mutating webhook with the
-// controller's Converger, a validating webhook, the controller with its
-// filtered NetworkPolicy cache, and a clean shutdown.
-func TestServe(t *testing.T) {
+// serveHooks adapt startServe: apiServer configures the control plane
+// before it starts, beforeServe runs once it has started (its webhook
+// serving directory exists) and before moat serve does. Either may be nil.
+type serveHooks struct {
+	apiServer, beforeServe func(*envtest.Environment)
+}
+
+// startServe starts a control plane with moat's CRD and webhook
+// configurations (binaries from `make control-plane`), runs `moat serve`
+// against it with args added to the usual flags until the test ends, and
+// returns an admin client once moat is ready.
+func startServe(t *testing.T, hooks serveHooks, args ...string) (client.Client, *envtest.Environment) {
+	t.Helper()
 	root := filepath.Join("..", "..")
 	env := &envtest.Environment{
 		Scheme:                newScheme(),
@@ -114,6 +124,9 @@ func TestServe(t *testing.T) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "manifests", "webhook")}},
+	}
+	if hooks.apiServer != nil {
+		hooks.apiServer(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -143,10 +156,13 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if hooks.beforeServe != nil {
+		hooks.beforeServe(env)
+	}
 	wh := env.WebhookInstallOptions
 	probeAddr := freeAddress(t)
 	cmd := newServeCommand()
-	cmd.SetArgs([]string{
+	cmd.SetArgs(append([]string{
 		"--kubeconfig", kubeconfigPath,
 		"--webhook-host", wh.LocalServingHost,
 		"--webhook-port", strconv.Itoa(wh.LocalServingPort),
@@ -156,7 +172,7 @@ func TestServe(t *testing.T) {
 		"--leader-election-namespace", "default",
 		"--leader-election-id", "moat-serve-test",
 		"--zap-log-level", "error",
-	})
+	}, args...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
@@ -194,6 +210,20 @@ func TestServe(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	return c, env
+}
+
+// TestServe runs `moat serve` against a real API server with moat's webhook
+// configurations installed (envtest, binaries from `make control-plane`)
+// and checks the wiring end to end: readiness, the webhook server requiring
+// the API server's client certificate (--webhook-client-ca-name), the
+// mutating webhook with the controller's Converger, validating webhooks,
+// the controller with its filtered NetworkPolicy cache, and a clean
+// shutdown. One serve per process: controller names are global.
+func TestServe(t *testing.T) {
+	hooks, args := withClientCA(t)
+	c, env := startServe(t, hooks, args...)
+	checkClientCA(t, c, env)
 	bg := context.Background()
 
 	// A validating webhook answers: SCTP is off by default.
@@ -208,7 +238,7 @@ func TestServe(t *testing.T) {
 			Ports: []v1alpha1.Port{{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To(intstr.FromInt32(9000))}},
 		}}},
 	}
-	err = c.Create(bg, sctp)
+	err := c.Create(bg, sctp)
 	if err == nil || !strings.Contains(err.Error(), `admission webhook "networkallowlists.moat.dev" denied the request`) ||
 		!strings.Contains(err.Error(), "spec.ingress[0].ports[0].protocol") {
 		t.Errorf("creating an SCTP allowlist: error %v, want a denial by networkallowlists.moat.dev", err)
@@ -231,7 +261,7 @@ func TestServe(t *testing.T) {
 	if err := c.Create(bg, created); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := c.Get(bg, client.ObjectKey{Namespace: created.Name, Name: policy.DefaultIngressPolicyName}, np)
 		if err == nil {
@@ -241,5 +271,23 @@ func TestServe(t *testing.T) {
 			t.Fatalf("the controller did not write %s/%s within 30s: %v", created.Name, policy.DefaultIngressPolicyName, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestParseIsolateNewNamespaces(t *testing.T) {
+	for in, want := range map[string]string{"": "<nil>", "  ": "<nil>", "tenant": "tenant", "env in (dev,prod)": "env in (dev,prod)"} {
+		sel, err := parseIsolateNewNamespaces(in)
+		got := "<nil>"
+		if sel != nil {
+			got = sel.String()
+		}
+		if err != nil || got != want {
+			t.Errorf("parseIsolateNewNamespaces(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"env in (", "a=b=c", ","} {
+		if _, err := parseIsolateNewNamespaces(in); err == nil || !strings.Contains(err.Error(), "--isolate-new-namespaces:") {
+			t.Errorf("parseIsolateNewNamespaces(%q): error %v, want one naming the flag", in, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
@@ -43,15 +44,19 @@ Exit status: 0 when nothing is rejected, 1 when something is (or, with
 --strict, when there is any warning), 2 for bad flags or unreadable paths.
 
 The configuration flags are those of moat serve, so that one set of flags
-serves both; --allowed-ingress-namespaces, --allowed-ingress-cidrs and
---dns-service shape the generated policies (see moat render) and do not
-change what is valid.`,
+serves both. --protected-namespaces lists the namespaces that may not be
+isolated. A NetworkPolicy in an isolated namespace that admits more than moat
+does there (its allowlists, --allowed-ingress-namespaces and
+--allowed-ingress-cidrs, DNS) is an error, as the webhook refuses it from
+tenants; --tenant-network-policies=warn reports it as a warning (manifests
+that an admin applies), off skips the check.`,
 		Example: `  moat validate manifests/
   kustomize build overlays/prod | moat validate -
   moat validate --strict -o json --pod-cidrs 10.244.0.0/16 apps/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
+			syncValidation(&cfg, policyCfg)
 			if output != "text" && output != "json" {
 				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
 			}
@@ -87,12 +92,13 @@ change what is valid.`,
 	// Accepted so that moat serve's configuration flags can be passed as they
 	// are; only render uses them.
 	addPolicyFlags(fs, &policyCfg)
+	addProtectionFlags(fs, v1alpha1.DefaultSystemNamespace, &policyCfg, &cfg)
 	return cmd
 }
 
 // clusterReader returns the lookups of the cluster of kubeconfig, or nil when
 // kubeconfig is empty.
-func clusterReader(kubeconfig string) (validation.Cluster, error) {
+func clusterReader(kubeconfig string) (manifest.Cluster, error) {
 	if kubeconfig == "" {
 		return nil, nil
 	}

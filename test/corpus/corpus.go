@@ -21,7 +21,9 @@
 //   - Services svc-0 … svc-(A-1), one per allowlist, with a selector and port
 //     80 → 8080, in the allowlist's namespace.
 //
-// With the default validation configuration (SCTP off) every SCTP policy is
+// With the default validation configuration (SCTP off) and the tenant
+// NetworkPolicy rule off (the policies are the platform team's, who are
+// admins; moat validate --tenant-network-policies=off) every SCTP policy is
 // rejected with one error and nothing else is reported.
 package corpus
 

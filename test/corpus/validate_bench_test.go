@@ -27,7 +27,7 @@ func BenchmarkValidateInProcess(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			for b.Loop() {
-				x, findings, err := manifest.Check([]string{manifest.Stdin}, bytes.NewReader(in.Bytes()), nil, validation.Config{})
+				x, findings, err := manifest.Check([]string{manifest.Stdin}, bytes.NewReader(in.Bytes()), nil, corpusConfig)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -42,3 +42,7 @@ func BenchmarkValidateInProcess(b *testing.B) {
 		})
 	}
 }
+
+// corpusConfig validates the corpus as `moat validate
+// --tenant-network-policies=off` does: its policies are a platform team's.
+var corpusConfig = validation.Config{TenantNetworkPolicies: validation.TenantPoliciesOff}

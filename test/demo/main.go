@@ -85,6 +85,7 @@ func run() int {
 type demo struct {
 	*report
 	c        client.Client
+	cfg      *rest.Config
 	warnings *warningLog
 }
 
@@ -128,7 +129,7 @@ func newDemo() (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &demo{report: &report{out: os.Stdout}, c: c, warnings: warnings}, nil
+	return &demo{report: &report{out: os.Stdout}, c: c, cfg: cfg, warnings: warnings}, nil
 }
 
 // walk runs the scenarios in the guide's order. It returns an error only
@@ -151,6 +152,9 @@ serving. Lines starting with "$" show the kubectl command that does the same;
 		d.selectorlessService,
 		d.sctp,
 		d.disableIsolation,
+		d.selfService,
+		d.workspaceProjects,
+		d.nodeLocalDNSAndAPIServer,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -272,7 +276,7 @@ func (d *demo) serviceEgress(ctx context.Context) error {
 		egress := find(d.list(ctx, project1), policy.DefaultEgressPolicyName)
 		return egress != nil && len(egress.Spec.Egress) == 2 &&
 			equality.Semantic.DeepEqual(egress.Spec.Egress[0].To, []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}) &&
-			len(egress.Spec.Egress[1].To) == 1 && egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
+			len(egress.Spec.Egress[1].To) >= 1 && egress.Spec.Egress[1].To[0].NamespaceSelector != nil &&
 			egress.Spec.Egress[1].To[0].NamespaceSelector.MatchLabels[moatv1alpha1.NamespaceNameLabel] == policy.DefaultDNSService.Namespace
 	})
 	d.check(closed,

@@ -171,6 +171,9 @@ var _ = Describe("manifests/default", func() {
 			"ClusterRole/moat-networkallowlist-editor",
 			"ClusterRole/moat-networkallowlist-viewer",
 			"ClusterRole/moat-metrics-reader",
+			"ClusterRole/moat-isolation-toggle",
+			"ValidatingAdmissionPolicy/moat-isolation-toggle",
+			"ValidatingAdmissionPolicyBinding/moat-isolation-toggle",
 			"ClusterRoleBinding/moat",
 			"Role/moat-system/moat-leader-election",
 			"RoleBinding/moat-system/moat-leader-election",
@@ -337,42 +340,58 @@ var _ = Describe("manifests/default", func() {
 		Expect(selector.Matches(labels.Set(deployment.Spec.Template.Labels))).To(BeTrue())
 	})
 
-	It("never sends requests about kube-system, kube-public, kube-node-lease or moat-system to a webhook", func() {
+	It("never sends requests about kube-system, kube-public, kube-node-lease or moat-system to a webhook, but the one that refuses to isolate them", func() {
 		type hook struct {
-			name     string
-			selector *metav1.LabelSelector
+			name           string
+			selector       *metav1.LabelSelector
+			objectSelector *metav1.LabelSelector
 		}
 		var hooks []hook
 		var mutating admissionregistrationv1.MutatingWebhookConfiguration
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: mutatingConfigName}, &mutating)).To(Succeed())
 		for _, w := range mutating.Webhooks {
-			hooks = append(hooks, hook{w.Name, w.NamespaceSelector})
+			hooks = append(hooks, hook{w.Name, w.NamespaceSelector, w.ObjectSelector})
 		}
 		var validating admissionregistrationv1.ValidatingWebhookConfiguration
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: validatingConfig}, &validating)).To(Succeed())
 		for _, w := range validating.Webhooks {
-			hooks = append(hooks, hook{w.Name, w.NamespaceSelector})
+			hooks = append(hooks, hook{w.Name, w.NamespaceSelector, w.ObjectSelector})
 		}
 		Expect(hooks).NotTo(BeEmpty())
 
 		// The API server matches namespaceSelector against the namespace's
 		// labels (for Namespace objects, their own), so evaluate it against
 		// the labels these namespaces really carry.
+		const protectedHook = "protected-namespaces.moat.dev"
 		for _, name := range []string{"kube-system", "kube-public", "kube-node-lease", systemNamespace} {
 			var ns corev1.Namespace
 			Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKey{Name: name}, &ns) }).Should(Succeed(), "namespace %s exists", name)
 			Expect(ns.Labels).To(HaveKeyWithValue(corev1.LabelMetadataName, name))
 			for _, h := range hooks {
+				if h.name == protectedHook {
+					// It must reach them, and only a request that labels
+					// one isolated (which it refuses).
+					Expect(h.objectSelector).NotTo(BeNil())
+					sel, err := metav1.LabelSelectorAsSelector(h.objectSelector)
+					Expect(err).NotTo(HaveOccurred())
+					Expect(sel.Matches(labels.Set(ns.Labels))).To(BeFalse(), "%s sees namespace %s as it is", h.name, name)
+					isolated := labels.Merge(ns.Labels, labels.Set{"moat.dev/isolated": "true"})
+					Expect(sel.Matches(isolated)).To(BeTrue(), "%s sees namespace %s labelled isolated", h.name, name)
+					continue
+				}
 				Expect(h.selector).NotTo(BeNil(), "webhook %s has a namespaceSelector", h.name)
 				sel, err := metav1.LabelSelectorAsSelector(h.selector)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(sel.Matches(labels.Set(ns.Labels))).To(BeFalse(), "webhook %s intercepts namespace %s", h.name, name)
 			}
 		}
-		// A tenant namespace is still matched: the selectors exclude, they
-		// do not switch the webhooks off.
-		tenant := labels.Set{corev1.LabelMetadataName: "demo-project-1"}
+		// An isolated tenant namespace is still matched: the selectors
+		// exclude, they do not switch the webhooks off.
+		tenant := labels.Set{corev1.LabelMetadataName: "demo-project-1", "moat.dev/isolated": "true"}
 		for _, h := range hooks {
+			if h.name == protectedHook {
+				continue
+			}
 			sel, err := metav1.LabelSelectorAsSelector(h.selector)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(sel.Matches(tenant)).To(BeTrue(), "webhook %s matches tenant namespaces", h.name)

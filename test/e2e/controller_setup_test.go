@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sync"
 
@@ -13,21 +14,30 @@ import (
 
 	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // Cluster configuration of the isolation controller in this suite: one
 // allowed ingress namespace and one allowed ingress CIDR (as
 // --allowed-ingress-namespaces and --allowed-ingress-cidrs), DNS at the
-// default kube-system/kube-dns.
+// default kube-system/kube-dns plus a node-local DNS cache (--dns-ips),
+// KubeSphere's workspace label as the project label (--project-label, as
+// manifests/webhook assumes) and ingress from the nodes
+// (--allow-ingress-from-nodes; envtest has no Nodes until a spec creates one).
 const (
 	allowedIngressNamespace = "e2e-monitoring"
 	allowedIngressCIDR      = "10.0.0.0/24"
+	nodeLocalDNS            = "169.254.25.10"
+	projectLabel            = "kubesphere.io/workspace"
 )
 
 var controllerPolicyConfig = policy.Config{
 	AllowedIngressNamespaces: []string{allowedIngressNamespace},
 	AllowedIngressCIDRs:      []string{allowedIngressCIDR},
 	DNSService:               &policy.DefaultDNSService,
+	DNSIPs:                   []netip.Addr{netip.MustParseAddr(nodeLocalDNS)},
+	ProjectLabel:             projectLabel,
+	AllowIngressFromNodes:    true,
 }
 
 // moatReconciler is the isolation controller of the running manager; the
@@ -42,8 +52,12 @@ var writes = &writeLog{}
 // that records its writes in writes and the namespaces it reads.
 func setupController(mgr manager.Manager) (*controller.Reconciler, error) {
 	r, err := controller.SetupWithManager(mgr, controller.Options{
-		Policy: controllerPolicyConfig,
-		Client: &recordingClient{Client: mgr.GetClient(), log: writes},
+		Policy:                controllerPolicyConfig,
+		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
+		Client:                &recordingClient{Client: mgr.GetClient(), log: writes},
+		// A node address change rewrites the default ingress policy of
+		// every isolated namespace (a few hundred here) within 1 s.
+		MaxConcurrentReconciles: 16,
 	})
 	if err != nil {
 		return nil, err

@@ -851,8 +851,9 @@ func defaultIngressSpec() networkingv1.NetworkPolicySpec {
 	}})
 }
 
-// defaultEgressSpec: the same namespace and the cluster DNS pods on the DNS
-// Service's target ports.
+// defaultEgressSpec: the same namespace, the cluster DNS pods on the DNS
+// Service's target ports and, since those are not 53, in a rule of its own
+// the node-local DNS cache (--dns-ips) on UDP and TCP 53.
 func defaultEgressSpec() networkingv1.NetworkPolicySpec {
 	return egressSpec(
 		networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
@@ -861,6 +862,13 @@ func defaultEgressSpec() networkingv1.NetworkPolicySpec {
 			Ports: []networkingv1.NetworkPolicyPort{
 				{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(dnsTargetPort))},
 				{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(dnsTargetPort))},
+			},
+		},
+		networkingv1.NetworkPolicyEgressRule{
+			To: []networkingv1.NetworkPolicyPeer{npIPBlockPeer(nodeLocalDNS + "/32")},
+			Ports: []networkingv1.NetworkPolicyPort{
+				{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))},
+				{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(53))},
 			},
 		},
 	)

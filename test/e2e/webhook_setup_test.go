@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"maps"
 	"net/netip"
+	"reflect"
+	"sync"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"moat.dev/moat/controller"
 	"moat.dev/moat/validation"
 	"moat.dev/moat/webhook"
 )
@@ -17,6 +25,9 @@ import (
 const (
 	moatServiceAccount = "system:serviceaccount:moat-system:moat"
 	extraAdminGroup    = "e2e:network-admins"
+	// workspaceController may write the project label
+	// (--project-label-writers), as KubeSphere's controller would.
+	workspaceController = "system:serviceaccount:kubesphere-system:ks-controller-manager"
 )
 
 // Cluster networks the webhooks are told about (as --pod-cidrs and
@@ -35,8 +46,27 @@ func defaultWebhookValidation() validation.Config {
 	return validation.Config{
 		PodCIDRs:     []netip.Prefix{e2ePodCIDR},
 		ServiceCIDRs: []netip.Prefix{e2eServiceCIDR},
+		// As moat serve's defaults: kube-system, kube-public,
+		// kube-node-lease and moat-system are protected, tenant policies
+		// restricted, what the controller admits is the baseline.
+		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
+		Isolation:             controller.IsolationBaseline(controllerPolicyConfig),
+		ProjectLabel: projectLabel,
 	}
 }
+
+// isolateNewLabel selects the namespaces that the webhooks isolate at
+// creation (--isolate-new-namespaces=e2e.moat.dev/isolate-by-default=true).
+// Its webhook configuration is installed only by the specs that test it.
+const isolateNewLabel = "e2e.moat.dev/isolate-by-default"
+
+// webhookSystemNamespace is moat's own namespace as the webhooks of the next
+// manager see it (never isolated at creation).
+var webhookSystemNamespace = "moat-system"
+
+// webhookReads counts the reads of the webhooks' lookups, from the cache
+// and from the API server, by kind and key.
+var webhookReads = &readLog{}
 
 // setupWebhooks registers moat's webhooks on mgr, with the isolation
 // controller's Reconciler as the mutating webhook's Converger, as `moat
@@ -48,6 +78,61 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 			ServiceAccount: moatServiceAccount,
 			AdminGroups:    []string{"system:masters", extraAdminGroup},
 		},
-		Converger: converger,
+		Converger:           converger,
+		ProjectLabel:        projectLabel,
+		ProjectLabelWriters: []string{workspaceController},
+
+		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}),
+		SystemNamespace:      webhookSystemNamespace,
+
+		Reader:    &countingReader{Reader: mgr.GetCache(), log: webhookReads, source: "cache"},
+		APIReader: &countingReader{Reader: mgr.GetAPIReader(), log: webhookReads, source: "api"},
 	})
+}
+
+// readLog counts reads by "source kind namespace/name".
+type readLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (r *readLog) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts = nil
+}
+
+// Counts returns the reads since the last reset.
+func (r *readLog) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.counts)
+}
+
+func (r *readLog) add(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.counts = map[string]int{}
+	}
+	r.counts[key]++
+}
+
+// countingReader passes reads through to Reader and counts them in log.
+type countingReader struct {
+	client.Reader
+	log    *readLog
+	source string
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.log.add(fmt.Sprintf("%s get %s %s", c.source, reflect.TypeOf(obj).Elem().Name(), key))
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	o := &client.ListOptions{}
+	o.ApplyOptions(opts)
+	c.log.add(fmt.Sprintf("%s list %s %s", c.source, reflect.TypeOf(list).Elem().Name(), o.Namespace))
+	return c.Reader.List(ctx, list, opts...)
 }

@@ -289,10 +289,10 @@ var _ = Describe("Admission webhooks", func() {
 				alIngress(alNamespace("default"), moatv1alpha1.Port{Port: ptr.To(intstr.FromString("http")), EndPort: ptr.To[int32](90)}),
 				"spec.ingress[0].ports[0].endPort", "", false),
 			Entry("a peer with no kind",
-				alIngress(moatv1alpha1.Peer{}), "spec.ingress[0].from[0]", "exactly one of namespace, service or ipBlock", false),
+				alIngress(moatv1alpha1.Peer{}), "spec.ingress[0].from[0]", "exactly one of namespace, service, ipBlock, project or kubernetesAPI", false),
 			Entry("a peer with two kinds",
 				alIngress(moatv1alpha1.Peer{Namespace: "default", IPBlock: &moatv1alpha1.IPBlock{CIDR: "192.168.1.1/32"}}),
-				"spec.ingress[0].from[0]", "exactly one of namespace, service or ipBlock", false),
+				"spec.ingress[0].from[0]", "exactly one of namespace, service, ipBlock, project or kubernetesAPI", false),
 			Entry("an invalid namespace name",
 				alIngress(alNamespace("Not_Valid")), "spec.ingress[0].from[0].namespace", "", false),
 			Entry("an invalid Service name",
@@ -434,8 +434,11 @@ var _ = Describe("Admission webhooks", func() {
 			// refused, but relabelling (or removing a finalizer) must work.
 			svc.Spec.Selector = nil
 			Expect(k8sClient.Update(ctx, svc)).To(Succeed())
-			Expect(k8sClient.Create(ctx, newAllowlist(ns.Name, "probe", al.Spec), client.DryRunAll)).
-				To(MatchError(ContainSubstring("has no selector")))
+			// The webhook reads Services from its cache, which sees the
+			// change a moment later.
+			Eventually(func() error {
+				return k8sClient.Create(ctx, newAllowlist(ns.Name, "probe", al.Spec), client.DryRunAll)
+			}).Should(MatchError(ContainSubstring("has no selector")))
 
 			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(al), al); err != nil {
@@ -585,28 +588,35 @@ var _ = Describe("Admission webhooks", func() {
 			restartWithSCTP(false)
 			wc, warnings := warningClient()
 
+			// Every edit re-reads the allowlist first: the controller writes
+			// its status (observedGeneration) after each spec change.
 			By("an edit of another rule is admitted with a warning naming the kept SCTP port")
-			Expect(wc.Get(ctx, client.ObjectKeyFromObject(al), al)).To(Succeed())
-			al.Spec.Ingress[0].Ports[0].Port = ptr.To(intstr.FromInt32(8080))
-			Expect(wc.Update(ctx, al)).To(Succeed())
-			Expect(warnings.take()).To(ConsistOf(SatisfyAll(
+			Expect(updateAllowlistSpec(wc, al, func(s *moatv1alpha1.NetworkAllowlistSpec) {
+				s.Ingress[0].Ports[0].Port = ptr.To(intstr.FromInt32(8080))
+			}, warnings)).To(ConsistOf(SatisfyAll(
 				HavePrefix("spec.ingress[1].ports[0].protocol: "+kept), ContainSubstring("--sctp-enabled"))))
 
 			By("removing the first rule moves the SCTP port, which stays kept")
-			al.Spec.Ingress = al.Spec.Ingress[1:]
-			Expect(wc.Update(ctx, al)).To(Succeed())
-			Expect(warnings.take()).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
+			Expect(updateAllowlistSpec(wc, al, func(s *moatv1alpha1.NetworkAllowlistSpec) {
+				s.Ingress = s.Ingress[1:]
+			}, warnings)).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
 
 			By("a new SCTP port is refused")
-			added := al.DeepCopy()
-			added.Spec.Ingress[0].Ports = append(added.Spec.Ingress[0].Ports, alPort(corev1.ProtocolSCTP, intstr.FromInt32(9001)))
-			expectInvalid(wc.Update(ctx, added), "spec.ingress[0].ports[1].protocol", "--sctp-enabled")
+			err := retry.OnError(retry.DefaultRetry, apierrors.IsConflict, func() error {
+				added := &moatv1alpha1.NetworkAllowlist{}
+				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(al), added); err != nil {
+					return err
+				}
+				added.Spec.Ingress[0].Ports = append(added.Spec.Ingress[0].Ports, alPort(corev1.ProtocolSCTP, intstr.FromInt32(9001)))
+				return wc.Update(ctx, added)
+			})
+			expectInvalid(err, "spec.ingress[0].ports[1].protocol", "--sctp-enabled")
 			Expect(warnings.take()).To(ConsistOf(HavePrefix("spec.ingress[0].ports[0].protocol: " + kept)))
 
 			By("the SCTP port can be removed")
-			al.Spec.Ingress[0].Ports[0] = alPort(corev1.ProtocolTCP, intstr.FromInt32(9000))
-			Expect(wc.Update(ctx, al)).To(Succeed())
-			Expect(warnings.take()).To(BeEmpty())
+			Expect(updateAllowlistSpec(wc, al, func(s *moatv1alpha1.NetworkAllowlistSpec) {
+				s.Ingress[0].Ports[0] = alPort(corev1.ProtocolTCP, intstr.FromInt32(9000))
+			}, warnings)).To(BeEmpty())
 		})
 
 		It("lets a NetworkPolicy stored before moat saw it be edited, but refuses what the edit adds", func() {

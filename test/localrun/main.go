@@ -218,6 +218,10 @@ func start(ctx context.Context, o *options) (*cluster, error) {
 	if err := createManifests(ctx, admin, filepath.Join(o.repo, "manifests", "rbac"), nil); err != nil {
 		return c, err
 	}
+	// Self-service isolation: the toggle role and its admission policy.
+	if err := createManifests(ctx, admin, filepath.Join(o.repo, "manifests", "isolation-toggle"), nil); err != nil {
+		return c, err
+	}
 
 	if o.moatBinary == "" {
 		fmt.Fprintln(os.Stderr, "localrun: --moat is empty: running WITHOUT moat (no webhooks, no controller)")

@@ -1,0 +1,52 @@
+package kubesphere
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// FuzzConvert reads arbitrary manifests and converts them: never a panic,
+// the same answer twice, and every allowlist with at least one rule and
+// every problem with a message.
+func FuzzConvert(f *testing.F) {
+	seeds, err := filepath.Glob(filepath.Join("..", "cmd", "moat", "testdata", "kubesphere", "*.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(seeds) == 0 {
+		f.Fatal("no seed inputs")
+	}
+	for _, seed := range seeds {
+		data, err := os.ReadFile(seed)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"apiVersion":"network.kubesphere.io/v1alpha1","kind":"NamespaceNetworkPolicy","metadata":{"name":"x"},"spec":{"egress":[]}}`))
+	f.Add([]byte("apiVersion: tenant.kubesphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: w}\nspec: {networkIsolation: yes}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewReader()
+		if err := r.Read("fuzz", bytes.NewReader(data)); err != nil {
+			t.Fatalf("Read of an in-memory stream returned an I/O error: %v", err)
+		}
+		first := Convert(r.Input)
+		second := Convert(r.Input)
+		if !reflect.DeepEqual(first, second) {
+			t.Fatal("Convert gave two different answers for the same input")
+		}
+		for _, al := range first.Allowlists {
+			if len(al.Spec.Ingress) == 0 && len(al.Spec.Egress) == 0 {
+				t.Errorf("allowlist %s/%s has no rule", al.Namespace, al.Name)
+			}
+		}
+		for _, p := range append(r.Problems, first.Problems...) {
+			if p.Message == "" || p.Severity == "" {
+				t.Errorf("problem without message or severity: %+v", p)
+			}
+		}
+	})
+}

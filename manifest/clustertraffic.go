@@ -1,0 +1,71 @@
+package manifest
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"moat.dev/moat/policy"
+)
+
+// indexClusterObject records a Node, or an EndpointSlice of the API server
+// (default/kubernetes); other EndpointSlices are not needed.
+func (x *Index) indexClusterObject(o *Object) {
+	switch obj := o.Object.(type) {
+	case *corev1.Node:
+		x.nodes[obj.Name] = o
+	case *discoveryv1.EndpointSlice:
+		if obj.Namespace == policy.APIServerNamespace && obj.Labels[discoveryv1.LabelServiceName] == policy.APIServerName {
+			x.apiServerSlices[obj.Name] = o
+		}
+	}
+}
+
+// clusterFacts returns the cluster-wide part of a render input: with
+// cfg.AllowIngressFromNodes the addresses of the Nodes of the manifests and
+// the live cluster, and the endpoints of the API server from the
+// EndpointSlices of default/kubernetes in the manifests and the live
+// cluster. The manifests win over the live cluster for objects of the same
+// name.
+func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
+	var in policy.Input
+	if cfg.AllowIngressFromNodes {
+		byName := map[string]*corev1.Node{}
+		for name, o := range x.nodes {
+			byName[name] = o.Object.(*corev1.Node)
+		}
+		var live []*corev1.Node
+		if x.live != nil {
+			var err error
+			if live, err = memo(x, "nodes", noMatchIsNone(x.live.Nodes)); err != nil {
+				return in, err
+			}
+		}
+		in.NodeAddresses = policy.NodeAddresses(merge(byName, live), cfg)
+	}
+	byName := map[string]*discoveryv1.EndpointSlice{}
+	for name, o := range x.apiServerSlices {
+		byName[name] = o.Object.(*discoveryv1.EndpointSlice)
+	}
+	var live []*discoveryv1.EndpointSlice
+	if x.live != nil {
+		var err error
+		if live, err = memo(x, "apiserver endpointslices", noMatchIsNone(x.live.APIServerEndpointSlices)); err != nil {
+			return in, err
+		}
+	}
+	in.APIServer = policy.APIServerEndpoints(merge(byName, live))
+	return in, nil
+}
+
+// noMatchIsNone makes a kind that the cluster does not serve a lookup that
+// finds nothing.
+func noMatchIsNone[T any](get func() ([]T, error)) func() ([]T, error) {
+	return func() ([]T, error) {
+		l, err := get()
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return l, err
+	}
+}

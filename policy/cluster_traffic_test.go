@@ -1,0 +1,269 @@
+package policy
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+func addrs(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, a := range s {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
+
+func npProject(key, value string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{key: value}}}
+}
+
+const workspaceLabel = "kubesphere.io/workspace"
+
+func TestRenderProjectGroups(t *testing.T) {
+	member := namespace("demo-project-1", map[string]string{"moat.dev/isolated": "true", workspaceLabel: "team-a"})
+	peer := allowlist("web", v1alpha1.NetworkAllowlistSpec{
+		Ingress: []v1alpha1.IngressRule{ingress(peers(v1alpha1.Peer{Project: "team-b"}), port(corev1.ProtocolTCP, 8080))},
+	})
+	runCases(t, []renderCase{{
+		name: "the default ingress policy admits the namespace's own group, by the project label",
+		ns:   member,
+		cfg:  Config{ProjectLabel: workspaceLabel, AllowedIngressNamespaces: []string{"monitoring"}},
+		want: Result{
+			Policies:   []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1", npProject(workspaceLabel, "team-a"), npNamespace("monitoring"))},
+			Allowlists: map[string]AllowlistResult{},
+		},
+	}, {
+		name: "without a project label configured, the namespace's labels open nothing",
+		ns:   member,
+		cfg:  Config{},
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1")}, Allowlists: map[string]AllowlistResult{}},
+	}, {
+		name: "an empty label value names no group",
+		ns:   namespace("demo-project-1", map[string]string{"moat.dev/isolated": "true", workspaceLabel: ""}),
+		cfg:  Config{ProjectLabel: workspaceLabel},
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1")}, Allowlists: map[string]AllowlistResult{}},
+	}, {
+		name:       "a project peer selects the group by the project label",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{peer},
+		cfg:        Config{ProjectLabel: workspaceLabel},
+		want: Result{
+			Policies: []networkingv1.NetworkPolicy{
+				wantAllowlist("web", []networkingv1.NetworkPolicyIngressRule{{
+					From:  npPeers(npProject(workspaceLabel, "team-b")),
+					Ports: npPorts(npPort(corev1.ProtocolTCP, 8080)),
+				}}, nil, ingressOnly...),
+				wantDefaultIngress("demo-project-1"),
+			},
+			Allowlists: map[string]AllowlistResult{"web": applied("web")},
+		},
+	}, {
+		name:       "a project peer without a project label is dropped and reported",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{peer},
+		want: Result{
+			Policies: []networkingv1.NetworkPolicy{
+				wantAllowlist("web", nil, nil, ingressOnly...),
+				wantDefaultIngress("demo-project-1"),
+			},
+			Allowlists: map[string]AllowlistResult{"web": {Policies: []string{"moat-allowlist-web"}, Problems: []Problem{{
+				Reason:  v1alpha1.ReasonProjectLabelUnset,
+				Field:   "spec.ingress[0].from[0].project",
+				Message: `moat has no project label (--project-label), so project "team-b" names no namespaces; the peer is left out: set --project-label or use namespace peers`,
+			}}}},
+		},
+	}})
+}
+
+func TestRenderDNS(t *testing.T) {
+	out := allowlist("out", v1alpha1.NetworkAllowlistSpec{Egress: []v1alpha1.EgressRule{egress(peers(cidrRef("10.1.0.1/32")))}})
+	wantOut := wantAllowlist("out", nil, []networkingv1.NetworkPolicyEgressRule{{To: npPeers(npCIDR("10.1.0.1/32"))}}, egressOnly...)
+	dns53 := npPorts(npPort(corev1.ProtocolUDP, 53), npPort(corev1.ProtocolTCP, 53))
+	egressWith := func(rules ...networkingv1.NetworkPolicyEgressRule) networkingv1.NetworkPolicy {
+		np := wantDefaultEgress("demo-project-1", nil)
+		np.Spec.Egress = append(np.Spec.Egress, rules...)
+		return np
+	}
+	policies := func(egress networkingv1.NetworkPolicy) Result {
+		return Result{
+			Policies:   []networkingv1.NetworkPolicy{wantOut, egress, wantDefaultIngress("demo-project-1")},
+			Allowlists: map[string]AllowlistResult{"out": applied("out")},
+		}
+	}
+	dnsPods := npPods("kube-system", map[string]string{"k8s-app": "kube-dns"})
+	runCases(t, []renderCase{{
+		name:       "only the Service ports named dns and dns-tcp, not CoreDNS's metrics port",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		services:   servicesOf(kubeDNS()),
+		cfg:        dnsConfig(),
+		want:       policies(egressWith(*kubeDNSRule())),
+	}, {
+		name:       "unnamed ports: those numbered 53, on their target ports",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		services: servicesOf(service("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"},
+			svcPort("", corev1.ProtocolUDP, 53, intstr.FromInt32(5353)),
+			svcPort("prometheus", corev1.ProtocolTCP, 9153, intstr.FromInt32(9153)))),
+		cfg:  dnsConfig(),
+		want: policies(egressWith(networkingv1.NetworkPolicyEgressRule{To: npPeers(dnsPods), Ports: npPorts(npPort(corev1.ProtocolUDP, 5353))})),
+	}, {
+		name:       "no DNS port at all: UDP and TCP 53",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		services: servicesOf(service("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"},
+			svcPort("metrics", corev1.ProtocolTCP, 9153, intstr.FromInt32(9153)))),
+		cfg:  dnsConfig(),
+		want: policies(egressWith(networkingv1.NetworkPolicyEgressRule{To: npPeers(dnsPods), Ports: dns53})),
+	}, {
+		name:       "node-local caches join the DNS pods' rule on port 53, sorted, as /32 and /128",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		services:   servicesOf(kubeDNS()),
+		cfg:        Config{DNSService: ptr.To(DefaultDNSService), DNSIPs: addrs("fd00::a", "169.254.25.10", "169.254.20.10", "169.254.25.10")},
+		want: policies(egressWith(networkingv1.NetworkPolicyEgressRule{
+			To:    npPeers(dnsPods, npCIDR("169.254.20.10/32"), npCIDR("169.254.25.10/32"), npCIDR("fd00::a/128")),
+			Ports: dns53,
+		})),
+	}, {
+		name:       "node-local caches get their own rule when the DNS pods listen elsewhere",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		services: servicesOf(service("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"},
+			svcPort("dns", corev1.ProtocolUDP, 53, intstr.FromInt32(5353)))),
+		cfg: Config{DNSService: ptr.To(DefaultDNSService), DNSIPs: addrs("169.254.25.10")},
+		want: policies(egressWith(
+			networkingv1.NetworkPolicyEgressRule{To: npPeers(dnsPods), Ports: npPorts(npPort(corev1.ProtocolUDP, 5353))},
+			networkingv1.NetworkPolicyEgressRule{To: npPeers(npCIDR("169.254.25.10/32")), Ports: dns53},
+		)),
+	}, {
+		name:       "node-local caches stay reachable with the DNS Service exception off",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{out},
+		cfg:        Config{DNSIPs: addrs("169.254.25.10")},
+		want:       policies(egressWith(networkingv1.NetworkPolicyEgressRule{To: npPeers(npCIDR("169.254.25.10/32")), Ports: dns53})),
+	}})
+}
+
+func TestRenderNodes(t *testing.T) {
+	runCases(t, []renderCase{{
+		name:  "node addresses are admitted after the allowed CIDRs, sorted, once each",
+		ns:    isolatedNamespace("demo-project-1"),
+		cfg:   Config{AllowIngressFromNodes: true, AllowedIngressCIDRs: []string{"172.31.0.0/16"}},
+		nodes: addrs("192.168.0.12", "::ffff:192.168.0.11", "192.168.0.12", "fd00::1"),
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1",
+			npCIDR("172.31.0.0/16"), npCIDR("192.168.0.11/32"), npCIDR("192.168.0.12/32"), npCIDR("fd00::1/128"))}, Allowlists: map[string]AllowlistResult{}},
+	}, {
+		name:  "without --allow-ingress-from-nodes the addresses open nothing",
+		ns:    isolatedNamespace("demo-project-1"),
+		nodes: addrs("192.168.0.12"),
+		want:  Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1")}, Allowlists: map[string]AllowlistResult{}},
+	}})
+}
+
+func TestNodeAddresses(t *testing.T) {
+	node := func(name string, annotations map[string]string, addresses ...corev1.NodeAddress) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}, Status: corev1.NodeStatus{Addresses: addresses}}
+	}
+	nodes := []*corev1.Node{
+		node("a", map[string]string{"projectcalico.org/IPv4Address": "10.0.0.5/24", "kubesphere.io/snat-node-ips": "10.9.0.1, 10.9.0.2,not-an-ip"},
+			corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "192.168.0.11"},
+			corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.11"},
+			corev1.NodeAddress{Type: corev1.NodeHostName, Address: "a"}),
+		nil,
+		node("b", nil, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "192.168.0.11"}),
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []netip.Addr
+	}{
+		{"default: InternalIP only", Config{}, addrs("192.168.0.11")},
+		{"configured types", Config{NodeAddressTypes: []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP}}, addrs("192.168.0.11", "203.0.113.11")},
+		{"annotations: lists and prefixed forms, junk ignored", Config{NodeAddressAnnotations: []string{"projectcalico.org/IPv4Address", "kubesphere.io/snat-node-ips", "absent"}},
+			addrs("10.0.0.5", "10.9.0.1", "10.9.0.2", "192.168.0.11")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, NodeAddresses(nodes, tc.cfg), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("NodeAddresses() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRenderKubernetesAPI(t *testing.T) {
+	operator := allowlist("operator", v1alpha1.NetworkAllowlistSpec{Egress: []v1alpha1.EgressRule{
+		egress(peers(v1alpha1.Peer{KubernetesAPI: &v1alpha1.KubernetesAPIPeer{}}, nsRef("tools")), port(corev1.ProtocolTCP, 443)),
+	}})
+	https := npPorts(npPort(corev1.ProtocolTCP, 6443))
+	runCases(t, []renderCase{{
+		name:       "the API server's addresses on the EndpointSlice's ports; the rule's ports stay with the other peers",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{operator},
+		apiServer:  []Endpoints{{Addresses: addrs("172.18.0.2", "172.18.0.3"), Ports: https}, {Addresses: addrs("fd00::2"), Ports: https}},
+		want: Result{
+			Policies: []networkingv1.NetworkPolicy{
+				wantAllowlist("operator", nil, []networkingv1.NetworkPolicyEgressRule{
+					{To: npPeers(npCIDR("172.18.0.2/32"), npCIDR("172.18.0.3/32"), npCIDR("fd00::2/128")), Ports: https},
+					{To: npPeers(npNamespace("tools")), Ports: npPorts(npPort(corev1.ProtocolTCP, 443))},
+				}, egressOnly...),
+				wantDefaultEgress("demo-project-1", nil),
+				wantDefaultIngress("demo-project-1"),
+			},
+			Allowlists: map[string]AllowlistResult{"operator": applied("operator")},
+		},
+	}, {
+		name:       "no known endpoints: the peer is dropped and reported",
+		ns:         isolatedNamespace("demo-project-1"),
+		allowlists: []*v1alpha1.NetworkAllowlist{operator},
+		want: Result{
+			Policies: []networkingv1.NetworkPolicy{
+				wantAllowlist("operator", nil, []networkingv1.NetworkPolicyEgressRule{
+					{To: npPeers(npNamespace("tools")), Ports: npPorts(npPort(corev1.ProtocolTCP, 443))},
+				}, egressOnly...),
+				wantDefaultEgress("demo-project-1", nil),
+				wantDefaultIngress("demo-project-1"),
+			},
+			Allowlists: map[string]AllowlistResult{"operator": {Policies: []string{"moat-allowlist-operator"}, Problems: []Problem{{
+				Reason:  v1alpha1.ReasonAPIServerNotFound,
+				Field:   "spec.egress[0].to[0].kubernetesAPI",
+				Message: "the Service default/kubernetes has no ready endpoints in its EndpointSlices, so the API server's addresses are unknown; the peer is left out until they appear",
+			}}}},
+		},
+	}})
+}
+
+func TestAPIServerEndpoints(t *testing.T) {
+	slice := func(name string, addressType discoveryv1.AddressType, ports []discoveryv1.EndpointPort, endpoints ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name}, AddressType: addressType, Ports: ports, Endpoints: endpoints}
+	}
+	ep := func(ready *bool, a ...string) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: a, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	}
+	https := []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](6443), Protocol: ptr.To(corev1.ProtocolTCP)}}
+	got := APIServerEndpoints([]*discoveryv1.EndpointSlice{
+		slice("v6", discoveryv1.AddressTypeIPv6, https, ep(nil, "fd00::2")),
+		nil,
+		slice("fqdn", discoveryv1.AddressTypeFQDN, https, ep(nil, "api.example.com")),
+		slice("v4", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](6443)}},
+			ep(ptr.To(true), "172.18.0.3"), ep(ptr.To(false), "172.18.0.9"), ep(nil, "172.18.0.2")),
+		slice("none-ready", discoveryv1.AddressTypeIPv4, https, ep(ptr.To(false), "172.18.0.8")),
+	})
+	want := []Endpoints{
+		{Addresses: addrs("172.18.0.2", "172.18.0.3"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))},
+		{Addresses: addrs("fd00::2"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))},
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("APIServerEndpoints() (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,474 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
+)
+
+// The specs of issue 13: project groups (--project-label), node-local DNS
+// (--dns-ips), ingress from the nodes (--allow-ingress-from-nodes) and the
+// kubernetesAPI peer. The suite's configuration (controller_setup_test.go)
+// turns all of them on.
+var _ = Describe("Cluster traffic", func() {
+	BeforeEach(ensureDNSService)
+
+	Describe("project groups", func() {
+		It("admits the namespaces of the same group and no other; a project peer opens a whole group, a namespace added later within 1 s", func() {
+			groupA, groupB := "e2e-ws-"+rand.String(6), "e2e-ws-"+rand.String(6)
+			a := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: groupA})
+			b := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: groupA})
+			c := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: groupB})
+			for _, ns := range []*corev1.Namespace{a, b} {
+				want := defaultIngressSpec()
+				want.Ingress[0].From = append(want.Ingress[0].From[:1:1], append([]networkingv1.NetworkPolicyPeer{npProjectPeer(groupA)}, want.Ingress[0].From[1:]...)...)
+				expectManagedPolicies(ns.Name, guarantee, map[string]networkingv1.NetworkPolicySpec{policy.DefaultIngressPolicyName: want})
+			}
+			Eventually(managedSpecs).WithArguments(c.Name).WithTimeout(guarantee).WithPolling(poll).Should(HaveKey(policy.DefaultIngressPolicyName))
+
+			// What a network plugin makes of the policies: a and b admit
+			// each other; neither admits c, and c admits neither.
+			Expect(admitsNamespace(a.Name, policy.DefaultIngressPolicyName, b.Name)).To(BeTrue())
+			Expect(admitsNamespace(b.Name, policy.DefaultIngressPolicyName, a.Name)).To(BeTrue())
+			Expect(admitsNamespace(a.Name, policy.DefaultIngressPolicyName, c.Name)).To(BeFalse())
+			Expect(admitsNamespace(c.Name, policy.DefaultIngressPolicyName, a.Name)).To(BeFalse())
+			Expect(admitsNamespace(c.Name, policy.DefaultIngressPolicyName, b.Name)).To(BeFalse())
+
+			// c opens itself to group A with a project peer.
+			createAllowlist(c.Name, "from-group-a", moatv1alpha1.NetworkAllowlistSpec{
+				Ingress: []moatv1alpha1.IngressRule{{From: []moatv1alpha1.Peer{{Project: groupA}}}},
+			})
+			Eventually(managedSpecs).WithArguments(c.Name).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue(
+				"moat-allowlist-from-group-a", specMatcher(ingressSpec(networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{npProjectPeer(groupA)}}))))
+			expectApplied(c.Name, "from-group-a", "moat-allowlist-from-group-a")
+			Expect(admitsNamespace(c.Name, "moat-allowlist-from-group-a", a.Name)).To(BeTrue())
+			Expect(admitsNamespace(c.Name, "moat-allowlist-from-group-a", b.Name)).To(BeTrue())
+
+			// A namespace that joins group A later is covered by c's
+			// allowlist and admitted by a, within 1 s.
+			d := createNamespace(map[string]string{projectLabel: groupA})
+			Eventually(admitsNamespace).WithArguments(c.Name, "moat-allowlist-from-group-a", d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
+			Eventually(admitsNamespace).WithArguments(a.Name, policy.DefaultIngressPolicyName, d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
+		})
+
+		It("refuses a tenant who may update its namespace to set, change or remove the group label; the trusted controller may", func() {
+			const tenant = "e2e-tenant"
+			labelled := createNamespace(map[string]string{projectLabel: "e2e-ws-tenant"})
+			plain := createNamespace(nil)
+			grantNamespaceUpdate(tenant, labelled.Name, plain.Name)
+			grantNamespaceUpdate(workspaceController, labelled.Name, plain.Name)
+			tenantClient := impersonatingClient(tenant, "system:authenticated")
+			controllerClient := impersonatingClient(workspaceController, "system:serviceaccounts", "system:authenticated")
+			waitForNamespaceUpdate(tenantClient, plain.Name)
+			waitForNamespaceUpdate(controllerClient, plain.Name)
+			labelPath := "metadata.labels[" + projectLabel + "]"
+			detail := "only cluster admins and the trusted controllers of moat's --project-label-writers may set, change or remove it"
+
+			By("the tenant may change other labels of its namespace")
+			Expect(relabel(tenantClient, labelled.Name, "e2e.moat.dev/team", "blue")).To(Succeed())
+
+			By("but not change, remove or set the group label")
+			expectInvalid(relabel(tenantClient, labelled.Name, projectLabel, "e2e-ws-other"), labelPath, detail)
+			expectInvalid(relabel(tenantClient, labelled.Name, projectLabel, ""), labelPath, detail)
+			expectInvalid(unlabel(tenantClient, labelled.Name, projectLabel), labelPath, detail)
+			expectInvalid(relabel(tenantClient, plain.Name, projectLabel, "e2e-ws-tenant"), labelPath, detail)
+			expectInvalid(tenantClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				GenerateName: "e2e-", Labels: map[string]string{projectLabel: "e2e-ws-tenant"},
+			}}), labelPath, detail)
+			Expect(namespaceLabels(labelled.Name)).To(HaveKeyWithValue(projectLabel, "e2e-ws-tenant"))
+			Expect(namespaceLabels(plain.Name)).NotTo(HaveKey(projectLabel))
+
+			By("the trusted controller may set, change and remove it")
+			Expect(relabel(controllerClient, plain.Name, projectLabel, "e2e-ws-tenant")).To(Succeed())
+			Expect(relabel(controllerClient, labelled.Name, projectLabel, "e2e-ws-other")).To(Succeed())
+			Expect(unlabel(controllerClient, plain.Name, projectLabel)).To(Succeed())
+			Expect(namespaceLabels(labelled.Name)).To(HaveKeyWithValue(projectLabel, "e2e-ws-other"))
+			Expect(namespaceLabels(plain.Name)).NotTo(HaveKey(projectLabel))
+		})
+	})
+
+	It("names the node-local DNS cache (--dns-ips) on UDP and TCP 53 in the DNS egress rules", func() {
+		ns := createIsolatedNamespace().Name
+		createAllowlist(ns, "out", moatv1alpha1.NetworkAllowlistSpec{
+			Egress: []moatv1alpha1.EgressRule{{To: []moatv1alpha1.Peer{{IPBlock: &moatv1alpha1.IPBlock{CIDR: "10.1.0.1/32"}}}}},
+		})
+		Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue(policy.DefaultEgressPolicyName, specMatcher(defaultEgressSpec())))
+		egress := getPolicy(ns, policy.DefaultEgressPolicyName).Spec.Egress
+		Expect(egress[2].To).To(Equal([]networkingv1.NetworkPolicyPeer{npIPBlockPeer("169.254.25.10/32")}))
+		Expect(egress[2].Ports).To(ConsistOf(
+			HaveField("Protocol", HaveValue(Equal(corev1.ProtocolUDP))), HaveField("Protocol", HaveValue(Equal(corev1.ProtocolTCP)))))
+		Expect(egress[2].Ports).To(HaveEach(HaveField("Port.IntVal", BeEquivalentTo(53))))
+	})
+
+	Describe("ingress from the nodes", Serial, func() {
+		It("follows a node that joins, changes its address and leaves, in every isolated namespace within 1 s, and writes nothing for a change that keeps the addresses", func() {
+			createIsolatedNamespace()
+			createIsolatedNamespace()
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-node-"}}
+			Expect(k8sClient.Create(ctx, node)).To(Succeed())
+			DeferCleanup(func() {
+				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, node))).To(Succeed())
+			})
+
+			By("a node joins with an InternalIP")
+			setNodeAddress(node, "10.200.0.1")
+			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.1/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+
+			By("its address changes")
+			setNodeAddress(node, "10.200.0.2")
+			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.2/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+			Expect(isolatedNamespacesWith("10.200.0.1/32")).To(BeEmpty())
+
+			By("a change that keeps the addresses makes no write and reconciles nothing")
+			Eventually(func() []string {
+				writes.reset()
+				time.Sleep(300 * time.Millisecond)
+				return writes.Writes()
+			}).WithTimeout(20*time.Second).Should(BeEmpty(), "the cluster settles")
+			isolated := isolatedNamespaceNames()
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(node), node)).To(Succeed())
+			node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+			Expect(k8sClient.Status().Update(ctx, node)).To(Succeed())
+			node.Labels = map[string]string{"e2e.moat.dev/touched": "yes"}
+			Expect(k8sClient.Update(ctx, node)).To(Succeed())
+			Consistently(writes.Writes).WithTimeout(500 * time.Millisecond).Should(BeEmpty())
+			for _, ns := range isolated {
+				Expect(writes.NamespaceReads(ns)).To(BeZero(), "namespace %s was reconciled", ns)
+			}
+
+			By("the node leaves")
+			Expect(k8sClient.Delete(ctx, node)).To(Succeed())
+			Eventually(isolatedNamespacesWith).WithArguments("10.200.0.2/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+		})
+	})
+
+	Describe("the kubernetesAPI peer", Serial, func() {
+		It("renders the addresses and port of the API server's EndpointSlices and follows a change within 1 s", func() {
+			ns := createIsolatedNamespace().Name
+			createAllowlist(ns, "operator", moatv1alpha1.NetworkAllowlistSpec{
+				Egress: []moatv1alpha1.EgressRule{{To: []moatv1alpha1.Peer{{KubernetesAPI: &moatv1alpha1.KubernetesAPIPeer{}}}}},
+			})
+
+			By("the API server's own EndpointSlice")
+			var own discoveryv1.EndpointSlice
+			Eventually(k8sClient.Get).WithArguments(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, &own).Should(Succeed())
+			Expect(own.Ports).To(HaveLen(1))
+			Expect(own.Endpoints).NotTo(BeEmpty())
+			var ownPeers []networkingv1.NetworkPolicyPeer
+			for _, ep := range own.Endpoints {
+				for _, a := range ep.Addresses {
+					ownPeers = append(ownPeers, npIPBlockPeer(a+"/32"))
+				}
+			}
+			ownRule := networkingv1.NetworkPolicyEgressRule{
+				To:    ownPeers,
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(*own.Ports[0].Port))}},
+			}
+			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(egressSpec(ownRule))))
+			expectApplied(ns, "operator", "moat-allowlist-operator")
+
+			By("a second control-plane address appears in another EndpointSlice of default/kubernetes, on another port")
+			extra := &discoveryv1.EndpointSlice{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "kubernetes-e2e-",
+					Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.201.0.1"}}},
+				Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](16443)}},
+			}
+			Expect(k8sClient.Create(ctx, extra)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, extra))).To(Succeed()) })
+			extraRule := func(addr string) networkingv1.NetworkPolicyEgressRule {
+				return networkingv1.NetworkPolicyEgressRule{
+					To:    []networkingv1.NetworkPolicyPeer{npIPBlockPeer(addr + "/32")},
+					Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(16443))}},
+				}
+			}
+			both := func(addr string) networkingv1.NetworkPolicySpec {
+				// One rule per EndpointSlice, sorted by first address.
+				rules := []networkingv1.NetworkPolicyEgressRule{ownRule, extraRule(addr)}
+				if netip.MustParseAddr(addr).Less(netip.MustParsePrefix(ownPeers[0].IPBlock.CIDR).Addr()) {
+					rules = []networkingv1.NetworkPolicyEgressRule{extraRule(addr), ownRule}
+				}
+				return egressSpec(rules...)
+			}
+			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(both("10.201.0.1"))))
+
+			By("that EndpointSlice changes its address")
+			extra.Endpoints[0].Addresses = []string{"10.201.0.2"}
+			Expect(k8sClient.Update(ctx, extra)).To(Succeed())
+			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(both("10.201.0.2"))))
+
+			By("it goes away")
+			Expect(k8sClient.Delete(ctx, extra)).To(Succeed())
+			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(egressSpec(ownRule))))
+		})
+	})
+})
+
+func npProjectPeer(group string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{projectLabel: group}}}
+}
+
+// admitsNamespace reports whether the stored policy admits every pod of
+// namespace from, as a network plugin evaluates it: one of its ingress peers
+// has a namespaceSelector (and no podSelector) that from's labels match.
+func admitsNamespace(namespace, policyName, from string) (bool, error) {
+	np := &networkingv1.NetworkPolicy{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: policyName}, np); err != nil {
+		return false, err
+	}
+	ns := &corev1.Namespace{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Name: from}, ns); err != nil {
+		return false, err
+	}
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			if peer.NamespaceSelector == nil || peer.PodSelector != nil {
+				continue
+			}
+			selector, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+			if err != nil {
+				return false, err
+			}
+			if selector.Matches(labels.Set(ns.Labels)) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// grantNamespaceUpdate lets user get, update and patch the named namespaces,
+// and create namespaces: a tenant that manages its own projects.
+func grantNamespaceUpdate(user string, namespaces ...string) {
+	GinkgoHelper()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-owner-"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, ResourceNames: namespaces, Verbs: []string{"get", "update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}},
+		},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-owner-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+}
+
+// waitForNamespaceUpdate waits until RBAC lets c patch the namespace.
+func waitForNamespaceUpdate(c client.Client, name string) {
+	GinkgoHelper()
+	Eventually(func() error { return relabel(c, name, "e2e.moat.dev/rbac-ready", "yes") }).Should(Succeed())
+}
+
+// relabel sets one label of a namespace as c, with an optimistic lock.
+func relabel(c client.Client, name, key, value string) error {
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return err
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[key] = value
+	return c.Update(ctx, ns)
+}
+
+// unlabel removes one label of a namespace as c.
+func unlabel(c client.Client, name, key string) error {
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return err
+	}
+	delete(ns.Labels, key)
+	return c.Update(ctx, ns)
+}
+
+func namespaceLabels(name string) map[string]string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, ns)).To(Succeed())
+	return ns.Labels
+}
+
+// setNodeAddress makes addr the node's only InternalIP.
+func setNodeAddress(node *corev1.Node, addr string) {
+	GinkgoHelper()
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(node), node)).To(Succeed())
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}, {Type: corev1.NodeHostName, Address: node.Name}}
+	Expect(k8sClient.Status().Update(ctx, node)).To(Succeed())
+}
+
+// isolatedNamespaceNames lists the isolated namespaces that are not being
+// deleted.
+func isolatedNamespaceNames() []string {
+	GinkgoHelper()
+	var list corev1.NamespaceList
+	Expect(k8sClient.List(ctx, &list, client.MatchingLabels{moatv1alpha1.IsolationLabel: moatv1alpha1.IsolationOn})).To(Succeed())
+	var names []string
+	for _, ns := range list.Items {
+		if ns.DeletionTimestamp == nil {
+			names = append(names, ns.Name)
+		}
+	}
+	return names
+}
+
+// defaultIngressWith returns, by namespace, whether the default ingress
+// policy admits cidr.
+func defaultIngressWith(cidr string) map[string]bool {
+	GinkgoHelper()
+	var list networkingv1.NetworkPolicyList
+	Expect(k8sClient.List(ctx, &list, client.MatchingLabels(policy.ManagedLabels()))).To(Succeed())
+	out := map[string]bool{}
+	for _, np := range list.Items {
+		if np.Name != policy.DefaultIngressPolicyName {
+			continue
+		}
+		out[np.Namespace] = false
+		for _, rule := range np.Spec.Ingress {
+			for _, peer := range rule.From {
+				if peer.IPBlock != nil && peer.IPBlock.CIDR == cidr {
+					out[np.Namespace] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isolatedNamespacesWithout lists the isolated namespaces whose default
+// ingress policy does not (yet) admit cidr.
+func isolatedNamespacesWithout(cidr string) []string {
+	GinkgoHelper()
+	with := defaultIngressWith(cidr)
+	var out []string
+	for _, ns := range isolatedNamespaceNames() {
+		if !with[ns] {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// isolatedNamespacesWith lists the namespaces whose default ingress policy
+// admits cidr.
+func isolatedNamespacesWith(cidr string) []string {
+	GinkgoHelper()
+	var out []string
+	for ns, ok := range defaultIngressWith(cidr) {
+		if ok {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// The cost of a node address change (docs/benchmarks.md): with
+// E2E_NODE_COST=NAMESPACES,NODES (e.g. 1000,100 for the recorded figures),
+// else 200 isolated namespaces and 20 nodes.
+var _ = Describe("Cluster traffic at scale", Serial, func() {
+	It("writes each affected policy at most once when one node of many changes its address", func() {
+		namespaces, nodes := 200, 20
+		if v := os.Getenv("E2E_NODE_COST"); v != "" {
+			_, err := fmt.Sscanf(v, "%d,%d", &namespaces, &nodes)
+			Expect(err).NotTo(HaveOccurred(), "E2E_NODE_COST=%q: want NAMESPACES,NODES", v)
+		}
+		created := make([]*corev1.Namespace, namespaces)
+		Expect(inParallel(16, namespaces, func(i int) error {
+			created[i] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-cost-", Labels: map[string]string{moatv1alpha1.IsolationLabel: "true"}}}
+			return k8sClient.Create(ctx, created[i])
+		})).To(Succeed())
+		DeferCleanup(func() {
+			// Terminating namespaces (envtest runs no namespace
+			// controller) are never reconciled again.
+			Expect(inParallel(16, namespaces, func(i int) error { return k8sClient.Delete(ctx, created[i]) })).To(Succeed())
+		})
+		nodeObjs := make([]*corev1.Node, nodes)
+		Expect(inParallel(16, nodes, func(i int) error {
+			nodeObjs[i] = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-cost-node-%03d", i)}}
+			if err := k8sClient.Create(ctx, nodeObjs[i]); err != nil {
+				return err
+			}
+			nodeObjs[i].Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.210.%d.%d", i/250, i%250+1)}}
+			return k8sClient.Status().Update(ctx, nodeObjs[i])
+		})).To(Succeed())
+		DeferCleanup(func() {
+			Expect(inParallel(16, nodes, func(i int) error { return client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObjs[i])) })).To(Succeed())
+		})
+		last := fmt.Sprintf("10.210.%d.%d/32", (nodes-1)/250, (nodes-1)%250+1)
+		Eventually(isolatedNamespacesWithout).WithArguments(last).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(BeEmpty())
+		Eventually(func() []string {
+			writes.reset()
+			time.Sleep(time.Second)
+			return writes.Writes()
+		}).WithTimeout(2*time.Minute).Should(BeEmpty(), "the cluster settles")
+
+		isolated := isolatedNamespaceNames()
+		writes.reset()
+		start := time.Now()
+		setNodeAddress(nodeObjs[0], "10.211.0.1")
+		Eventually(isolatedNamespacesWithout).WithArguments("10.211.0.1/32").WithTimeout(5 * time.Minute).WithPolling(50 * time.Millisecond).Should(BeEmpty())
+		elapsed := time.Since(start)
+		Consistently(func() int { return len(writes.Writes()) }).WithTimeout(time.Second).Should(Equal(len(isolated)))
+
+		perPolicy := map[string]int{}
+		for _, w := range writes.Writes() {
+			perPolicy[w]++
+		}
+		for _, ns := range isolated {
+			Expect(perPolicy).To(HaveKeyWithValue("apply NetworkPolicy "+ns+"/"+policy.DefaultIngressPolicyName, 1), "namespace %s", ns)
+		}
+		Expect(perPolicy).To(HaveLen(len(isolated)), "no other write")
+		AddReportEntry("node address change", fmt.Sprintf("%d isolated namespaces, %d nodes: %d writes (one per default ingress policy), all policies updated after %v",
+			len(isolated), nodes, len(writes.Writes()), elapsed.Round(time.Millisecond)))
+		fmt.Fprintf(GinkgoWriter, "node-cost: %d isolated namespaces, %d nodes: %d writes, all updated after %v\n", len(isolated), nodes, len(writes.Writes()), elapsed)
+	})
+})
+
+// inParallel runs f(0..n-1) on workers goroutines and returns the first error.
+func inParallel(workers, n int, f func(i int) error) error {
+	errs := make(chan error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				errs <- f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

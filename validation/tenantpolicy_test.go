@@ -1,0 +1,288 @@
+package validation
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"moat.dev/moat/api/v1alpha1"
+)
+
+// tenantConfig admits ingress from the monitoring namespace and 10.0.0.0/24
+// everywhere, and keeps kube-system/kube-dns reachable.
+func tenantConfig() Config {
+	return Config{Isolation: IsolationBaseline{
+		AllowedIngressNamespaces: []string{"monitoring"},
+		AllowedIngressCIDRs:      []string{"10.0.0.0/24"},
+		DNSService:               &types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"},
+	}}
+}
+
+func isolatedNamespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.IsolationLabel: "true"}}}
+}
+
+// tenantAllowlists open demo-project-1 to ingress from demo-project-2, the
+// pods of Service other/web and 192.168.0.0/16 except 192.168.1.0/24, and
+// egress to 203.0.113.0/24 and the Service other/db.
+func tenantAllowlists() []*v1alpha1.NetworkAllowlist {
+	return []*v1alpha1.NetworkAllowlist{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "in"},
+		Spec: v1alpha1.NetworkAllowlistSpec{
+			Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{
+				{Namespace: "demo-project-2"},
+				{Service: &v1alpha1.ServiceReference{Namespace: "other", Name: "web"}},
+				{IPBlock: &v1alpha1.IPBlock{CIDR: "192.168.0.0/16", Except: []string{"192.168.1.0/24"}}},
+			}}},
+			Egress: []v1alpha1.EgressRule{{To: []v1alpha1.Peer{
+				{IPBlock: &v1alpha1.IPBlock{CIDR: "203.0.113.0/24"}},
+				{Service: &v1alpha1.ServiceReference{Namespace: "other", Name: "db"}},
+			}}},
+		},
+	}}
+}
+
+func tenantCluster() *mapCluster {
+	svc := func(ns, name string, selector map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
+	}
+	return newCluster(
+		svc("other", "web", map[string]string{"app": "web"}),
+		svc("other", "db", map[string]string{"app": "db"}),
+		svc("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"}),
+	)
+}
+
+func pinned(name string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: name}}
+}
+
+func labels(kv ...string) *metav1.LabelSelector {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return &metav1.LabelSelector{MatchLabels: m}
+}
+
+func ingressPolicy(peers ...networkingv1.NetworkPolicyPeer) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "tenant"},
+		Spec:       networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{From: peers}}},
+	}
+}
+
+func egressPolicy(peers ...networkingv1.NetworkPolicyPeer) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "tenant"},
+		Spec:       networkingv1.NetworkPolicySpec{Egress: []networkingv1.NetworkPolicyEgressRule{{To: peers}}},
+	}
+}
+
+func block(cidr string, except ...string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr, Except: except}}
+}
+
+func tenantForbidden(path *field.Path, detail string) *field.Error {
+	return field.Forbidden(path, detail+"; NetworkPolicies add up, so this would undo moat's isolation of namespace demo-project-1: "+
+		"declare the peer in a NetworkAllowlist (the audited path), or ask a member of moat's admin groups to create this policy")
+}
+
+func TestValidateTenantNetworkPolicy(t *testing.T) {
+	from := field.NewPath("spec", "ingress").Index(0).Child("from")
+	to := field.NewPath("spec", "egress").Index(0).Child("to")
+	ns := isolatedNamespace("demo-project-1")
+	cases := []struct {
+		name       string
+		np         *networkingv1.NetworkPolicy
+		ns         *corev1.Namespace
+		allowlists []*v1alpha1.NetworkAllowlist
+		cfg        func(*Config)
+		want       field.ErrorList
+	}{
+		{name: "pods of the namespace", np: ingressPolicy(networkingv1.NetworkPolicyPeer{PodSelector: labels("app", "a")})},
+		{name: "own namespace pinned", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("demo-project-1")})},
+		{name: "allowed ingress namespace", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("monitoring")})},
+		{name: "allowed ingress CIDR, narrower", np: ingressPolicy(block("10.0.0.128/25"))},
+		{name: "pinned by an In expression", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: v1alpha1.NamespaceNameLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{"monitoring", "demo-project-1"}}}}})},
+		{name: "empty ingress", np: ingressPolicy(), want: field.ErrorList{tenantForbidden(from,
+			"an empty list admits ingress from everywhere (every pod of every namespace and every address)")}},
+		{name: "every namespace", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("namespaceSelector"), "admits ingress from every namespace whose labels match; pin it to one namespace with the kubernetes.io/metadata.name label")}},
+		{name: "namespaces by an editable label", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: labels("team", "a")}), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("namespaceSelector"), "admits ingress from every namespace whose labels match; pin it to one namespace with the kubernetes.io/metadata.name label")}},
+		{name: "another namespace", np: ingressPolicy(networkingv1.NetworkPolicyPeer{PodSelector: labels("app", "x"), NamespaceSelector: pinned("demo-project-3")}), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("namespaceSelector"), "admits ingress from namespace demo-project-3, which moat does not admit")}},
+		{name: "everywhere", np: ingressPolicy(block("0.0.0.0/0")), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("ipBlock"), "admits ingress from 0.0.0.0/0, which moat does not admit")}},
+		{name: "wider than the allowed CIDR", np: ingressPolicy(block("10.0.0.0/23")), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("ipBlock"), "admits ingress from 10.0.0.0/23, which moat does not admit")}},
+		{name: "IPv6 never covered by IPv4", np: ingressPolicy(block("::/0")), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("ipBlock"), "admits ingress from ::/0, which moat does not admit")}},
+		{name: "second peer named", np: ingressPolicy(networkingv1.NetworkPolicyPeer{PodSelector: labels()}, block("0.0.0.0/0", "10.0.0.0/8")), want: field.ErrorList{tenantForbidden(
+			from.Index(1).Child("ipBlock"), "admits ingress from 0.0.0.0/0 except 10.0.0.0/8, which moat does not admit")}},
+		{name: "egress is open without egress allowlists", np: egressPolicy()},
+
+		{name: "allowlisted namespace", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("demo-project-2")}), allowlists: tenantAllowlists()},
+		{name: "allowlisted Service's pods", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("app", "web", "tier", "x")}), allowlists: tenantAllowlists()},
+		{name: "more than the allowlisted Service's pods", np: ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("tier", "x")}),
+			allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(
+				from.Index(0).Child("namespaceSelector"), "admits ingress from namespace other, which moat does not admit")}},
+		{name: "allowlisted block, its except kept", np: ingressPolicy(block("192.168.0.0/17", "192.168.0.0/23")), allowlists: tenantAllowlists()},
+		{name: "allowlisted block, its except dropped", np: ingressPolicy(block("192.168.0.0/17")), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(
+			from.Index(0).Child("ipBlock"), "admits ingress from 192.168.0.0/17, which moat does not admit")}},
+		{name: "restricted egress: everywhere", np: egressPolicy(), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(to,
+			"an empty list admits egress to everywhere (every pod of every namespace and every address)")}},
+		{name: "restricted egress: declared peers and DNS", np: egressPolicy(block("203.0.113.7/32"), networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("app", "db")},
+			networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system"), PodSelector: labels("k8s-app", "kube-dns")}), allowlists: tenantAllowlists()},
+		{name: "restricted egress: undeclared", np: egressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system")}, block("198.51.100.0/24")), allowlists: tenantAllowlists(),
+			want: field.ErrorList{
+				tenantForbidden(to.Index(0).Child("namespaceSelector"), "admits egress to namespace kube-system, which moat does not admit"),
+				tenantForbidden(to.Index(1).Child("ipBlock"), "admits egress to 198.51.100.0/24, which moat does not admit"),
+			}},
+		{name: "restricted egress without DNS exception", np: egressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system"), PodSelector: labels("k8s-app", "kube-dns")}),
+			allowlists: tenantAllowlists(), cfg: func(c *Config) { c.Isolation.DNSService = nil }, want: field.ErrorList{
+				tenantForbidden(to.Index(0).Child("namespaceSelector"), "admits egress to namespace kube-system, which moat does not admit")}},
+
+		{name: "namespace not isolated", np: ingressPolicy(), ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1"}}},
+		{name: "invalid isolation label", np: ingressPolicy(), ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1", Labels: map[string]string{v1alpha1.IsolationLabel: "yes"}}}},
+		{name: "protected namespace", np: ingressPolicy(), ns: isolatedNamespace("kube-system")},
+		{name: "mode off", np: ingressPolicy(), cfg: func(c *Config) { c.TenantNetworkPolicies = TenantPoliciesOff }},
+		{name: "no policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tenantConfig()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			n := ns
+			if tc.ns != nil {
+				n = tc.ns
+			}
+			got := ValidateTenantNetworkPolicy(tc.np, n, tc.allowlists, cfg, tenantCluster())
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTenantPolicyModeFindings(t *testing.T) {
+	errs := field.ErrorList{field.Forbidden(field.NewPath("spec", "ingress").Index(0).Child("from"), "opens it")}
+	for _, tc := range []struct {
+		mode         TenantPolicyMode
+		wantErrs     field.ErrorList
+		wantWarnings []string
+	}{
+		{"", errs, nil},
+		{TenantPoliciesRestrict, errs, nil},
+		{TenantPoliciesWarn, nil, []string{"spec.ingress[0].from: opens it"}},
+		{TenantPoliciesOff, nil, nil},
+	} {
+		gotErrs, gotWarnings := tc.mode.Findings(errs)
+		if diff := cmp.Diff(tc.wantErrs, gotErrs); diff != "" {
+			t.Errorf("%q errors (-want +got):\n%s", tc.mode, diff)
+		}
+		if diff := cmp.Diff(tc.wantWarnings, Strings(gotWarnings)); diff != "" {
+			t.Errorf("%q warnings (-want +got):\n%s", tc.mode, diff)
+		}
+	}
+	for _, s := range []string{"restrict", "warn", "off"} {
+		if m, err := ParseTenantPolicyMode(s); err != nil || string(m) != s {
+			t.Errorf("ParseTenantPolicyMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	if _, err := ParseTenantPolicyMode("Restrict"); err == nil ||
+		err.Error() != `"Restrict" is not a tenant NetworkPolicy mode: use restrict (refuse policies that open an isolated namespace), warn (admit them with a warning) or off` {
+		t.Errorf("ParseTenantPolicyMode(Restrict): %v", err)
+	}
+}
+
+func TestValidateNamespaceProtection(t *testing.T) {
+	label := field.NewPath("metadata", "labels").Key(v1alpha1.IsolationLabel)
+	ns := func(name, value string) *corev1.Namespace {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if value != "" {
+			n.Labels = map[string]string{v1alpha1.IsolationLabel: value}
+		}
+		return n
+	}
+	cases := []struct {
+		name string
+		ns   *corev1.Namespace
+		cfg  Config
+		want field.ErrorList
+	}{
+		{name: "kube-system isolated", ns: ns("kube-system", "true"), want: field.ErrorList{field.Forbidden(label,
+			`namespace kube-system is protected (moat serve --protected-namespaces=kube-system,kube-public,kube-node-lease,moat-system): `+
+				`isolating it would cut every other namespace off from it (cluster DNS, the API server's webhooks, moat itself), `+
+				`so moat never writes NetworkPolicies into it; remove the label or set it to "false"`)}},
+		{name: "moat's namespace isolated", ns: ns("moat-system", "true"), want: field.ErrorList{field.Forbidden(label,
+			`namespace moat-system is protected (moat serve --protected-namespaces=kube-system,kube-public,kube-node-lease,moat-system): `+
+				`isolating it would cut every other namespace off from it (cluster DNS, the API server's webhooks, moat itself), `+
+				`so moat never writes NetworkPolicies into it; remove the label or set it to "false"`)}},
+		{name: "configured list", ns: ns("platform", "true"), cfg: Config{ProtectedNamespaces: []string{"platform"}}, want: field.ErrorList{field.Forbidden(label,
+			`namespace platform is protected (moat serve --protected-namespaces=platform): `+
+				`isolating it would cut every other namespace off from it (cluster DNS, the API server's webhooks, moat itself), `+
+				`so moat never writes NetworkPolicies into it; remove the label or set it to "false"`)}},
+		{name: "configured list replaces the defaults", ns: ns("kube-system", "true"), cfg: Config{ProtectedNamespaces: []string{"platform"}}},
+		{name: "kube-system not isolated", ns: ns("kube-system", "false")},
+		{name: "kube-system unlabelled", ns: ns("kube-system", "")},
+		{name: "tenant isolated", ns: ns("demo-project-1", "true")},
+		{name: "nil"},
+	}
+	for _, tc := range cases {
+		if diff := cmp.Diff(tc.want, ValidateNamespaceProtection(tc.ns, tc.cfg)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// FuzzValidateTenantNetworkPolicy checks that no NetworkPolicy makes the
+// tenant rule panic, that it is deterministic, that every error is at a
+// field of the policy's ingress or egress with a message, and that a scope
+// that admits more never yields more errors.
+func FuzzValidateTenantNetworkPolicy(f *testing.F) {
+	for _, np := range []*networkingv1.NetworkPolicy{
+		ingressPolicy(), ingressPolicy(block("0.0.0.0/0")), ingressPolicy(block("10.0.0.0/24", "10.0.0.0/25")),
+		ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}),
+		ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("demo-project-2"), PodSelector: labels("app", "web")}),
+		egressPolicy(), egressPolicy(block("203.0.113.0/25")), validNetworkPolicy(),
+	} {
+		data, err := json.Marshal(np)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"spec":{"ingress":[{"from":[{"ipBlock":{"cidr":"::ffff:1.2.3.4/128","except":["x"]}},{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In"}]}}]}]}}`))
+	ns := isolatedNamespace("demo-project-1")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var np networkingv1.NetworkPolicy
+		if err := json.Unmarshal(data, &np); err != nil {
+			return
+		}
+		narrow := ValidateTenantNetworkPolicy(&np, ns, nil, tenantConfig(), nil)
+		again := ValidateTenantNetworkPolicy(&np, ns, nil, tenantConfig(), nil)
+		if diff := cmp.Diff(narrow, again); diff != "" {
+			t.Fatalf("not deterministic:\n%s", diff)
+		}
+		wide := ValidateTenantNetworkPolicy(&np, ns, tenantAllowlists(), tenantConfig(), tenantCluster())
+		if len(wide) > len(narrow) && len(np.Spec.Egress) == 0 {
+			t.Errorf("a wider scope gave more errors: %v, then %v", narrow, wide)
+		}
+		for _, e := range append(narrow, wide...) {
+			if e.Type != field.ErrorTypeForbidden || e.Detail == "" || (len(e.Field) < len("spec.egress[0].to")) {
+				t.Errorf("unexpected error %#v", e)
+			}
+		}
+	})
+}
