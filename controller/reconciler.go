@@ -236,7 +236,7 @@ type convergence struct {
 // against the live policies. The reconciler and admission (ApplyNamespace)
 // both start here, so they write identical policies.
 func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*convergence, error) {
-	cluster := lookup.New(r.client).WithContext(ctx)
+	cluster := lookup.New(r.client).Session(ctx)
 	allowlists, err := cluster.Allowlists(ns.Name)
 	if err != nil {
 		return nil, err

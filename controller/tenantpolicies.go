@@ -100,7 +100,7 @@ func (r *Reconciler) reportTenantPolicies(ctx context.Context, ns *corev1.Namesp
 	if err := r.apiReader.List(ctx, list, client.InNamespace(ns.Name)); err != nil {
 		return fmt.Errorf("listing NetworkPolicies in namespace %s: %w", ns.Name, err)
 	}
-	services := lookup.New(r.client).WithContext(ctx)
+	services := lookup.New(r.client).Session(ctx)
 	found := 0
 	for i := range list.Items {
 		np := &list.Items[i]

@@ -18,81 +18,132 @@ import (
 	"moat.dev/moat/validation"
 )
 
-// Cluster serves validation.Cluster and policy.Services from a
-// controller-runtime client.Reader. Every method returns (nil, nil) when the
-// object does not exist and a non-nil error only when the read itself failed.
-// Returned objects are copies the caller may keep and modify.
+// Cluster reads lookups through a controller-runtime client.Reader. It holds
+// no per-request state and is safe for concurrent use; each admission
+// request or reconcile takes its own Session.
 type Cluster struct {
 	reader client.Reader
+}
+
+// New returns a Cluster that reads through reader. Pass the manager's cache
+// (mgr.GetCache() or mgr.GetClient()) for cache-backed lookups, or its API
+// reader for live ones.
+func New(reader client.Reader) *Cluster {
+	return &Cluster{reader: reader}
+}
+
+// Session returns the lookups of one admission request or reconcile: its
+// reads use ctx, and each distinct Service, Namespace, Service list and
+// allowlist list is read at most once, however often the rules ask for it
+// (an allowlist may name one Service in each of its 64x64 peers). The
+// answers, failed reads included, live as long as the Session, so they are
+// never staler than the request itself.
+//
+// A Session keeps ctx because validation.Cluster and policy.Services take no
+// context (validation and rendering stay pure); it must not outlive the
+// request or reconcile it was made for, and is not safe for concurrent use.
+func (c *Cluster) Session(ctx context.Context) *Session {
+	return &Session{
+		ctx:        ctx,
+		reader:     c.reader,
+		services:   map[[2]string]answer[*corev1.Service]{},
+		namespaces: map[string]answer[*corev1.Namespace]{},
+		lists:      map[string]answer[[]*corev1.Service]{},
+		allowlists: map[string]answer[[]*v1alpha1.NetworkAllowlist]{},
+	}
+}
+
+// Session serves validation.Cluster and policy.Services for one request (see
+// Cluster.Session). Every method returns (nil, nil) when the object does not
+// exist and a non-nil error only when the read itself failed. Returned
+// objects are shared by the Session's callers: read them, do not modify them.
+type Session struct {
 	ctx    context.Context
+	reader client.Reader
+
+	services   map[[2]string]answer[*corev1.Service]
+	namespaces map[string]answer[*corev1.Namespace]
+	lists      map[string]answer[[]*corev1.Service]
+	allowlists map[string]answer[[]*v1alpha1.NetworkAllowlist]
 }
 
 var (
-	_ validation.Cluster = &Cluster{}
-	_ policy.Services    = &Cluster{}
+	_ validation.Cluster = &Session{}
+	_ policy.Services    = &Session{}
 )
 
-// New returns a Cluster that reads through reader. Pass the manager's cached
-// client (mgr.GetClient() or mgr.GetCache()) for cache-backed lookups.
-func New(reader client.Reader) *Cluster {
-	return &Cluster{reader: reader, ctx: context.Background()}
+type answer[T any] struct {
+	value T
+	err   error
 }
 
-// WithContext returns a Cluster whose reads use ctx (cancellation, deadlines),
-// sharing the same reader.
-func (c *Cluster) WithContext(ctx context.Context) *Cluster {
-	return &Cluster{reader: c.reader, ctx: ctx}
+// once returns the remembered answer for key, or reads and remembers it.
+func once[K comparable, T any](answers map[K]answer[T], key K, read func() (T, error)) (T, error) {
+	if a, ok := answers[key]; ok {
+		return a.value, a.err
+	}
+	value, err := read()
+	answers[key] = answer[T]{value, err}
+	return value, err
 }
 
 // Service returns the named Service, or (nil, nil) when it does not exist.
-func (c *Cluster) Service(namespace, name string) (*corev1.Service, error) {
-	svc := &corev1.Service{}
-	if err := c.reader.Get(c.ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
+func (s *Session) Service(namespace, name string) (*corev1.Service, error) {
+	return once(s.services, [2]string{namespace, name}, func() (*corev1.Service, error) {
+		svc := &corev1.Service{}
+		if err := s.reader.Get(s.ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("looking up Service %s/%s: %w", namespace, name, err)
 		}
-		return nil, fmt.Errorf("looking up Service %s/%s: %w", namespace, name, err)
-	}
-	return svc, nil
+		return svc, nil
+	})
 }
 
 // Namespace returns the named Namespace, or (nil, nil) when it does not exist.
-func (c *Cluster) Namespace(name string) (*corev1.Namespace, error) {
-	ns := &corev1.Namespace{}
-	if err := c.reader.Get(c.ctx, client.ObjectKey{Name: name}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
+func (s *Session) Namespace(name string) (*corev1.Namespace, error) {
+	return once(s.namespaces, name, func() (*corev1.Namespace, error) {
+		ns := &corev1.Namespace{}
+		if err := s.reader.Get(s.ctx, client.ObjectKey{Name: name}, ns); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("looking up Namespace %s: %w", name, err)
 		}
-		return nil, fmt.Errorf("looking up Namespace %s: %w", name, err)
-	}
-	return ns, nil
+		return ns, nil
+	})
 }
 
 // Services returns every Service in the namespace (none when it has none).
-func (c *Cluster) Services(namespace string) ([]*corev1.Service, error) {
-	list := &corev1.ServiceList{}
-	if err := c.reader.List(c.ctx, list, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("listing Services in namespace %s: %w", namespace, err)
-	}
-	out := make([]*corev1.Service, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, &list.Items[i])
-	}
-	return out, nil
+func (s *Session) Services(namespace string) ([]*corev1.Service, error) {
+	return once(s.lists, namespace, func() ([]*corev1.Service, error) {
+		list := &corev1.ServiceList{}
+		if err := s.reader.List(s.ctx, list, client.InNamespace(namespace)); err != nil {
+			return nil, fmt.Errorf("listing Services in namespace %s: %w", namespace, err)
+		}
+		out := make([]*corev1.Service, 0, len(list.Items))
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		return out, nil
+	})
 }
 
 // Allowlists returns every NetworkAllowlist in the namespace (none when it
 // has none).
-func (c *Cluster) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
-	list := &v1alpha1.NetworkAllowlistList{}
-	if err := c.reader.List(c.ctx, list, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("listing NetworkAllowlists in namespace %s: %w", namespace, err)
-	}
-	out := make([]*v1alpha1.NetworkAllowlist, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, &list.Items[i])
-	}
-	return out, nil
+func (s *Session) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
+	return once(s.allowlists, namespace, func() ([]*v1alpha1.NetworkAllowlist, error) {
+		list := &v1alpha1.NetworkAllowlistList{}
+		if err := s.reader.List(s.ctx, list, client.InNamespace(namespace)); err != nil {
+			return nil, fmt.Errorf("listing NetworkAllowlists in namespace %s: %w", namespace, err)
+		}
+		out := make([]*v1alpha1.NetworkAllowlist, 0, len(list.Items))
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		return out, nil
+	})
 }
 
 // Nodes returns every Node of the cluster (none when it has none).

@@ -2,6 +2,8 @@ package lookup_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,7 +76,7 @@ func TestCluster(t *testing.T) {
 	mustCreate(allowlist("project-a", "from-b"))
 	mustCreate(allowlist("project-b", "from-a"))
 
-	cluster := lookup.New(c).WithContext(ctx)
+	cluster := lookup.New(c).Session(ctx)
 
 	t.Run("Service", func(t *testing.T) {
 		svc, err := cluster.Service("project-a", "web")
@@ -133,6 +135,41 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a Session reads each object and list at most once", func(t *testing.T) {
+		counting := &countingReader{Reader: c, reads: map[string]int{}}
+		session := lookup.New(counting).Session(ctx)
+		for range 3 {
+			if svc, err := session.Service("project-a", "web"); err != nil || svc == nil {
+				t.Fatalf("Service = %v, %v", svc, err)
+			}
+			if svc, err := session.Service("project-a", "gone"); err != nil || svc != nil {
+				t.Fatalf("Service(gone) = %v, %v", svc, err)
+			}
+			if ns, err := session.Namespace("project-b"); err != nil || ns == nil {
+				t.Fatalf("Namespace = %v, %v", ns, err)
+			}
+			if _, err := session.Services("project-a"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := session.Allowlists("project-a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := map[string]int{
+			"get project-a/web": 1, "get project-a/gone": 1, "get /project-b": 1,
+			"list *v1.ServiceList project-a": 1, "list *v1alpha1.NetworkAllowlistList project-a": 1,
+		}
+		if !maps.Equal(counting.reads, want) {
+			t.Errorf("reads = %v, want %v", counting.reads, want)
+		}
+		// A new Session reads again: answers never outlive their request.
+		if _, err := lookup.New(counting).Session(ctx).Service("project-a", "web"); err != nil {
+			t.Fatal(err)
+		}
+		if counting.reads["get project-a/web"] != 2 {
+			t.Errorf("a second Session did not read again: %v", counting.reads)
+		}
+	})
 	t.Run("a failed read is an error, not a missing object", func(t *testing.T) {
 		// A client whose scheme lacks moat's API cannot list allowlists.
 		bare := runtime.NewScheme()
@@ -141,9 +178,27 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		allowlists, err := lookup.New(bareClient).Allowlists("project-a")
+		allowlists, err := lookup.New(bareClient).Session(ctx).Allowlists("project-a")
 		if err == nil || allowlists != nil || !strings.HasPrefix(err.Error(), "listing NetworkAllowlists in namespace project-a: ") {
 			t.Errorf("Allowlists = %v, %v; want nil and a listing error", allowlists, err)
 		}
 	})
+}
+
+// countingReader counts the reads that reach the wrapped reader.
+type countingReader struct {
+	client.Reader
+	reads map[string]int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.reads["get "+key.String()]++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	o := &client.ListOptions{}
+	o.ApplyOptions(opts)
+	c.reads[fmt.Sprintf("list %T %s", list, o.Namespace)]++
+	return c.Reader.List(ctx, list, opts...)
 }

@@ -55,15 +55,15 @@ func (v *AllowlistValidator) ValidateDelete(context.Context, *v1alpha1.NetworkAl
 
 // validate checks nal, ratcheted against old when old is not nil. Each
 // distinct object is read at most once per source in this request, however
-// many peers name it (memo.go).
+// many peers name it (lookup.Session).
 func (v *AllowlistValidator) validate(ctx context.Context, nal, old *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
 	var cluster validation.Cluster
 	if v.Cached != nil {
-		cluster = newMemoCluster(v.Cached.WithContext(ctx))
+		cluster = v.Cached.Session(ctx)
 	}
 	errs, warnings := validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, cluster)
 	if v.Live != nil && fromLookups(nal, old, v.Config, errs, warnings) {
-		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, newMemoCluster(v.Live.WithContext(ctx)))
+		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, v.Live.Session(ctx))
 	}
 	return validation.Strings(warnings), invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
 }

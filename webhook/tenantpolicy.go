@@ -38,7 +38,7 @@ func (v *NetworkPolicyValidator) tenant(ctx context.Context, np, old *networking
 	if v.Live != nil {
 		reader = v.Live
 	}
-	ns, err := reader.WithContext(ctx).Namespace(np.Namespace)
+	ns, err := reader.Session(ctx).Namespace(np.Namespace)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
@@ -57,9 +57,9 @@ func (v *NetworkPolicyValidator) tenant(ctx context.Context, np, old *networking
 		}
 		return errs, before, nil
 	}
-	errs, before, err := check(newMemoCluster(v.Cached.WithContext(ctx)))
+	errs, before, err := check(v.Cached.Session(ctx))
 	if err == nil && len(errs) > 0 && v.Live != nil {
-		errs, before, err = check(newMemoCluster(v.Live.WithContext(ctx)))
+		errs, before, err = check(v.Live.Session(ctx))
 	}
 	if err != nil {
 		return nil, nil, err

@@ -70,9 +70,11 @@ type serveOptions struct {
 	systemNamespace string
 	clientCAName    string
 	labelWriters    []string
-	validation      validation.Config
-	policy          policy.Config
-	zap             zap.Options
+	// reconcileWorkers is --concurrent-reconciles.
+	reconcileWorkers int
+	validation       validation.Config
+	policy           policy.Config
+	zap              zap.Options
 }
 
 func newServeCommand() *cobra.Command {
@@ -129,6 +131,9 @@ replica serves webhooks.`,
 			"(configure the API server to present one, docs/operations.md); empty: any client that reaches the port")
 	fs.StringSliceVar(&o.labelWriters, "project-label-writers", nil,
 		"user names trusted to set, change or remove the --project-label label on Namespaces besides the --admin-groups, e.g. the workspace or tenant controller's ServiceAccount system:serviceaccount:kubesphere-system:ks-controller-manager (comma-separated)")
+	fs.IntVar(&o.reconcileWorkers, "concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
+		"namespaces the isolation controller converges in parallel; raise it in clusters with many isolated namespaces, where a "+
+			"node address change (--allow-ingress-from-nodes) or a DNS Service change rewrites every one of them")
 	addValidationFlags(fs, &o.validation)
 	addPolicyFlags(fs, &o.policy)
 	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
@@ -181,6 +186,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	isolateNew, err := parseIsolateNewNamespaces(o.isolateNew)
 	if err != nil {
 		return err
+	}
+	if o.reconcileWorkers < 1 {
+		return fmt.Errorf("--concurrent-reconciles must be at least 1, got %d", o.reconcileWorkers)
 	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
@@ -239,7 +247,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	// The isolation controller; it is also the Converger of the mutating
 	// Namespace webhook.
-	reconciler, err := controller.SetupWithManager(mgr, controller.Options{Policy: o.policy, TenantNetworkPolicies: o.validation.TenantNetworkPolicies})
+	reconciler, err := controller.SetupWithManager(mgr, controller.Options{
+		Policy:                  o.policy,
+		TenantNetworkPolicies:   o.validation.TenantNetworkPolicies,
+		MaxConcurrentReconciles: o.reconcileWorkers,
+	})
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,7 @@ func TestServeDefaults(t *testing.T) {
 		"protected-namespaces":      "kube-system,kube-public,kube-node-lease,platform",
 		"tenant-network-policies":   "restrict",
 		"webhook-client-ca-name":    "",
+		"concurrent-reconciles":     "4",
 	}
 	for name, value := range want {
 		f := fs.Lookup(name)

