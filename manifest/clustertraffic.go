@@ -37,7 +37,7 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 		var live []*corev1.Node
 		if x.live != nil {
 			var err error
-			if live, err = memo(x, "nodes", noMatchIsNone(x.live.Nodes)); err != nil {
+			if live, err = noMatchIsNone(x.live.Nodes)(); err != nil {
 				return in, err
 			}
 		}
@@ -50,7 +50,7 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 	var live []*discoveryv1.EndpointSlice
 	if x.live != nil {
 		var err error
-		if live, err = memo(x, "apiserver endpointslices", noMatchIsNone(x.live.APIServerEndpointSlices)); err != nil {
+		if live, err = noMatchIsNone(x.live.APIServerEndpointSlices)(); err != nil {
 			return in, err
 		}
 	}

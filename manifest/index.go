@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"cmp"
-	"fmt"
 	"io"
 	"slices"
 	"sort"
@@ -48,15 +47,14 @@ type Index struct {
 	nodes           map[string]*Object
 	apiServerSlices map[string]*Object
 
-	live        Cluster
-	liveAnswers map[string]memoized
+	live Cluster
 }
 
 var _ validation.Cluster = (*Index)(nil)
 
 // Cluster is what an Index asks a live cluster: the lookups of validation
-// and the cluster-wide facts of rendering. lookup.Cluster (the webhook's
-// lookups) serves it; see NewCluster.
+// and the cluster-wide facts of rendering. A lookup.Session (the webhook's
+// lookups) serves it and reads each object at most once; see NewCluster.
 type Cluster interface {
 	validation.Cluster
 	// Nodes returns every Node.
@@ -69,7 +67,7 @@ type Cluster interface {
 // NewIndex returns an empty index. live may be nil; otherwise it answers
 // lookups for objects that the manifests do not define (NewCluster).
 func NewIndex(live Cluster) *Index {
-	return &Index{live: live, liveAnswers: map[string]memoized{}}
+	return &Index{live: live}
 }
 
 // Load reads paths (see ReadPaths) into a new index. The error is an I/O
@@ -213,7 +211,7 @@ func (x *Index) Service(namespace, name string) (*corev1.Service, error) {
 	if x.live == nil {
 		return nil, nil
 	}
-	return memo(x, "service "+namespace+"/"+name, func() (*corev1.Service, error) { return x.live.Service(namespace, name) })
+	return x.live.Service(namespace, name)
 }
 
 // Namespace returns the named Namespace from the manifests, else from the
@@ -225,7 +223,7 @@ func (x *Index) Namespace(name string) (*corev1.Namespace, error) {
 	if x.live == nil {
 		return nil, nil
 	}
-	return memo(x, "namespace "+name, func() (*corev1.Namespace, error) { return x.live.Namespace(name) })
+	return x.live.Namespace(name)
 }
 
 // Services returns every Service of a namespace, sorted by name: those of the
@@ -240,7 +238,7 @@ func (x *Index) Services(namespace string) ([]*corev1.Service, error) {
 	var live []*corev1.Service
 	if x.live != nil {
 		var err error
-		if live, err = memo(x, "services "+namespace, func() ([]*corev1.Service, error) { return x.live.Services(namespace) }); err != nil {
+		if live, err = x.live.Services(namespace); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +259,7 @@ func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, erro
 	if x.live != nil {
 		var err error
 		// Without moat's CRD installed, there are none.
-		live, err = memo(x, "allowlists "+namespace, noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) }))
+		live, err = noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) })()
 		if err != nil {
 			return nil, err
 		}
@@ -282,24 +280,4 @@ func merge[T client.Object](byName map[string]T, live []T) []T {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
 	return out
-}
-
-// memoized is one answer of the live cluster.
-type memoized struct {
-	value any
-	err   error
-}
-
-// memo asks the live cluster once per key and remembers the answer, failures
-// included.
-func memo[T any](x *Index, key string, get func() (T, error)) (T, error) {
-	if m, ok := x.liveAnswers[key]; ok {
-		return m.value.(T), m.err
-	}
-	v, err := get()
-	if err != nil {
-		err = fmt.Errorf("reading the cluster: %w", err)
-	}
-	x.liveAnswers[key] = memoized{v, err}
-	return v, err
 }

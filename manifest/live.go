@@ -18,13 +18,14 @@ import (
 // clusterTimeout bounds each request to the live cluster.
 const clusterTimeout = 15 * time.Second
 
-// NewCluster returns the lookups (the webhook's, package lookup) of the live
-// cluster that a kubeconfig file points at (its current context), for Index
-// lookups of objects that the manifests do not define. It only reads:
+// NewCluster returns the lookups (the webhook's, package lookup: one
+// Session for the whole run, so each object is read at most once) of the
+// live cluster that a kubeconfig file points at (its current context), for
+// Index lookups of objects that the manifests do not define. It only reads:
 // Services, Namespaces and NetworkAllowlists. It fails when the cluster cannot
 // be reached, so that an unreachable cluster is one clear error rather than a
 // failed lookup per object.
-func NewCluster(kubeconfig string) (*lookup.Cluster, error) {
+func NewCluster(kubeconfig string) (*lookup.Session, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
@@ -46,5 +47,5 @@ func NewCluster(kubeconfig string) (*lookup.Cluster, error) {
 	if err := c.List(ctx, &corev1.NamespaceList{}, client.Limit(1)); err != nil {
 		return nil, fmt.Errorf("reading Namespaces in the cluster of kubeconfig %s (at %s): %w", kubeconfig, cfg.Host, err)
 	}
-	return lookup.New(c).WithContext(context.Background()), nil
+	return lookup.New(c).Session(context.Background()), nil
 }
