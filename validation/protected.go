@@ -16,7 +16,7 @@ import (
 // how to fix it. Any other namespace, and a protected one without that
 // label value, is valid. A nil Namespace is valid.
 func ValidateNamespaceProtection(ns *corev1.Namespace, cfg Config) field.ErrorList {
-	if ns == nil || ns.Labels[v1alpha1.IsolationLabel] != "true" || !v1alpha1.IsProtectedNamespace(ns.Name, cfg.ProtectedNamespaces) {
+	if !v1alpha1.Isolated(ns) || !v1alpha1.IsProtectedNamespace(ns.Name, cfg.ProtectedNamespaces) {
 		return nil
 	}
 	return field.ErrorList{field.Forbidden(isolationLabelPath, fmt.Sprintf(
