@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -64,6 +65,9 @@ type Session struct {
 	namespaces map[string]answer[*corev1.Namespace]
 	lists      map[string]answer[[]*corev1.Service]
 	allowlists map[string]answer[[]*v1alpha1.NetworkAllowlist]
+	// Cluster-wide lists, for moat render's --kubeconfig.
+	nodes           *answer[[]*corev1.Node]
+	apiServerSlices *answer[[]*discoveryv1.EndpointSlice]
 }
 
 var (
@@ -143,4 +147,45 @@ func (s *Session) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, er
 		}
 		return out, nil
 	})
+}
+
+// Nodes returns every Node of the cluster (none when it has none).
+func (s *Session) Nodes() ([]*corev1.Node, error) {
+	return onceValue(&s.nodes, func() ([]*corev1.Node, error) {
+		list := &corev1.NodeList{}
+		if err := s.reader.List(s.ctx, list); err != nil {
+			return nil, fmt.Errorf("listing Nodes: %w", err)
+		}
+		out := make([]*corev1.Node, 0, len(list.Items))
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		return out, nil
+	})
+}
+
+// APIServerEndpointSlices returns the EndpointSlices of the API server's
+// Service (policy.APIServerNamespace/policy.APIServerName).
+func (s *Session) APIServerEndpointSlices() ([]*discoveryv1.EndpointSlice, error) {
+	return onceValue(&s.apiServerSlices, func() ([]*discoveryv1.EndpointSlice, error) {
+		list := &discoveryv1.EndpointSliceList{}
+		if err := s.reader.List(s.ctx, list, client.InNamespace(policy.APIServerNamespace),
+			client.MatchingLabels{discoveryv1.LabelServiceName: policy.APIServerName}); err != nil {
+			return nil, fmt.Errorf("listing the EndpointSlices of %s/%s: %w", policy.APIServerNamespace, policy.APIServerName, err)
+		}
+		out := make([]*discoveryv1.EndpointSlice, 0, len(list.Items))
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		return out, nil
+	})
+}
+
+// onceValue is once for a Session-wide answer.
+func onceValue[T any](a **answer[T], read func() (T, error)) (T, error) {
+	if *a == nil {
+		value, err := read()
+		*a = &answer[T]{value, err}
+	}
+	return (*a).value, (*a).err
 }

@@ -1,13 +1,9 @@
 package manifest
 
 import (
-	"context"
-	"fmt"
-
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/policy"
 )
@@ -38,15 +34,12 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 		for name, o := range x.nodes {
 			byName[name] = o.Object.(*corev1.Node)
 		}
-		live, err := liveListAll(x, &corev1.NodeList{}, func(l *corev1.NodeList) []*corev1.Node {
-			out := make([]*corev1.Node, len(l.Items))
-			for i := range l.Items {
-				out[i] = &l.Items[i]
+		var live []*corev1.Node
+		if x.live != nil {
+			var err error
+			if live, err = noMatchIsNone(x.live.Nodes)(); err != nil {
+				return in, err
 			}
-			return out
-		})
-		if err != nil {
-			return in, err
 		}
 		in.NodeAddresses = policy.NodeAddresses(merge(byName, live), cfg)
 	}
@@ -54,30 +47,25 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 	for name, o := range x.apiServerSlices {
 		byName[name] = o.Object.(*discoveryv1.EndpointSlice)
 	}
-	live, err := liveListAll(x, &discoveryv1.EndpointSliceList{}, func(l *discoveryv1.EndpointSliceList) []*discoveryv1.EndpointSlice {
-		out := make([]*discoveryv1.EndpointSlice, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
+	var live []*discoveryv1.EndpointSlice
+	if x.live != nil {
+		var err error
+		if live, err = noMatchIsNone(x.live.APIServerEndpointSlices)(); err != nil {
+			return in, err
 		}
-		return out
-	}, client.InNamespace(policy.APIServerNamespace), client.MatchingLabels{discoveryv1.LabelServiceName: policy.APIServerName})
-	if err != nil {
-		return in, err
 	}
 	in.APIServer = policy.APIServerEndpoints(merge(byName, live))
 	return in, nil
 }
 
-// liveListAll lists objects of the live cluster (none without one).
-func liveListAll[L client.ObjectList, T client.Object](x *Index, list L, items func(L) []T, opts ...client.ListOption) ([]T, error) {
-	if x.live == nil {
-		return nil, nil
+// noMatchIsNone makes a kind that the cluster does not serve a lookup that
+// finds nothing.
+func noMatchIsNone[T any](get func() ([]T, error)) func() ([]T, error) {
+	return func() ([]T, error) {
+		l, err := get()
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return l, err
 	}
-	switch err := x.live.List(context.Background(), list, opts...); {
-	case meta.IsNoMatchError(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("listing %T in the cluster: %w", list, err)
-	}
-	return items(list), nil
 }

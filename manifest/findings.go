@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/validation"
@@ -137,7 +135,7 @@ func WriteJSON(w io.Writer, fs []Finding) error {
 // Check reads paths (see ReadPaths) and validates what they hold (see
 // Validate), without keeping NetworkPolicies in memory: each is validated as
 // soon as it is read. The error is an I/O error.
-func Check(paths []string, stdin io.Reader, live client.Reader, cfg validation.Config) (*Index, []Finding, error) {
+func Check(paths []string, stdin io.Reader, live Cluster, cfg validation.Config) (*Index, []Finding, error) {
 	x := NewIndex(live)
 	var out []Finding
 	// The tenant rule needs the namespace and its allowlists, known only
@@ -201,8 +199,7 @@ func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg va
 		return f
 	}
 	for _, u := range o.Unknown {
-		fld, msg := strictFinding(u)
-		out = append(out, at(SeverityError, fld, msg))
+		out = append(out, at(SeverityError, u, "unknown field: this kind has no such field (check its spelling and indentation); the API server rejects it"))
 	}
 	var (
 		errs     field.ErrorList
@@ -228,19 +225,4 @@ func appendFindings(out []Finding, at func(sev Severity, fld, msg string) Findin
 		out = append(out, at(SeverityWarning, w.Field, w.Detail))
 	}
 	return out
-}
-
-// strictMessage matches the errors of sigs.k8s.io/json's strict decoding.
-var strictMessage = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
-
-// strictFinding turns a strict-decoding error into a field and a message.
-func strictFinding(msg string) (string, string) {
-	m := strictMessage.FindStringSubmatch(msg)
-	if m == nil {
-		return "", msg
-	}
-	if m[1] == "unknown" {
-		return m[2], "unknown field: this kind has no such field (check its spelling and indentation); the API server rejects it"
-	}
-	return m[2], "duplicate field: set it only once"
 }

@@ -2,18 +2,13 @@ package manifest
 
 import (
 	"cmp"
-	"context"
-	"fmt"
 	"io"
 	"slices"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,21 +47,32 @@ type Index struct {
 	nodes           map[string]*Object
 	apiServerSlices map[string]*Object
 
-	live      client.Reader
-	liveCache map[string]any
+	live Cluster
 }
 
 var _ validation.Cluster = (*Index)(nil)
 
+// Cluster is what an Index asks a live cluster: the lookups of validation
+// and the cluster-wide facts of rendering. A lookup.Session (the webhook's
+// lookups) serves it and reads each object at most once; see NewCluster.
+type Cluster interface {
+	validation.Cluster
+	// Nodes returns every Node.
+	Nodes() ([]*corev1.Node, error)
+	// APIServerEndpointSlices returns the EndpointSlices of the API
+	// server's Service.
+	APIServerEndpointSlices() ([]*discoveryv1.EndpointSlice, error)
+}
+
 // NewIndex returns an empty index. live may be nil; otherwise it answers
-// lookups for objects that the manifests do not define.
-func NewIndex(live client.Reader) *Index {
-	return &Index{live: live, liveCache: map[string]any{}}
+// lookups for objects that the manifests do not define (NewCluster).
+func NewIndex(live Cluster) *Index {
+	return &Index{live: live}
 }
 
 // Load reads paths (see ReadPaths) into a new index. The error is an I/O
 // error; problems with the content are in Index.Errors.
-func Load(paths []string, stdin io.Reader, live client.Reader) (*Index, error) {
+func Load(paths []string, stdin io.Reader, live Cluster) (*Index, error) {
 	x := NewIndex(live)
 	if err := ReadPaths(paths, stdin, x); err != nil {
 		return nil, err
@@ -202,7 +208,10 @@ func (x *Index) Service(namespace, name string) (*corev1.Service, error) {
 	if o, ok := x.services[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
 		return o.Object.(*corev1.Service), nil
 	}
-	return liveGet(x, namespace, name, &corev1.Service{})
+	if x.live == nil {
+		return nil, nil
+	}
+	return x.live.Service(namespace, name)
 }
 
 // Namespace returns the named Namespace from the manifests, else from the
@@ -211,7 +220,10 @@ func (x *Index) Namespace(name string) (*corev1.Namespace, error) {
 	if o, ok := x.namespaces[name]; ok {
 		return o.Object.(*corev1.Namespace), nil
 	}
-	return liveGet(x, "", name, &corev1.Namespace{})
+	if x.live == nil {
+		return nil, nil
+	}
+	return x.live.Namespace(name)
 }
 
 // Services returns every Service of a namespace, sorted by name: those of the
@@ -223,22 +235,19 @@ func (x *Index) Services(namespace string) ([]*corev1.Service, error) {
 			byName[k.Name] = o.Object.(*corev1.Service)
 		}
 	}
-	live, err := liveList(x, namespace, &corev1.ServiceList{}, func(l *corev1.ServiceList) []*corev1.Service {
-		out := make([]*corev1.Service, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
+	var live []*corev1.Service
+	if x.live != nil {
+		var err error
+		if live, err = x.live.Services(namespace); err != nil {
+			return nil, err
 		}
-		return out
-	})
-	if err != nil {
-		return nil, err
 	}
 	return merge(byName, live), nil
 }
 
 // Allowlists returns every NetworkAllowlist of a namespace, sorted by name:
 // those of the manifests, plus those of the live cluster that the manifests
-// do not define.
+// do not define (none when the cluster does not serve the kind).
 func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
 	byName := map[string]*v1alpha1.NetworkAllowlist{}
 	for k, o := range x.allowlists {
@@ -246,15 +255,14 @@ func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, erro
 			byName[k.Name] = o.Object.(*v1alpha1.NetworkAllowlist)
 		}
 	}
-	live, err := liveList(x, namespace, &v1alpha1.NetworkAllowlistList{}, func(l *v1alpha1.NetworkAllowlistList) []*v1alpha1.NetworkAllowlist {
-		out := make([]*v1alpha1.NetworkAllowlist, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
+	var live []*v1alpha1.NetworkAllowlist
+	if x.live != nil {
+		var err error
+		// Without moat's CRD installed, there are none.
+		live, err = noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) })()
+		if err != nil {
+			return nil, err
 		}
-		return out
-	})
-	if err != nil {
-		return nil, err
 	}
 	return merge(byName, live), nil
 }
@@ -272,68 +280,4 @@ func merge[T client.Object](byName map[string]T, live []T) []T {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
 	return out
-}
-
-// liveGet reads one object from the live cluster, once per object.
-func liveGet[T client.Object](x *Index, namespace, name string, obj T) (T, error) {
-	var zero T
-	if x.live == nil {
-		return zero, nil
-	}
-	cacheKey := fmt.Sprintf("get %T %s/%s", obj, namespace, name)
-	if c, ok := x.liveCache[cacheKey]; ok {
-		if err, failed := c.(error); failed {
-			return zero, err
-		}
-		return c.(T), nil
-	}
-	err := x.live.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		x.liveCache[cacheKey] = zero
-		return zero, nil
-	case err != nil:
-		err = fmt.Errorf("looking up %s %s in the cluster: %w", kindOf(obj), client.ObjectKey{Namespace: namespace, Name: name}, err)
-		x.liveCache[cacheKey] = err
-		return zero, err
-	}
-	x.liveCache[cacheKey] = obj
-	return obj, nil
-}
-
-// liveList lists the objects of a namespace in the live cluster, once per
-// namespace.
-func liveList[L client.ObjectList, T client.Object](x *Index, namespace string, list L, items func(L) []T) ([]T, error) {
-	if x.live == nil {
-		return nil, nil
-	}
-	cacheKey := fmt.Sprintf("list %T %s", list, namespace)
-	if c, ok := x.liveCache[cacheKey]; ok {
-		return c.([]T), nil
-	}
-	var out []T
-	switch err := x.live.List(context.Background(), list, client.InNamespace(namespace)); {
-	case meta.IsNoMatchError(err):
-		// The kind is not served (moat's CRD is not installed): none exist.
-	case err != nil:
-		return nil, fmt.Errorf("listing %s in namespace %s of the cluster: %w", strings.TrimPrefix(fmt.Sprintf("%T", list), "*"), namespace, err)
-	default:
-		out = items(list)
-	}
-	x.liveCache[cacheKey] = out
-	return out, nil
-}
-
-func kindOf(obj client.Object) string {
-	switch obj.(type) {
-	case *corev1.Service:
-		return "Service"
-	case *corev1.Namespace:
-		return "Namespace"
-	case *v1alpha1.NetworkAllowlist:
-		return "NetworkAllowlist"
-	case *networkingv1.NetworkPolicy:
-		return "NetworkPolicy"
-	}
-	return fmt.Sprintf("%T", obj)
 }

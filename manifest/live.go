@@ -12,18 +12,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/lookup"
 )
 
 // clusterTimeout bounds each request to the live cluster.
 const clusterTimeout = 15 * time.Second
 
-// NewClusterReader returns a reader of the live cluster that a kubeconfig
-// file points at (its current context), for Index lookups of objects that the
-// manifests do not define. It only reads: Services, Namespaces and
-// NetworkAllowlists. It fails when the cluster cannot be reached, so that an
-// unreachable cluster is one clear error rather than a failed lookup per
-// object.
-func NewClusterReader(kubeconfig string) (client.Reader, error) {
+// NewCluster returns the lookups (the webhook's, package lookup: one
+// Session for the whole run, so each object is read at most once) of the
+// live cluster that a kubeconfig file points at (its current context), for
+// Index lookups of objects that the manifests do not define. It only reads:
+// Services, Namespaces and NetworkAllowlists. It fails when the cluster cannot
+// be reached, so that an unreachable cluster is one clear error rather than a
+// failed lookup per object.
+func NewCluster(kubeconfig string) (*lookup.Session, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
@@ -45,5 +47,5 @@ func NewClusterReader(kubeconfig string) (client.Reader, error) {
 	if err := c.List(ctx, &corev1.NamespaceList{}, client.Limit(1)); err != nil {
 		return nil, fmt.Errorf("reading Namespaces in the cluster of kubeconfig %s (at %s): %w", kubeconfig, cfg.Host, err)
 	}
-	return c, nil
+	return lookup.New(c).Session(context.Background()), nil
 }

@@ -48,7 +48,8 @@ func TestReadPositions(t *testing.T) {
 			{Pos: "testdata/multi.yaml:2", Kind: "Namespace", Name: "a"},
 			// The Deployment (line 10) is a kind moat does not read.
 			{Pos: "testdata/multi.yaml:15", Kind: "NetworkPolicy", Namespace: "default", Name: "np"},
-			{Pos: "testdata/multi.yaml:22", Kind: "Service", Namespace: "a", Name: "svc"},
+			// The Namespace after "..." (line 23) is not read, as by kubectl.
+			{Pos: "testdata/multi.yaml:27", Kind: "Service", Namespace: "a", Name: "svc"},
 		},
 		"testdata/list.yaml": {
 			{Pos: "testdata/list.yaml:4", Kind: "Service", Namespace: "apps", Name: "s1"},
@@ -67,12 +68,12 @@ func TestReadPositions(t *testing.T) {
 			{Pos: "testdata/broken.yaml:1", Kind: "Namespace", Name: "ok"},
 			{Pos: "testdata/broken.yaml:10", Error: "invalid YAML: mapping values are not allowed in this context"},
 			{Pos: "testdata/broken.yaml:12", Error: "not a Kubernetes object: expected a mapping with apiVersion and kind"},
-			{Pos: "testdata/broken.yaml:15", Name: "no-kind", Error: "apiVersion and kind must be set on every object"},
+			{Pos: "testdata/broken.yaml:15", Name: "no-kind", Error: "cannot decode: kind is not set: kubectl refuses a document without kind"},
 			{Pos: "testdata/broken.yaml:18", Kind: "NetworkAllowlist", Namespace: "apps", Name: "old",
 				Error: `unsupported apiVersion "moat.dev/v1beta1" for kind NetworkAllowlist: use "moat.dev/v1alpha1"`},
 			{Pos: "testdata/broken.yaml:22", Kind: "NetworkAllowlist", Namespace: "apps", Name: "wrongtype",
 				Error: "cannot decode: cannot unmarshal string into Go struct field NetworkAllowlistSpec.spec.egress of type []v1alpha1.EgressRule"},
-			{Pos: "testdata/broken.yaml:28", Kind: "NetworkAllowlist", Namespace: "apps", Name: "typo", Unknown: []string{`unknown field "spec.ingress[0].fromm"`}},
+			{Pos: "testdata/broken.yaml:28", Kind: "NetworkAllowlist", Namespace: "apps", Name: "typo", Unknown: []string{"spec.ingress[0].fromm"}},
 			{Pos: "testdata/broken.yaml:36", Kind: "Namespace", Name: "last"},
 		},
 		"testdata/broken.json": {
@@ -152,12 +153,12 @@ func TestReadDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readFileForTest(t, dir)
-	// Files are read in lexical order of their paths.
+	// Files are read in lexical order of their paths; e.YAML is left out,
+	// as by kubectl, which matches extensions case-sensitively.
 	want := []seen{
 		{Pos: filepath.Join(dir, "a/d.json") + ":1", Kind: "Namespace", Name: "d"},
 		{Pos: filepath.Join(dir, "a/nested/c.yml") + ":1", Kind: "Namespace", Name: "c"},
 		{Pos: filepath.Join(dir, "b.yaml") + ":1", Kind: "Namespace", Name: "b"},
-		{Pos: filepath.Join(dir, "e.YAML") + ":1", Kind: "Namespace", Name: "e"},
 		{Pos: filepath.Join(dir, "link.yaml") + ":1", Kind: "Namespace", Name: "b"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -207,9 +208,60 @@ func TestReadYAML11Scalars(t *testing.T) {
 	}
 }
 
+// TestReadLimits: input past a documented limit is an error at its line,
+// and what follows is still read.
+func TestReadLimits(t *testing.T) {
+	defer func(n int) { maxDocumentBytes = n }(maxDocumentBytes)
+	ns := "apiVersion: v1\nkind: Namespace\nmetadata: {name: after}\n"
+	tooBig := "document of more than 4 MiB: moat reads documents of up to 4 MiB; split it (a List into several files)"
+	tests := map[string]struct {
+		in    string
+		limit int // maxDocumentBytes when not 0
+		want  []seen
+	}{
+		"big YAML document": {
+			limit: 1000,
+			in:    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n  annotations:\n    a: " + strings.Repeat("x", 2000) + "\n---\n" + ns,
+			want:  []seen{{Pos: "f:1", Error: tooBig}, {Pos: "f:8", Kind: "Namespace", Name: "after"}},
+		},
+		"big JSON document": {
+			limit: 1000,
+			in:    `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "big", "annotations": {"a": "` + strings.Repeat("x", 2000) + `"}}}`,
+			want:  []seen{{Pos: "f:1", Error: tooBig}},
+		},
+		"YAML nested too deep": {
+			in:   "a: " + strings.Repeat("[", MaxNestingDepth+1) + "\n---\n" + ns,
+			want: []seen{{Pos: "f:1", Error: "invalid YAML: exceeded max depth of 10000"}, {Pos: "f:3", Kind: "Namespace", Name: "after"}},
+		},
+		"JSON nested too deep": {
+			in:   `{"a": ` + strings.Repeat("[", MaxNestingDepth+1),
+			want: []seen{{Pos: "f:1", Error: "invalid JSON: invalid character '[' exceeded max depth"}},
+		},
+		"Lists nested 4,998 deep": {
+			in:   strings.Repeat(`{"apiVersion":"v1","kind":"List","items":[`+"\n", 4998) + strings.Repeat("]}\n", 4998),
+			want: []seen{{Pos: "f:2", Kind: "List", Error: "items[0]: a List inside a List: kubectl refuses the whole List document; move the inner items up"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			maxDocumentBytes = MaxDocumentBytes
+			if tc.limit != 0 {
+				maxDocumentBytes = tc.limit
+			}
+			var c collector
+			if err := Read("f", strings.NewReader(tc.in), &c); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, c.got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestIsManifestFile(t *testing.T) {
 	for name, want := range map[string]bool{
-		"a.yaml": true, "a.yml": true, "a.json": true, "A.YML": true,
+		"a.yaml": true, "a.yml": true, "a.json": true, "A.YML": false,
 		"a.yaml.orig": false, "a.txt": false, "yaml": false, "Makefile": false,
 	} {
 		if got := IsManifestFile(name); got != want {
@@ -218,11 +270,8 @@ func TestIsManifestFile(t *testing.T) {
 	}
 }
 
-// FuzzRead feeds arbitrary bytes to the reader: it must never panic, never
-// return an error for content (only for I/O), and place everything on a
-// line of the input. What it reads must then validate and render without a
-// panic either.
-func FuzzRead(f *testing.F) {
+// addFileSeeds adds every manifest of testdata and of the samples.
+func addFileSeeds(f *testing.F) {
 	for _, dir := range []string{"testdata", "../manifests/samples", "../manifests/samples-invalid"} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -233,6 +282,17 @@ func FuzzRead(f *testing.F) {
 				f.Add(b)
 			}
 		}
+	}
+}
+
+// FuzzRead feeds arbitrary bytes to the reader: it must never panic, never
+// return an error for content (only for I/O), and place everything on a
+// line of the input. What it reads must then validate and render without a
+// panic either.
+func FuzzRead(f *testing.F) {
+	addFileSeeds(f)
+	for _, in := range differentialSeeds {
+		f.Add([]byte(in))
 	}
 	f.Add([]byte("{}"))
 	f.Add([]byte("[1, 2]"))

@@ -61,15 +61,19 @@ type flagError struct {
 func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
-// offlineMemoryLimit is the soft memory limit of validate and render: large
-// inputs (tens of thousands of objects) then stay well under 100 MiB of RSS
-// at no measurable cost in time. GOMEMLIMIT overrides it.
-const offlineMemoryLimit = 48 << 20
+// offlineGOGC is the GC target of validate and render: decoding manifests the
+// way kubectl does allocates about 55 KB per object, most of it garbage at
+// once, so a collection every 200% of growth (instead of 100%) saves about an
+// eighth of the CPU; peak RSS stays near 70 MiB for 12,000 objects. There is
+// no soft memory limit: below the live heap of a large document it makes the
+// collector run back to back (7 MiB List: 3.5 s of CPU without, 12.7 s with
+// 64 MiB). GOGC overrides it.
+const offlineGOGC = 200
 
-// limitMemory sets offlineMemoryLimit unless GOMEMLIMIT is set.
+// limitMemory sets offlineGOGC unless GOGC is set.
 func limitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(offlineMemoryLimit)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(offlineGOGC)
 	}
 }
 

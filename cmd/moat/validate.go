@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
@@ -28,6 +27,8 @@ given files and directories (recursively: *.yaml, *.yml, *.json; "-" reads
 stdin) with the same rules as moat's validating webhook. Services, Namespaces
 and allowlists that rules look up come from the manifests and, with
 --kubeconfig, from the cluster for those the manifests do not define.
+Files are read exactly as kubectl apply -f reads them (same decoder, same
+rules); a document kubectl would refuse is an error at its line.
 
 Each finding is printed on one line, sorted by file and line:
 
@@ -95,13 +96,13 @@ that an admin applies), off skips the check.`,
 	return cmd
 }
 
-// clusterReader returns a reader of the cluster of kubeconfig, or nil when
+// clusterReader returns the lookups of the cluster of kubeconfig, or nil when
 // kubeconfig is empty.
-func clusterReader(kubeconfig string) (client.Reader, error) {
+func clusterReader(kubeconfig string) (manifest.Cluster, error) {
 	if kubeconfig == "" {
 		return nil, nil
 	}
-	return manifest.NewClusterReader(kubeconfig)
+	return manifest.NewCluster(kubeconfig)
 }
 
 // count renders n and noun in plain English: "1 error", "2 errors".
