@@ -152,16 +152,23 @@ func (r *Reconciler) namespace(ctx context.Context, name string) (*corev1.Namesp
 	ns := &corev1.Namespace{}
 	if err := r.client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.gauges.set(name, namespaceState{})
+			r.forget(name)
 			return nil, nil
 		}
 		return nil, fmt.Errorf("reading Namespace %s: %w", name, err)
 	}
 	if ns.DeletionTimestamp != nil {
-		r.gauges.set(name, namespaceState{})
+		r.forget(name)
 		return nil, nil
 	}
 	return ns, nil
+}
+
+// forget clears what the gauges and the tenant reports hold for a namespace
+// that is gone or going.
+func (r *Reconciler) forget(name string) {
+	r.gauges.set(name, namespaceState{})
+	r.tenantReports.set(name, "", 0)
 }
 
 // requeueAfter says when to look at a namespace again without an event:

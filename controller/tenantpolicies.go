@@ -52,6 +52,7 @@ type tenantReports struct {
 	mu      sync.Mutex
 	checked map[string]string // namespace -> UID and egress restriction
 	found   map[string]int    // namespace -> offending policies
+	total   int               // the sum of found
 }
 
 func (t *tenantReports) set(namespace, key string, found int) {
@@ -60,17 +61,15 @@ func (t *tenantReports) set(namespace, key string, found int) {
 	if t.checked == nil {
 		t.checked, t.found = map[string]string{}, map[string]int{}
 	}
+	t.total -= t.found[namespace]
 	if key == "" {
 		delete(t.checked, namespace)
 		delete(t.found, namespace)
 	} else {
 		t.checked[namespace], t.found[namespace] = key, found
+		t.total += found
 	}
-	total := 0
-	for _, n := range t.found {
-		total += n
-	}
-	tenantPoliciesBeyondIsolation.Set(float64(total))
+	tenantPoliciesBeyondIsolation.Set(float64(t.total))
 }
 
 func (t *tenantReports) done(namespace, key string) bool {

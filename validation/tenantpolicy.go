@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -295,11 +296,12 @@ func (s *PeerScope) coversNamespace(name string, podSelector *metav1.LabelSelect
 
 // coversBlock reports whether one address block of the scope holds every
 // address of block (its cidr minus its excepts). A block that does not parse
-// is left to the other checks and counts as covered.
+// is not covered (fail closed: the API server reads some forms, such as
+// leading zeros, that netip refuses).
 func (s *PeerScope) coversBlock(block *networkingv1.IPBlock) bool {
 	cidr, err := netip.ParsePrefix(block.CIDR)
 	if err != nil {
-		return true
+		return false
 	}
 	cidr = cidr.Masked()
 	var except []netip.Prefix
@@ -361,4 +363,43 @@ func pinnedNamespaces(sel *metav1.LabelSelector) (names []string, pinned bool) {
 	}
 	slices.Sort(names)
 	return slices.Compact(names), pinned
+}
+
+// RatchetTenantFindings splits the findings of ValidateTenantNetworkPolicy
+// about np, which replaces the stored old (nil: np is new), into those to
+// act on and those kept from the stored policy. A finding is kept only when
+// it lies in a rule that old already holds unchanged (the same peers and
+// ports, wherever the rule now stands) and np selects the same pods with the
+// same policy types as old: an edit elsewhere in a policy stored before its
+// namespace was isolated is not refused, but no edit can widen what such a
+// rule opens (another selector, more pods, fewer ports) without the check.
+func RatchetTenantFindings(np, old *networkingv1.NetworkPolicy, errs field.ErrorList) (act, kept field.ErrorList) {
+	if old == nil || len(errs) == 0 ||
+		!equality.Semantic.DeepEqual(old.Spec.PodSelector, np.Spec.PodSelector) ||
+		!equality.Semantic.DeepEqual(old.Spec.PolicyTypes, np.Spec.PolicyTypes) {
+		return errs, nil
+	}
+	var keptRules []string
+	specPath := field.NewPath("spec")
+	for i, rule := range np.Spec.Ingress {
+		if slices.ContainsFunc(old.Spec.Ingress, func(o networkingv1.NetworkPolicyIngressRule) bool { return equality.Semantic.DeepEqual(o, rule) }) {
+			keptRules = append(keptRules, specPath.Child("ingress").Index(i).String())
+		}
+	}
+	for i, rule := range np.Spec.Egress {
+		if slices.ContainsFunc(old.Spec.Egress, func(o networkingv1.NetworkPolicyEgressRule) bool { return equality.Semantic.DeepEqual(o, rule) }) {
+			keptRules = append(keptRules, specPath.Child("egress").Index(i).String())
+		}
+	}
+	for _, e := range errs {
+		inKeptRule := slices.ContainsFunc(keptRules, func(rule string) bool {
+			return e.Field == rule || strings.HasPrefix(e.Field, rule+".")
+		})
+		if inKeptRule {
+			kept = append(kept, e)
+		} else {
+			act = append(act, e)
+		}
+	}
+	return act, kept
 }

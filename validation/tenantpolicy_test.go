@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -285,4 +286,75 @@ func FuzzValidateTenantNetworkPolicy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRatchetTenantFindings: findings are kept only inside a rule the stored
+// policy holds unchanged, under the same pod selector and policy types.
+func TestRatchetTenantFindings(t *testing.T) {
+	ns := isolatedNamespace("demo-project-1")
+	findings := func(np *networkingv1.NetworkPolicy) field.ErrorList {
+		return ValidateTenantNetworkPolicy(np, ns, tenantAllowlists(), tenantConfig(), tenantCluster())
+	}
+	// Stored before the namespace was isolated: the metrics pods admit
+	// Prometheus of a namespace labelled team=monitoring (not pinned).
+	stored := ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: labels("team", "monitoring"), PodSelector: labels("app", "prometheus")})
+	stored.Spec.PodSelector = *labels("app", "metrics")
+	if len(findings(stored)) != 1 {
+		t.Fatalf("the stored policy should have one finding, got %v", findings(stored))
+	}
+	withRule := func(np *networkingv1.NetworkPolicy, first networkingv1.NetworkPolicyIngressRule) *networkingv1.NetworkPolicy {
+		np = np.DeepCopy()
+		np.Spec.Ingress = append([]networkingv1.NetworkPolicyIngressRule{first}, np.Spec.Ingress...)
+		return np
+	}
+	confined := networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{PodSelector: labels("app", "web")}}}
+
+	cases := []struct {
+		name     string
+		np, old  *networkingv1.NetworkPolicy
+		wantAct  int
+		wantKept int
+	}{
+		{name: "create", np: stored, wantAct: 1},
+		{name: "unchanged rule, a confined rule added before it", np: withRule(stored, confined), old: stored, wantKept: 1},
+		{name: "the rule widened to every namespace", np: func() *networkingv1.NetworkPolicy {
+			np := stored.DeepCopy()
+			np.Spec.Ingress[0].From[0] = networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
+			return np
+		}(), old: stored, wantAct: 1},
+		{name: "the same rule applied to every pod", np: func() *networkingv1.NetworkPolicy {
+			np := stored.DeepCopy()
+			np.Spec.PodSelector = metav1.LabelSelector{}
+			return np
+		}(), old: stored, wantAct: 1},
+		{name: "the same peer on other ports", np: func() *networkingv1.NetworkPolicy {
+			old := stored.DeepCopy()
+			port := intstr.FromInt32(9090)
+			old.Spec.Ingress[0].Ports = []networkingv1.NetworkPolicyPort{{Port: &port}}
+			return old
+		}(), old: stored, wantAct: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			act, kept := RatchetTenantFindings(tc.np, tc.old, findings(tc.np))
+			if len(act) != tc.wantAct || len(kept) != tc.wantKept {
+				t.Errorf("act %v, kept %v; want %d and %d", act, kept, tc.wantAct, tc.wantKept)
+			}
+			for _, e := range kept {
+				if e.Field != "spec.ingress[1].from[0].namespaceSelector" {
+					t.Errorf("kept finding at %s, want the moved rule spec.ingress[1].from[0].namespaceSelector", e.Field)
+				}
+			}
+		})
+	}
+}
+
+// TestTenantRuleUnparsableBlockNotCovered: an ipBlock that netip cannot read
+// (the API server reads leading zeros) is never taken as covered.
+func TestTenantRuleUnparsableBlockNotCovered(t *testing.T) {
+	np := ingressPolicy(block("000.000.000.000/0"))
+	errs := ValidateTenantNetworkPolicy(np, isolatedNamespace("demo-project-1"), tenantAllowlists(), tenantConfig(), tenantCluster())
+	if len(errs) != 1 || errs[0].Field != "spec.ingress[0].from[0].ipBlock" {
+		t.Errorf("want one finding at spec.ingress[0].from[0].ipBlock, got %v", errs)
+	}
 }

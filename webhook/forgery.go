@@ -46,12 +46,6 @@ const (
 	// a second. The controller keeps the policies of an admission write
 	// exactly that long while the label is missing.
 	DefaultLabelGrace = 11 * time.Second
-	// DefaultWriteBackoff is how long admission writes stay off for a
-	// namespace after a write was not followed by its label; it doubles
-	// with every such write, up to MaxWriteBackoff.
-	DefaultWriteBackoff = 10 * time.Minute
-	// MaxWriteBackoff bounds the back-off.
-	MaxWriteBackoff = 24 * time.Hour
 )
 
 // AdmissionWriteGuard decides whether an admission request may make the
@@ -65,9 +59,12 @@ const (
 //     the request changes, and not isolated yet (read from the API server);
 //   - once a write was not followed, within DefaultLabelGrace, by the
 //     isolation label being stored (a forged or refused request), admission
-//     writes for that namespace stop until the label is seen stored, or a
-//     back-off (DefaultWriteBackoff, doubling) ends. A forger can thus close
-//     a tenant's ingress once, for the grace period, and not again.
+//     writes for that namespace stop until the label is seen stored or the
+//     namespace is deleted. A forger can thus close a tenant's ingress once,
+//     for the grace period, and never again while the label is absent. A
+//     genuine labelling of such a namespace still takes effect: the
+//     controller writes its policies within a second of the label being
+//     stored, only not before the request returns.
 //
 // Refusals are counted and never deny the request: the controller applies
 // what a stored label needs anyway. The guard's memory is per process; with
@@ -78,9 +75,8 @@ type AdmissionWriteGuard struct {
 	Reader client.Reader
 	// ProtectedNamespaces as in policy.Config.
 	ProtectedNamespaces []string
-	// LabelGrace and Backoff: zero means DefaultLabelGrace and
-	// DefaultWriteBackoff.
-	LabelGrace, Backoff time.Duration
+	// LabelGrace: zero means DefaultLabelGrace.
+	LabelGrace time.Duration
 
 	// now is time.Now, replaced in tests.
 	now func() time.Time
@@ -94,9 +90,9 @@ type AdmissionWriteGuard struct {
 // admissionWrite is the state of one namespace whose admission write has not
 // been confirmed by its label.
 type admissionWrite struct {
-	at           time.Time
-	strikes      int
-	blockedUntil time.Time
+	at time.Time
+	// struck: the write was not followed by its label within the grace.
+	struck bool
 }
 
 // Admit returns "" when the update of old into ns may make moat write the
@@ -133,23 +129,13 @@ func (g *AdmissionWriteGuard) Admit(ctx context.Context, ns, old *corev1.Namespa
 		g.writes[stored.UID] = &admissionWrite{at: now}
 		return "", nil
 	}
-	if now.Before(w.blockedUntil) {
-		return RefusedBackoff, nil
+	if !w.struck && now.Before(w.at.Add(g.grace())) {
+		return RefusedAwaitingLabel, nil
 	}
-	if w.blockedUntil.IsZero() {
-		if now.Before(w.at.Add(g.grace())) {
-			return RefusedAwaitingLabel, nil
-		}
-		// The last write was never followed by its label: back off.
-		w.strikes++
-		w.blockedUntil = w.at.Add(g.backoff(w.strikes))
-		if now.Before(w.blockedUntil) {
-			return RefusedBackoff, nil
-		}
-	}
-	// The back-off is over: one more write, which starts a new grace.
-	w.at, w.blockedUntil = now, time.Time{}
-	return "", nil
+	// The last write was never followed by its label: no more admission
+	// writes until the label is seen stored (Observe) or the namespace goes.
+	w.struck = true
+	return RefusedBackoff, nil
 }
 
 // Observe is told of every stored namespace (the manager's informer): a
@@ -182,18 +168,6 @@ func (g *AdmissionWriteGuard) grace() time.Duration {
 		return g.LabelGrace
 	}
 	return DefaultLabelGrace
-}
-
-// backoff is the back-off after the given number of unconfirmed writes.
-func (g *AdmissionWriteGuard) backoff(strikes int) time.Duration {
-	d := g.Backoff
-	if d <= 0 {
-		d = DefaultWriteBackoff
-	}
-	for i := 1; i < strikes && d < MaxWriteBackoff; i++ {
-		d *= 2
-	}
-	return min(d, MaxWriteBackoff)
 }
 
 // observeNamespaces tells guard of every namespace the informers see stored

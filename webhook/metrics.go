@@ -27,7 +27,7 @@ var isolationApplies = prometheus.NewCounterVec(prometheus.CounterOpts{
 // labelling requests that were refused after moat wrote.
 var admissionWritesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "moat_webhook_admission_writes_refused_total",
-	Help: "Namespace admission requests for which no isolation NetworkPolicy was written because the request did not match the stored namespace, named a protected namespace, or came during a back-off, by reason.",
+	Help: "Namespace admission requests for which no isolation NetworkPolicy was written because the request did not match the stored namespace, named a protected namespace, or came after an earlier admission write of the namespace was not followed by its label, by reason.",
 }, []string{"reason"})
 
 func init() {

@@ -18,10 +18,10 @@ import (
 // Config.TenantNetworkPolicies. The namespace is read from the API server
 // (a namespace isolated a moment ago must not slip through a lagging
 // cache); its allowlists and Services from the cache, and again from the
-// API server when the cached answer refuses. On update, a peer that the
-// stored policy already had is reported as a warning, not refused, so that
-// a policy stored before its namespace was isolated can still be changed
-// elsewhere (ratcheting).
+// API server when the cached answer refuses. On update, a finding in a rule
+// that the stored policy already holds unchanged is reported as a warning,
+// not refused (validation.RatchetTenantFindings), so that a policy stored
+// before its namespace was isolated can still be changed elsewhere.
 func (v *NetworkPolicyValidator) tenant(ctx context.Context, np, old *networkingv1.NetworkPolicy) (field.ErrorList, []validation.Warning, error) {
 	mode := v.Config.TenantNetworkPolicies.Effective()
 	if mode == validation.TenantPoliciesOff || v.Cached == nil {
@@ -45,37 +45,21 @@ func (v *NetworkPolicyValidator) tenant(ctx context.Context, np, old *networking
 	if !v1alpha1.Isolated(ns) {
 		return nil, nil, nil
 	}
-	check := func(source validation.Cluster) (field.ErrorList, field.ErrorList, error) {
+	check := func(source validation.Cluster) (field.ErrorList, error) {
 		allowlists, err := source.Allowlists(np.Namespace)
 		if err != nil {
-			return nil, nil, apierrors.NewInternalError(err)
+			return nil, apierrors.NewInternalError(err)
 		}
-		errs := validation.ValidateTenantNetworkPolicy(np, ns, allowlists, v.Config, source)
-		var before field.ErrorList
-		if old != nil && len(errs) > 0 {
-			before = validation.ValidateTenantNetworkPolicy(old, ns, allowlists, v.Config, source)
-		}
-		return errs, before, nil
+		return validation.ValidateTenantNetworkPolicy(np, ns, allowlists, v.Config, source), nil
 	}
-	errs, before, err := check(v.Cached.Session(ctx))
+	errs, err := check(v.Cached.Session(ctx))
 	if err == nil && len(errs) > 0 && v.Live != nil {
-		errs, before, err = check(v.Live.Session(ctx))
+		errs, err = check(v.Live.Session(ctx))
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	kept := map[string]bool{}
-	for _, e := range before {
-		kept[e.Error()] = true
-	}
-	var refused, ratcheted field.ErrorList
-	for _, e := range errs {
-		if kept[e.Error()] {
-			ratcheted = append(ratcheted, e)
-		} else {
-			refused = append(refused, e)
-		}
-	}
+	refused, ratcheted := validation.RatchetTenantFindings(np, old, errs)
 	refused, warnings := mode.Findings(refused)
 	_, ratchetWarnings := validation.TenantPoliciesWarn.Findings(ratcheted)
 	return refused, append(warnings, ratchetWarnings...), nil
