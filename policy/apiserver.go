@@ -25,7 +25,7 @@ const (
 type Endpoints struct {
 	// Addresses are single hosts, each rendered as a /32 or /128 ipBlock.
 	Addresses []netip.Addr
-	// Ports are the ports the addresses serve on; empty means every port.
+	// Ports are the ports the addresses serve on; never empty.
 	Ports []networkingv1.NetworkPolicyPort
 }
 
@@ -33,7 +33,10 @@ type Endpoints struct {
 // Service into Endpoints, one per slice that has a ready endpoint, sorted by
 // their first address. Endpoints that are not ready (conditions.ready false)
 // and FQDN slices are left out; an unset ready condition counts as ready, as
-// the EndpointSlice API defines it. Nil slices are skipped.
+// the EndpointSlice API defines it. Nil slices are skipped, and so are ports
+// without a number and slices left without ports (fail closed: they would
+// open every port of their addresses; the API server's own slice always
+// names its port).
 func APIServerEndpoints(endpointSlices []*discoveryv1.EndpointSlice) []Endpoints {
 	var out []Endpoints
 	for _, s := range endpointSlices {
@@ -55,13 +58,15 @@ func APIServerEndpoints(endpointSlices []*discoveryv1.EndpointSlice) []Endpoints
 		}
 		var ports []networkingv1.NetworkPolicyPort
 		for _, p := range s.Ports {
-			protocol := v1alpha1.ProtocolOrTCP(p.Protocol)
-			np := networkingv1.NetworkPolicyPort{Protocol: &protocol}
-			if p.Port != nil {
-				port := intstr.FromInt32(*p.Port)
-				np.Port = &port
+			if p.Port == nil {
+				continue
 			}
-			ports = appendUniquePort(ports, np)
+			protocol := v1alpha1.ProtocolOrTCP(p.Protocol)
+			port := intstr.FromInt32(*p.Port)
+			ports = appendUniquePort(ports, networkingv1.NetworkPolicyPort{Protocol: &protocol, Port: &port})
+		}
+		if len(ports) == 0 {
+			continue
 		}
 		slices.SortFunc(ports, func(a, b networkingv1.NetworkPolicyPort) int { return cmp.Compare(portKey(a), portKey(b)) })
 		out = append(out, Endpoints{Addresses: addrs, Ports: ports})

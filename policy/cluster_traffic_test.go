@@ -258,6 +258,10 @@ func TestAPIServerEndpoints(t *testing.T) {
 		slice("v4", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](6443)}},
 			ep(ptr.To(true), "172.18.0.3"), ep(ptr.To(false), "172.18.0.9"), ep(nil, "172.18.0.2")),
 		slice("none-ready", discoveryv1.AddressTypeIPv4, https, ep(ptr.To(false), "172.18.0.8")),
+		// A slice without ports, or whose ports have no number, would
+		// open every port of its addresses: left out.
+		slice("no-ports", discoveryv1.AddressTypeIPv4, nil, ep(nil, "10.0.0.66")),
+		slice("unnumbered", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Name: ptr.To("any")}}, ep(nil, "10.0.0.67")),
 	})
 	want := []Endpoints{
 		{Addresses: addrs("172.18.0.2", "172.18.0.3"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))},

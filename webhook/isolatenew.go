@@ -89,7 +89,7 @@ func (h *NewNamespaceIsolator) Handle(_ context.Context, req admission.Request) 
 
 	var warnings []string
 	if value, set := nsLabels[v1alpha1.IsolationLabel]; set {
-		if value == "true" || h.Trust.Trusted(req.UserInfo) {
+		if value == v1alpha1.IsolationOn || h.Trust.Trusted(req.UserInfo) {
 			return admission.Allowed("")
 		}
 		warnings = append(warnings, "moat: namespaces matching moat serve's --isolate-new-namespaces ("+h.Selector.String()+
@@ -100,7 +100,7 @@ func (h *NewNamespaceIsolator) Handle(_ context.Context, req admission.Request) 
 		rawLabels = map[string]any{}
 		metadata["labels"] = rawLabels
 	}
-	rawLabels[v1alpha1.IsolationLabel] = "true"
+	rawLabels[v1alpha1.IsolationLabel] = v1alpha1.IsolationOn
 	patched, err := json.Marshal(obj)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -213,5 +214,55 @@ func TestWebhookIngressComponent(t *testing.T) {
 	}
 	if !slices.Equal(admitted, []string{"webhook-server", "metrics"}) {
 		t.Errorf("admitted ports %v, want the webhook and metrics ports only", admitted)
+	}
+}
+
+// TestDocsProjectLabelPatch: the kustomize patch that docs/operations.md
+// gives for Rancher and Capsule replaces the label key of the project-label
+// webhook, and of no other (patching another entry would leave the group
+// label unguarded).
+func TestDocsProjectLabelPatch(t *testing.T) {
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	readManifest(t, "validating-webhook-configuration.yaml", &validating)
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Projects that span namespaces")
+	if !ok {
+		t.Fatal("docs/operations.md has no section on projects that span namespaces")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	patched := 0
+	for _, line := range strings.Split(section, "\n") {
+		_, path, ok := strings.Cut(line, "path: /webhooks/")
+		if !ok {
+			continue
+		}
+		index, rest, _ := strings.Cut(path, "/")
+		i, err := strconv.Atoi(index)
+		if err != nil || i >= len(validating.Webhooks) {
+			t.Fatalf("the docs patch %q names no webhook of the configuration", strings.TrimSpace(line))
+		}
+		w := validating.Webhooks[i]
+		if w.Name != "project-label.namespaces.moat.dev" {
+			t.Errorf("the docs patch %q changes %s, not project-label.namespaces.moat.dev", strings.TrimSpace(line), w.Name)
+		}
+		switch rest {
+		case "objectSelector/matchExpressions/0/key":
+			if w.ObjectSelector == nil || len(w.ObjectSelector.MatchExpressions) == 0 || w.ObjectSelector.MatchExpressions[0].Key != "kubesphere.io/workspace" {
+				t.Errorf("%s: the patched object selector does not hold the label key", w.Name)
+			}
+		case "matchConditions/0/expression":
+			if len(w.MatchConditions) == 0 || !strings.Contains(w.MatchConditions[0].Expression, "kubesphere.io/workspace") {
+				t.Errorf("%s: the patched match condition does not name the label key", w.Name)
+			}
+		default:
+			t.Errorf("unexpected patch path %q", path)
+		}
+		patched++
+	}
+	if patched != 2 {
+		t.Errorf("found %d patch paths in the docs, want 2", patched)
 	}
 }
