@@ -94,11 +94,15 @@ type TenantScope struct {
 }
 
 // PeerScope is a set of traffic peers: whole namespaces, the pods of a
-// Service, address blocks.
+// Service, address blocks, and project groups (the namespaces whose
+// ProjectLabel has one of Projects' values).
 type PeerScope struct {
 	Namespaces []string
 	Pods       []PodScope
 	IPBlocks   []AddressScope
+	// ProjectLabel is moat's --project-label; Projects are admitted values.
+	ProjectLabel string
+	Projects     []string
 }
 
 // PodScope is the pods that Selector selects in Namespace.
@@ -121,13 +125,18 @@ type AddressScope struct {
 func NewTenantScope(ns *corev1.Namespace, allowlists []*v1alpha1.NetworkAllowlist, cfg Config, cluster Cluster) TenantScope {
 	scope := TenantScope{Namespace: ns.Name}
 	scope.Ingress.Namespaces = append([]string{ns.Name}, cfg.Isolation.AllowedIngressNamespaces...)
+	scope.Ingress.ProjectLabel = cfg.ProjectLabel
+	if group, ok := v1alpha1.ProjectOf(ns, cfg.ProjectLabel); ok {
+		// The namespaces of its own group, as moat's default ingress policy.
+		scope.Ingress.Projects = append(scope.Ingress.Projects, group)
+	}
 	for _, cidr := range cfg.Isolation.AllowedIngressCIDRs {
 		if p, err := netip.ParsePrefix(cidr); err == nil {
 			scope.Ingress.IPBlocks = append(scope.Ingress.IPBlocks, AddressScope{CIDR: p.Masked()})
 		}
 	}
 	if v1alpha1.RestrictsEgress(allowlists) {
-		scope.Egress = &PeerScope{Namespaces: []string{ns.Name}}
+		scope.Egress = &PeerScope{Namespaces: []string{ns.Name}, ProjectLabel: cfg.ProjectLabel}
 		if dns := cfg.Isolation.DNSService; dns != nil {
 			scope.Egress.addService(cluster, dns.Namespace, dns.Name)
 		}
@@ -153,12 +162,18 @@ func NewTenantScope(ns *corev1.Namespace, allowlists []*v1alpha1.NetworkAllowlis
 
 func (s *PeerScope) addPeers(cluster Cluster, namespace string, peers []v1alpha1.Peer) {
 	for _, p := range peers {
-		switch {
-		case p.Namespace != "":
+		kind, ok := p.Kind()
+		if !ok {
+			continue
+		}
+		switch kind {
+		case v1alpha1.PeerNamespace:
 			s.Namespaces = append(s.Namespaces, p.Namespace)
-		case p.Service != nil:
+		case v1alpha1.PeerProject:
+			s.Projects = append(s.Projects, p.Project)
+		case v1alpha1.PeerService:
 			s.addService(cluster, p.Service.NamespaceIn(namespace), p.Service.Name)
-		case p.IPBlock != nil:
+		case v1alpha1.PeerIPBlock:
 			cidr, err := netip.ParsePrefix(p.IPBlock.CIDR)
 			if err != nil {
 				continue
@@ -171,6 +186,8 @@ func (s *PeerScope) addPeers(cluster Cluster, namespace string, peers []v1alpha1
 			}
 			s.IPBlocks = append(s.IPBlocks, block)
 		}
+		// kubernetesAPI peers follow the API server's endpoints, which
+		// this check does not read: a tenant policy naming them is refused.
 	}
 }
 
@@ -248,6 +265,9 @@ func (s *PeerScope) check(peers []networkingv1.NetworkPolicyPeer, fldPath *field
 					fmt.Sprintf("admits %s %s, which moat does not admit", direction, describeBlock(peer.IPBlock))+fix))
 			}
 		case peer.NamespaceSelector != nil:
+			if s.coversProject(peer.NamespaceSelector) {
+				continue
+			}
 			names, pinned := pinnedNamespaces(peer.NamespaceSelector)
 			if !pinned {
 				errs = append(errs, field.Forbidden(peerPath.Child("namespaceSelector"),
@@ -265,6 +285,17 @@ func (s *PeerScope) check(peers []networkingv1.NetworkPolicyPeer, fldPath *field
 		// A podSelector alone selects pods of the policy's own namespace.
 	}
 	return errs
+}
+
+// coversProject reports whether selector selects only namespaces of an
+// admitted project group: it requires the project label to equal one of
+// Projects (other terms of a selector only narrow it).
+func (s *PeerScope) coversProject(selector *metav1.LabelSelector) bool {
+	if s.ProjectLabel == "" {
+		return false
+	}
+	value, ok := selector.MatchLabels[s.ProjectLabel]
+	return ok && value != "" && slices.Contains(s.Projects, value)
 }
 
 // coversNamespace reports whether the pods that podSelector selects in the

@@ -358,3 +358,45 @@ func TestTenantRuleUnparsableBlockNotCovered(t *testing.T) {
 		t.Errorf("want one finding at spec.ingress[0].from[0].ipBlock, got %v", errs)
 	}
 }
+
+// TestTenantRuleProjectGroups: with --project-label, a tenant policy may
+// admit what moat admits of groups: the namespace's own group (its default
+// ingress policy) and the groups its allowlists name as project peers.
+func TestTenantRuleProjectGroups(t *testing.T) {
+	const key = "kubesphere.io/workspace"
+	cfg := tenantConfig()
+	cfg.ProjectLabel = key
+	ns := isolatedNamespace("demo-project-1")
+	ns.Labels[key] = "ws-a"
+	allowlists := append(tenantAllowlists(), &v1alpha1.NetworkAllowlist{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "from-ws-b"},
+		Spec:       v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Project: "ws-b"}}}}},
+	})
+	from := field.NewPath("spec", "ingress").Index(0).Child("from").Index(0).Child("namespaceSelector")
+	unpinned := "admits ingress from every namespace whose labels match; pin it to one namespace with the kubernetes.io/metadata.name label"
+	for _, tc := range []struct {
+		name       string
+		allowlists []*v1alpha1.NetworkAllowlist
+		selector   *metav1.LabelSelector
+		want       field.ErrorList
+	}{
+		{"its own group", tenantAllowlists(), labels(key, "ws-a"), nil},
+		{"its own group, narrowed", tenantAllowlists(), labels(key, "ws-a", "team", "x"), nil},
+		{"another group", tenantAllowlists(), labels(key, "ws-b"), field.ErrorList{tenantForbidden(from, unpinned)}},
+		{"another group an allowlist names", allowlists, labels(key, "ws-b"), nil},
+		{"an empty group value", allowlists, labels(key, ""), field.ErrorList{tenantForbidden(from, unpinned)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			np := ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: tc.selector})
+			got := ValidateTenantNetworkPolicy(np, ns, tc.allowlists, cfg, tenantCluster())
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Without --project-label the group label is an ordinary label.
+	np := ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: labels(key, "ws-a")})
+	if got := ValidateTenantNetworkPolicy(np, ns, tenantAllowlists(), tenantConfig(), tenantCluster()); len(got) != 1 {
+		t.Errorf("without --project-label: %v, want one finding", got)
+	}
+}
