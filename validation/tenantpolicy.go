@@ -400,13 +400,15 @@ func pinnedNamespaces(sel *metav1.LabelSelector) (names []string, pinned bool) {
 // about np, which replaces the stored old (nil: np is new), into those to
 // act on and those kept from the stored policy. A finding is kept only when
 // it lies in a rule that old already holds unchanged (the same peers and
-// ports, wherever the rule now stands) and np selects the same pods with the
-// same policy types as old: an edit elsewhere in a policy stored before its
-// namespace was isolated is not refused, but no edit can widen what such a
-// rule opens (another selector, more pods, fewer ports) without the check.
+// ports, wherever the rule now stands) and np applies to the same pods as
+// old or fewer (its pod selector keeps every term of old's), with the same
+// policy types: an edit elsewhere in a policy stored before its namespace
+// was isolated, or one that narrows it, is not refused, but no edit can widen
+// what such a rule opens (another peer, more pods, other ports) without the
+// check.
 func RatchetTenantFindings(np, old *networkingv1.NetworkPolicy, errs field.ErrorList) (act, kept field.ErrorList) {
 	if old == nil || len(errs) == 0 ||
-		!equality.Semantic.DeepEqual(old.Spec.PodSelector, np.Spec.PodSelector) ||
+		!narrowerSelector(&np.Spec.PodSelector, &old.Spec.PodSelector) ||
 		!equality.Semantic.DeepEqual(old.Spec.PolicyTypes, np.Spec.PolicyTypes) {
 		return errs, nil
 	}
@@ -433,4 +435,21 @@ func RatchetTenantFindings(np, old *networkingv1.NetworkPolicy, errs field.Error
 		}
 	}
 	return act, kept
+}
+
+// narrowerSelector reports whether selector a requires every term of b (its
+// matchLabels and matchExpressions), so that it selects a subset of what b
+// selects.
+func narrowerSelector(a, b *metav1.LabelSelector) bool {
+	for k, v := range b.MatchLabels {
+		if got, ok := a.MatchLabels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, req := range b.MatchExpressions {
+		if !slices.ContainsFunc(a.MatchExpressions, func(r metav1.LabelSelectorRequirement) bool { return equality.Semantic.DeepEqual(r, req) }) {
+			return false
+		}
+	}
+	return true
 }

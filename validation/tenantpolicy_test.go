@@ -327,6 +327,16 @@ func TestRatchetTenantFindings(t *testing.T) {
 			np.Spec.PodSelector = metav1.LabelSelector{}
 			return np
 		}(), old: stored, wantAct: 1},
+		{name: "the same rule applied to fewer pods, a confined rule added before it", np: func() *networkingv1.NetworkPolicy {
+			np := withRule(stored, confined)
+			np.Spec.PodSelector.MatchLabels["tier"] = "backend"
+			return np
+		}(), old: stored, wantKept: 1},
+		{name: "the same rule under another pod selector", np: func() *networkingv1.NetworkPolicy {
+			np := stored.DeepCopy()
+			np.Spec.PodSelector = *labels("app", "db")
+			return np
+		}(), old: stored, wantAct: 1},
 		{name: "the same peer on other ports", np: func() *networkingv1.NetworkPolicy {
 			old := stored.DeepCopy()
 			port := intstr.FromInt32(9090)
