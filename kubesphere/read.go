@@ -1,20 +1,17 @@
 package kubesphere
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"moat.dev/moat/manifest"
 )
 
 // Stdin is the path that reads standard input.
@@ -36,86 +33,25 @@ func NewReader() *Reader {
 	return &Reader{Origins: map[ObjectRef]string{}}
 }
 
-// ReadPaths reads files, directories (every .yaml, .yml and .json file
-// below them, in lexical order, skipping directories whose name starts with
-// a dot) and Stdin. The error is an I/O error; bad content becomes Problems.
+// ReadPaths reads files, directories and stdin as `moat validate` does
+// (manifest.WalkPaths: every .yaml, .yml and .json file below a directory,
+// in lexical order, skipping directories whose name starts with a dot). The
+// error is an I/O error; bad content becomes Problems.
 func (x *Reader) ReadPaths(paths []string, stdin io.Reader) error {
-	for _, p := range paths {
-		if p == Stdin {
-			if err := x.Read("<stdin>", stdin); err != nil {
-				return err
-			}
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		files := []string{p}
-		if info.IsDir() {
-			files = nil
-			err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-				switch {
-				case err != nil:
-					return err
-				case d.IsDir() && path != p && strings.HasPrefix(d.Name(), "."):
-					return filepath.SkipDir
-				case !d.IsDir():
-					switch strings.ToLower(filepath.Ext(path)) {
-					case ".yaml", ".yml", ".json":
-						files = append(files, path)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			sort.Strings(files)
-		}
-		for _, f := range files {
-			if err := x.readFile(f); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return manifest.WalkPaths(paths, stdin, x.Read)
 }
 
-func (x *Reader) readFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return x.Read(name, f)
-}
-
-// Read reads a stream of YAML documents or JSON objects named name.
+// Read reads a stream of YAML documents or JSON objects named name exactly
+// as `kubectl apply -f` reads it (manifest.ReadUnstructured): every object
+// kubectl would send, List items one by one; a document kubectl would refuse
+// becomes a Problem at its line.
 func (x *Reader) Read(name string, r io.Reader) error {
-	decoder := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
-	for {
-		var obj map[string]any
-		err := decoder.Decode(&obj)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			var pathErr *fs.PathError
-			if errors.As(err, &pathErr) {
-				return err
-			}
-			// The rest of the stream cannot be trusted after a syntax
-			// error.
-			x.Problems = append(x.Problems, Problem{Origin: name, Object: ObjectRef{Kind: "document"}, Severity: SeverityError,
-				Message: "not read, nor anything after it in this file: " + err.Error()})
-			return nil
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		x.Add(&unstructured.Unstructured{Object: obj}, name)
-	}
+	return manifest.ReadUnstructured(name, r, func(_ manifest.Position, u *unstructured.Unstructured) {
+		x.Add(u, name)
+	}, func(e *manifest.Error) {
+		x.Problems = append(x.Problems, Problem{Origin: e.Position.String(), Object: ObjectRef{Kind: cmp.Or(e.Kind, "document"), Namespace: e.Namespace, Name: e.Name},
+			Severity: SeverityError, Message: "not read: " + e.Message})
+	})
 }
 
 // Add adds one object (or the items of a List) read from origin.

@@ -116,6 +116,23 @@ var supported = map[schema.GroupKind]struct {
 // and document problems go to h; the returned error is an I/O problem (a path
 // that does not exist or cannot be read) and stops reading.
 func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
+	return WalkPaths(paths, stdin, func(name string, r io.Reader) error { return Read(name, r, h) })
+}
+
+// WalkPaths calls read for each stream that paths name, in order, as
+// ReadPaths reads them: a file, every manifest file below a directory (see
+// IsManifestFile; lexical order; directories whose name starts with a dot
+// left out) or Stdin, which may be named once and is passed as StdinName.
+// The returned error is an I/O problem or read's error, and stops the walk.
+func WalkPaths(paths []string, stdin io.Reader, read func(name string, r io.Reader) error) error {
+	readFile := func(name string) error {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return read(name, f)
+	}
 	stdinRead := false
 	for _, p := range paths {
 		if p == Stdin {
@@ -123,7 +140,7 @@ func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
 				return fmt.Errorf("%q given more than once: stdin can be read only once", Stdin)
 			}
 			stdinRead = true
-			if err := Read(StdinName, stdin, h); err != nil {
+			if err := read(StdinName, stdin); err != nil {
 				return err
 			}
 			continue
@@ -133,7 +150,7 @@ func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
 			return err
 		}
 		if !info.IsDir() {
-			if err := readFile(p, h); err != nil {
+			if err := readFile(p); err != nil {
 				return err
 			}
 			continue
@@ -162,7 +179,7 @@ func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
 		}
 		sort.Strings(files)
 		for _, f := range files {
-			if err := readFile(f, h); err != nil {
+			if err := readFile(f); err != nil {
 				return err
 			}
 		}
@@ -178,15 +195,6 @@ func IsManifestFile(name string) bool {
 		return true
 	}
 	return false
-}
-
-func readFile(name string, h Handler) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return Read(name, f, h)
 }
 
 // Read reads one stream of manifests named name as `kubectl apply -f`

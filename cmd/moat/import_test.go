@@ -65,7 +65,7 @@ func TestImportKubeSphereUsage(t *testing.T) {
 func TestImportKubeSphereBrokenInput(t *testing.T) {
 	input := "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {kubesphere.io/workspace: w}, annotations: {kubesphere.io/network-isolate: enabled}}\n---\nkind: [\n"
 	code, stdout, stderr := moat(t, input, "import", "kubesphere", "-")
-	if code != exitRejected || !strings.Contains(stdout, "name: a") || !strings.Contains(stderr, "<stdin>: ") {
-		t.Errorf("exit %d, stdout %q, stderr %q; want 1, namespace a, and a problem at <stdin>", code, stdout, stderr)
+	if code != exitRejected || !strings.Contains(stdout, "name: a") || !strings.Contains(stderr, "<stdin>:5: not read: invalid YAML") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, namespace a, and a problem at <stdin>:5", code, stdout, stderr)
 	}
 }
