@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -283,15 +284,35 @@ func (c *convergence) managed(failed map[string]error) int {
 	return n
 }
 
-// applyAll server-side applies the policies, records IsolationEnabled when
-// it creates the default ingress policy of a stored namespace, and returns
-// the failed writes by policy name.
+// maxParallelApplies bounds the server-side applies of one namespace that
+// are in flight at once (a namespace needs two or three policies; more come
+// with many allowlists).
+const maxParallelApplies = 4
+
+// applyAll server-side applies the policies, at most maxParallelApplies at a
+// time, records IsolationEnabled (at most one Event) when it creates the
+// default ingress policy of a stored namespace, and returns the failed
+// writes by policy name.
 func (r *Reconciler) applyAll(ctx context.Context, ns *corev1.Namespace, nps []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) map[string]error {
+	errs := make([]error, len(nps))
+	if len(nps) == 1 {
+		errs[0] = r.apply(ctx, &nps[0])
+	} else {
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, maxParallelApplies)
+		for i := range nps {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				errs[i] = r.apply(ctx, &nps[i])
+			})
+		}
+		wg.Wait()
+	}
 	failed := map[string]error{}
-	for i := range nps {
-		np := &nps[i]
-		if err := r.apply(ctx, np); err != nil {
-			failed[np.Name] = err
+	for i, np := range nps {
+		if errs[i] != nil {
+			failed[np.Name] = errs[i]
 			continue
 		}
 		if np.Name == policy.DefaultIngressPolicyName && live[np.Name] == nil && ns.UID != "" {
@@ -332,10 +353,17 @@ func (r *Reconciler) reportConflicts(ns *corev1.Namespace, c *convergence) {
 	}
 }
 
-// livePolicies returns every NetworkPolicy of the namespace by name.
+// livePolicies returns every NetworkPolicy of the namespace in the cache by
+// name.
 func (r *Reconciler) livePolicies(ctx context.Context, namespace string) (map[string]*networkingv1.NetworkPolicy, error) {
+	return listPolicies(ctx, r.client, namespace)
+}
+
+// listPolicies returns every NetworkPolicy of the namespace that reader
+// holds, by name.
+func listPolicies(ctx context.Context, reader client.Reader, namespace string) (map[string]*networkingv1.NetworkPolicy, error) {
 	list := &networkingv1.NetworkPolicyList{}
-	if err := r.client.List(ctx, list, client.InNamespace(namespace)); err != nil {
+	if err := reader.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("listing NetworkPolicies in namespace %s: %w", namespace, err)
 	}
 	out := make(map[string]*networkingv1.NetworkPolicy, len(list.Items))
@@ -357,25 +385,30 @@ type changes struct {
 }
 
 // plan compares the desired policies with the live ones of the namespace
-// (from the cache, which may hold only the policies moat manages). A desired
-// policy missing from the cache is read from the API server before it is
-// written: a user's policy of the same name is a conflict and is left alone,
-// and a managed one the cache has not seen yet is written only if it differs.
+// (from the cache, which may hold only the policies moat manages). When a
+// desired policy is missing from the cache, the namespace's NetworkPolicies
+// are read from the API server, with one List, before anything is written: a
+// user's policy of the same name is a conflict and is left alone, and a
+// managed one the cache has not seen yet is written only if it differs.
 func (r *Reconciler) plan(ctx context.Context, desired []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) (changes, error) {
 	c := diff(desired, live)
+	var stored map[string]*networkingv1.NetworkPolicy
 	apply := c.apply[:0:0]
 	for _, np := range c.apply {
 		if live[np.Name] != nil {
 			apply = append(apply, np)
 			continue
 		}
-		current := &networkingv1.NetworkPolicy{}
-		err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: np.Namespace, Name: np.Name}, current)
+		if stored == nil {
+			var err error
+			if stored, err = listPolicies(ctx, r.apiReader, np.Namespace); err != nil {
+				return changes{}, err
+			}
+		}
+		current := stored[np.Name]
 		switch {
-		case apierrors.IsNotFound(err):
+		case current == nil:
 			apply = append(apply, np)
-		case err != nil:
-			return changes{}, fmt.Errorf("reading NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 		case !policy.IsManaged(current):
 			c.conflicts = append(c.conflicts, np.Name)
 		case !upToDate(&np, current):
@@ -482,7 +515,9 @@ func (r *Reconciler) updateStatus(ctx context.Context, al *v1alpha1.NetworkAllow
 	}
 	switch after {
 	case v1alpha1.ReasonApplied:
-		if before != "" {
+		// Coming from IsolationDisabled, the namespace's IsolationEnabled
+		// Event already tells the story: one Event per namespace.
+		if before != "" && before != v1alpha1.ReasonIsolationDisabled {
 			r.recorder.Eventf(al, nil, corev1.EventTypeNormal, after, "UpdateStatus", "every rule is in force again")
 		}
 	case v1alpha1.ReasonIsolationDisabled:

@@ -15,7 +15,8 @@
 //   - scale: 1,000 namespaces, each with one allowlist naming one Service,
 //     labelled moat.dev/isolated at once: time until every NetworkPolicy is in
 //     place, the writes moat issued (from the API server's audit log) and
-//     moat's peak RSS (VmHWM), beside a plain client creating the same
+//     moat's peak RSS (VmHWM), beside a plain client that makes the same
+//     label requests (a label no moat webhook selects) and creates the same
 //     NetworkPolicies; then moat's peak RSS with 10,000 Services cached.
 //
 // Figures are medians of -runs runs. Everything runs on 127.0.0.1.
@@ -150,7 +151,7 @@ func parseFlags() (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 1000, "admission: requests per second in open-loop runs")
 	fs.IntVar(&o.rateWorkers, "rate-workers", 32, "admission: connections in open-loop runs")
 	fs.IntVar(&o.namespaces, "namespaces", 1000, "scale: namespaces labelled at once")
-	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure")
+	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure (0: no such run)")
 	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
