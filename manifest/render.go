@@ -101,11 +101,21 @@ func (x *Index) allowlistFinding(namespace, name, fld, msg string) Finding {
 	return f
 }
 
-// WriteYAML writes objects as a multi-document YAML stream ready for
+// WriteYAML writes policies as a multi-document YAML stream ready for
 // `kubectl apply -f -`.
 func WriteYAML(w io.Writer, policies []networkingv1.NetworkPolicy) error {
+	docs := make([]any, len(policies))
 	for i := range policies {
-		out, err := yaml.Marshal(&policies[i])
+		docs[i] = &policies[i]
+	}
+	return WriteDocuments(w, docs)
+}
+
+// WriteDocuments writes each value as one YAML document of a stream,
+// separated by "---" lines.
+func WriteDocuments(w io.Writer, docs []any) error {
+	for i, doc := range docs {
+		out, err := yaml.Marshal(doc)
 		if err != nil {
 			return err
 		}

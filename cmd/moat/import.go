@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"moat.dev/moat/kubesphere"
+	"moat.dev/moat/manifest"
 )
 
 func newImportCommand() *cobra.Command {
@@ -103,7 +104,8 @@ func writeImport(w io.Writer, result kubesphere.Result) error {
 	for _, al := range result.Allowlists {
 		objs = append(objs, al)
 	}
-	for i, obj := range objs {
+	docs := make([]any, 0, len(objs))
+	for _, obj := range objs {
 		out, err := yaml.Marshal(obj)
 		if err != nil {
 			return err
@@ -121,19 +123,9 @@ func writeImport(w io.Writer, result kubesphere.Result) error {
 		if spec, ok := fields["spec"].(map[string]any); ok && len(spec) == 0 {
 			delete(fields, "spec")
 		}
-		if out, err = yaml.Marshal(fields); err != nil {
-			return err
-		}
-		if i > 0 {
-			if _, err := io.WriteString(w, "---\n"); err != nil {
-				return err
-			}
-		}
-		if _, err := w.Write(out); err != nil {
-			return err
-		}
+		docs = append(docs, fields)
 	}
-	return nil
+	return manifest.WriteDocuments(w, docs)
 }
 
 // kubeSphereListKinds are the lists read from a live cluster; KubeSphere's
