@@ -199,27 +199,42 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 		httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed metrics certificate
 		}}
-		scrape := func(token string) (int, string) {
-			GinkgoHelper()
+		// scrape reports a transport error instead of failing: the metrics
+		// listener may bind a moment after /readyz answers.
+		scrape := func(token string) (int, string, error) {
 			req, err := http.NewRequest(http.MethodGet, "https://"+metricsAddr+"/metrics", nil)
-			Expect(err).NotTo(HaveOccurred())
+			if err != nil {
+				return 0, "", err
+			}
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
 			resp, err := httpClient.Do(req)
-			Expect(err).NotTo(HaveOccurred())
+			if err != nil {
+				return 0, "", err
+			}
 			defer func() { _ = resp.Body.Close() }()
 			body, err := io.ReadAll(resp.Body)
-			Expect(err).NotTo(HaveOccurred())
-			return resp.StatusCode, string(body)
+			return resp.StatusCode, string(body), err
+		}
+		status := func(token string) func() (int, error) {
+			return func() (int, error) {
+				code, _, err := scrape(token)
+				return code, err
+			}
 		}
 
-		code, _ := scrape("")
-		Expect(code).To(Equal(http.StatusUnauthorized))
-		code, _ = scrape(stranger)
-		Expect(code).To(Equal(http.StatusForbidden))
-		code, body := scrape(reader)
-		Expect(code).To(Equal(http.StatusOK))
+		Eventually(status("")).WithTimeout(time.Minute).Should(Equal(http.StatusUnauthorized))
+		Expect(status(stranger)()).To(Equal(http.StatusForbidden))
+		// The API server's authorizer sees a new ClusterRoleBinding after
+		// its informer does, and the metrics filter caches a denial for
+		// 30 s: the reader may need a retry past that.
+		var body string
+		Eventually(func() (int, error) {
+			code, b, err := scrape(reader)
+			body = b
+			return code, err
+		}).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Equal(http.StatusOK))
 		Expect(strings.Split(body, "\n")).To(ContainElement(
 			fmt.Sprintf("%s %s", certs.ExpiryMetricName, strconv.FormatFloat(float64(servingCert.Cert.NotAfter.Unix()), 'e', -1, 64))))
 	})
