@@ -18,6 +18,13 @@
 //     moat's peak RSS (VmHWM), beside a plain client that makes the same
 //     label requests (a label no moat webhook selects) and creates the same
 //     NetworkPolicies; then moat's peak RSS with 10,000 Services cached.
+//   - load: Kyverno's published load test shape: 100 concurrent clients
+//     (one connection each) creating and deleting a NetworkAllowlist (three
+//     Services, a namespace and a CIDR) through a real kube-apiserver for
+//     60 s, with moat serving and its webhook configurations installed,
+//     then the same clients without moat (webhook configurations deleted,
+//     moat stopped): count, average, p99 and max latency of creates and
+//     deletes, errors.
 //
 // Figures are medians of -runs runs. Everything runs on 127.0.0.1.
 package main
@@ -59,6 +66,11 @@ type options struct {
 	scaleRuns   int
 	validateNPs string
 	goBench     string
+	// load
+	loadClients  int
+	loadDuration time.Duration
+	loadRuns     int
+	loadShared   bool
 }
 
 // figure is one line of the report.
@@ -112,12 +124,13 @@ func run() int {
 		"admission": benchAdmission,
 		"scale":     benchScale,
 		"shapes":    benchShapes,
+		"load":      benchLoad,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -143,7 +156,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -154,12 +167,16 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure (0: no such run)")
 	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")
+	fs.IntVar(&o.loadClients, "load-clients", 100, "load: concurrent clients creating and deleting allowlists (Kyverno's test: 100 virtual users)")
+	fs.DurationVar(&o.loadDuration, "load-duration", 60*time.Second, "load: length of each phase (with moat, without), after a 2 s warm-up")
+	fs.IntVar(&o.loadRuns, "load-runs", 1, "load: runs, each on a fresh control plane; moat's phase comes first in odd runs, last in even ones")
+	fs.BoolVar(&o.loadShared, "load-shared-connection", false, "load: the clients share one HTTP/2 connection instead of one connection each")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
-	if o.runs < 1 || o.scaleRuns < 1 {
-		return nil, errors.New("-runs and -scale-runs must be at least 1")
+	if o.runs < 1 || o.scaleRuns < 1 || o.loadRuns < 1 || o.loadClients < 1 {
+		return nil, errors.New("-runs, -scale-runs, -load-runs and -load-clients must be at least 1")
 	}
 	for _, f := range []string{o.moat, filepath.Join(o.binDir, "kube-apiserver"), filepath.Join(o.binDir, "etcd")} {
 		if _, err := os.Stat(f); err != nil {
