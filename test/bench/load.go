@@ -458,7 +458,7 @@ func benchLoad(ctx context.Context, o *options) error {
 			warns += int(p.l.warnings)
 			firstErrs = append(firstErrs, p.l.firstErrors...)
 		}
-		fmt.Fprintf(os.Stderr, "bench: load run %d: moat's writes during its phase: %s\n", run+1, r.moatWrites)
+		fmt.Fprintf(os.Stderr, "bench: load run %d: moat's writes during its phase: %s; its reads: %s\n", run+1, r.moatWrites, countString(r.moatWrites.reads))
 		m, b := summarize(r.moat.creates), summarize(r.base.creates)
 		mc, bc = append(mc, m), append(bc, b)
 		md, bd = append(md, summarize(r.moat.deletes)), append(bd, summarize(r.base.deletes))
