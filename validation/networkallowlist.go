@@ -241,8 +241,13 @@ func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingr
 
 // invalidName returns an Invalid error on fldPath unless check (a
 // k8s.io/apimachinery name check) accepts name.
-func invalidName(fldPath *field.Path, name string, check func(string) []string) field.ErrorList {
+// The error is at fldPath's child named child, or at fldPath when child is
+// empty (the path is built only for an error: this runs for every peer).
+func invalidName(fldPath *field.Path, child, name string, check func(string) []string) field.ErrorList {
 	if msgs := check(name); len(msgs) > 0 {
+		if child != "" {
+			fldPath = fldPath.Child(child)
+		}
 		return field.ErrorList{field.Invalid(fldPath, name, strings.Join(msgs, "; "))}
 	}
 	return nil
@@ -307,7 +312,7 @@ func (v *allowlistValidator) projectPeer(project string, fldPath *field.Path) {
 }
 
 func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ingress bool) {
-	if errs := invalidName(fldPath, name, isDNS1123Label); len(errs) > 0 {
+	if errs := invalidName(fldPath, "", name, isDNS1123Label); len(errs) > 0 {
 		v.reject(errs, v.stored.hasNamespace(name))
 		return
 	}
@@ -368,12 +373,12 @@ func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath
 	kept := v.stored.hasService(key)
 	var errs field.ErrorList
 	if ref.Namespace != "" {
-		errs = append(errs, invalidName(fldPath.Child("namespace"), ref.Namespace, isDNS1123Label)...)
+		errs = append(errs, invalidName(fldPath, "namespace", ref.Namespace, isDNS1123Label)...)
 	}
 	if ref.Name == "" {
 		errs = append(errs, field.Required(fldPath.Child("name"), "name the Service, e.g. nginx"))
 	} else {
-		errs = append(errs, invalidName(fldPath.Child("name"), ref.Name, isDNS1035Label)...)
+		errs = append(errs, invalidName(fldPath, "name", ref.Name, isDNS1035Label)...)
 	}
 	if len(errs) > 0 {
 		v.reject(errs, kept)
