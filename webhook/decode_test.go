@@ -102,6 +102,10 @@ func decodeSeeds(t testing.TB) [][]byte {
 		head + `"metadata":{"name":"x"}}  `,
 		head + `"metadata":{"name":"x"}} {}`,
 		head + `"metadata":{"name":"x"}`,
+		// fieldsV1 holds raw JSON: nesting at and beyond the decoders'
+		// depth limit (10,000).
+		head + `"metadata":{"name":"x","managedFields":[{"fieldsV1":` + strings.Repeat(`{"a":`, 9990) + `1` + strings.Repeat(`}`, 9990) + `}]}}`,
+		head + `"metadata":{"name":"x","managedFields":[{"fieldsV1":` + strings.Repeat(`{"a":`, 10001) + `1` + strings.Repeat(`}`, 10001) + `}]}}`,
 		`{}`,
 		``,
 		`null`,
