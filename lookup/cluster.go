@@ -23,6 +23,9 @@ import (
 // request or reconcile takes its own Session.
 type Cluster struct {
 	reader client.Reader
+	// getOpts are passed to every Get: client.UnsafeDisableDeepCopy for
+	// a read-only Cluster (NewReadOnly).
+	getOpts []client.GetOption
 }
 
 // New returns a Cluster that reads through reader. Pass the manager's cache
@@ -30,6 +33,18 @@ type Cluster struct {
 // reader for live ones.
 func New(reader client.Reader) *Cluster {
 	return &Cluster{reader: reader}
+}
+
+// NewReadOnly returns a Cluster whose Service and Namespace lookups return
+// the informer cache's own objects instead of deep copies of them
+// (client.UnsafeDisableDeepCopy; readers other than the cache ignore it and
+// return objects of their own). It is for callers that only read what they
+// get, such as the validating webhooks: modifying a returned Service or
+// Namespace would modify the cache, and every later reader would see the
+// change. Lists (Services, Allowlists, ...) are still copied. The controller
+// uses New.
+func NewReadOnly(reader client.Reader) *Cluster {
+	return &Cluster{reader: reader, getOpts: []client.GetOption{client.UnsafeDisableDeepCopy}}
 }
 
 // Session returns the lookups of one admission request or reconcile: its
@@ -46,6 +61,7 @@ func (c *Cluster) Session(ctx context.Context) *Session {
 	return &Session{
 		ctx:        ctx,
 		reader:     c.reader,
+		getOpts:    c.getOpts,
 		services:   map[[2]string]answer[*corev1.Service]{},
 		namespaces: map[string]answer[*corev1.Namespace]{},
 		lists:      map[string]answer[[]*corev1.Service]{},
@@ -56,10 +72,13 @@ func (c *Cluster) Session(ctx context.Context) *Session {
 // Session serves validation.Cluster and policy.Services for one request (see
 // Cluster.Session). Every method returns (nil, nil) when the object does not
 // exist and a non-nil error only when the read itself failed. Returned
-// objects are shared by the Session's callers: read them, do not modify them.
+// objects are shared by the Session's callers, and for a Session of a
+// NewReadOnly Cluster with every other reader of the cache: read them, do not
+// modify them.
 type Session struct {
-	ctx    context.Context
-	reader client.Reader
+	ctx     context.Context
+	reader  client.Reader
+	getOpts []client.GetOption
 
 	services   map[[2]string]answer[*corev1.Service]
 	namespaces map[string]answer[*corev1.Namespace]
@@ -94,7 +113,7 @@ func once[K comparable, T any](answers map[K]answer[T], key K, read func() (T, e
 func (s *Session) Service(namespace, name string) (*corev1.Service, error) {
 	return once(s.services, [2]string{namespace, name}, func() (*corev1.Service, error) {
 		svc := &corev1.Service{}
-		if err := s.reader.Get(s.ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
+		if err := s.reader.Get(s.ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc, s.getOpts...); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, nil
 			}
@@ -108,7 +127,7 @@ func (s *Session) Service(namespace, name string) (*corev1.Service, error) {
 func (s *Session) Namespace(name string) (*corev1.Namespace, error) {
 	return once(s.namespaces, name, func() (*corev1.Namespace, error) {
 		ns := &corev1.Namespace{}
-		if err := s.reader.Get(s.ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		if err := s.reader.Get(s.ctx, client.ObjectKey{Name: name}, ns, s.getOpts...); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, nil
 			}

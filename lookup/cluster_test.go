@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -168,6 +170,50 @@ func TestCluster(t *testing.T) {
 		}
 		if counting.reads["get project-a/web"] != 2 {
 			t.Errorf("a second Session did not read again: %v", counting.reads)
+		}
+	})
+	t.Run("NewReadOnly reads the cache's own objects, New copies them", func(t *testing.T) {
+		informers, err := cache.New(cfg, cache.Options{Scheme: scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cacheCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() { _ = informers.Start(cacheCtx) }()
+		if !informers.WaitForCacheSync(cacheCtx) {
+			t.Fatal("cache did not sync")
+		}
+		// Two Sessions (two requests) reading the same Service and
+		// Namespace: read-only lookups share the cache's maps, copying
+		// ones do not.
+		selectors := func(c *lookup.Cluster) (svcSelector, nsLabels [2]uintptr) {
+			t.Helper()
+			for i := range 2 {
+				session := c.Session(ctx)
+				svc, err := session.Service("project-a", "web")
+				if err != nil || svc == nil || svc.Spec.Selector["app"] != "web" {
+					t.Fatalf("Service(project-a, web) = %v, %v; want the Service", svc, err)
+				}
+				ns, err := session.Namespace("project-b")
+				if err != nil || ns == nil || ns.Labels[corev1.LabelMetadataName] != "project-b" {
+					t.Fatalf("Namespace(project-b) = %v, %v; want the Namespace", ns, err)
+				}
+				svcSelector[i], nsLabels[i] = reflect.ValueOf(svc.Spec.Selector).Pointer(), reflect.ValueOf(ns.Labels).Pointer()
+			}
+			return svcSelector, nsLabels
+		}
+		if svcs, nss := selectors(lookup.NewReadOnly(informers)); svcs[0] != svcs[1] || nss[0] != nss[1] {
+			t.Errorf("NewReadOnly: two lookups got different copies (Service selector %x, Namespace labels %x)", svcs, nss)
+		}
+		if svcs, nss := selectors(lookup.New(informers)); svcs[0] == svcs[1] || nss[0] == nss[1] {
+			t.Errorf("New: two lookups share the cache's maps (Service selector %x, Namespace labels %x)", svcs, nss)
+		}
+		// Readers that are not a cache ignore the option.
+		if svc, err := lookup.NewReadOnly(c).Session(ctx).Service("project-a", "web"); err != nil || svc == nil || svc.Name != "web" {
+			t.Errorf("NewReadOnly(client).Service(project-a, web) = %v, %v; want the Service", svc, err)
+		}
+		if svc, err := lookup.NewReadOnly(informers).Session(ctx).Service("project-a", "gone"); svc != nil || err != nil {
+			t.Errorf("NewReadOnly: Service(project-a, gone) = %v, %v; want nil, nil", svc, err)
 		}
 	})
 	t.Run("a failed read is an error, not a missing object", func(t *testing.T) {

@@ -3,6 +3,7 @@ package validation
 import (
 	"encoding/json"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -149,6 +150,12 @@ func FuzzValidateNetworkAllowlist(f *testing.F) {
 			}
 			if len(errs) == 0 {
 				checkAccepted(t, &nal)
+			}
+			// The webhook's lookups hand validation the informer
+			// cache's own objects (lookup.NewReadOnly): it must not
+			// modify what it looks up.
+			if cluster != nil && !reflect.DeepEqual(cluster, validCluster()) {
+				t.Errorf("validation modified the objects it looked up: %+v", cluster)
 			}
 		}
 	})

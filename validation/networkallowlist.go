@@ -241,11 +241,62 @@ func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingr
 
 // invalidName returns an Invalid error on fldPath unless check (a
 // k8s.io/apimachinery name check) accepts name.
-func invalidName(fldPath *field.Path, name string, check func(string) []string) field.ErrorList {
+// The error is at fldPath's child named child, or at fldPath when child is
+// empty (the path is built only for an error: this runs for every peer).
+func invalidName(fldPath *field.Path, child, name string, check func(string) []string) field.ErrorList {
 	if msgs := check(name); len(msgs) > 0 {
+		if child != "" {
+			fldPath = fldPath.Child(child)
+		}
 		return field.ErrorList{field.Invalid(fldPath, name, strings.Join(msgs, "; "))}
 	}
 	return nil
+}
+
+// isDNS1123Label is utilvalidation.IsDNS1123Label, which it calls only for
+// the wording of the errors: a valid label is recognised without the
+// regular expression (isDNSLabel).
+func isDNS1123Label(name string) []string {
+	if isDNSLabel(name, false) {
+		return nil
+	}
+	return utilvalidation.IsDNS1123Label(name)
+}
+
+// isDNS1035Label is utilvalidation.IsDNS1035Label, likewise.
+func isDNS1035Label(name string) []string {
+	if isDNSLabel(name, true) {
+		return nil
+	}
+	return utilvalidation.IsDNS1035Label(name)
+}
+
+// isDNSLabel reports whether name is a DNS label of at most 63 characters:
+// lower-case letters, digits and '-', starting and ending with a letter or a
+// digit (RFC 1123), and starting with a letter when letterFirst (RFC 1035).
+// It accepts exactly what utilvalidation.IsDNS1123Label (IsDNS1035Label when
+// letterFirst) accepts.
+func isDNSLabel(name string, letterFirst bool) bool {
+	if len(name) == 0 || len(name) > utilvalidation.DNS1123LabelMaxLength {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9':
+			if i == 0 && letterFirst {
+				return false
+			}
+		case c == '-':
+			if i == 0 || i == len(name)-1 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // projectPeer checks a project peer: a label value, which selects anything
@@ -261,7 +312,7 @@ func (v *allowlistValidator) projectPeer(project string, fldPath *field.Path) {
 }
 
 func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ingress bool) {
-	if errs := invalidName(fldPath, name, utilvalidation.IsDNS1123Label); len(errs) > 0 {
+	if errs := invalidName(fldPath, "", name, isDNS1123Label); len(errs) > 0 {
 		v.reject(errs, v.stored.hasNamespace(name))
 		return
 	}
@@ -322,12 +373,12 @@ func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath
 	kept := v.stored.hasService(key)
 	var errs field.ErrorList
 	if ref.Namespace != "" {
-		errs = append(errs, invalidName(fldPath.Child("namespace"), ref.Namespace, utilvalidation.IsDNS1123Label)...)
+		errs = append(errs, invalidName(fldPath, "namespace", ref.Namespace, isDNS1123Label)...)
 	}
 	if ref.Name == "" {
 		errs = append(errs, field.Required(fldPath.Child("name"), "name the Service, e.g. nginx"))
 	} else {
-		errs = append(errs, invalidName(fldPath.Child("name"), ref.Name, utilvalidation.IsDNS1035Label)...)
+		errs = append(errs, invalidName(fldPath, "name", ref.Name, isDNS1035Label)...)
 	}
 	if len(errs) > 0 {
 		v.reject(errs, kept)

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -276,7 +277,14 @@ func FuzzValidateTenantNetworkPolicy(f *testing.F) {
 		if diff := cmp.Diff(narrow, again); diff != "" {
 			t.Fatalf("not deterministic:\n%s", diff)
 		}
-		wide := ValidateTenantNetworkPolicy(&np, ns, tenantAllowlists(), tenantConfig(), tenantCluster())
+		allowlists, cluster := tenantAllowlists(), tenantCluster()
+		wide := ValidateTenantNetworkPolicy(&np, ns, allowlists, tenantConfig(), cluster)
+		// What the webhook looks up is the informer cache's own
+		// objects (lookup.NewReadOnly): validation must not modify it.
+		if !reflect.DeepEqual(ns, isolatedNamespace("demo-project-1")) || !reflect.DeepEqual(allowlists, tenantAllowlists()) ||
+			!reflect.DeepEqual(cluster, tenantCluster()) {
+			t.Errorf("validation modified the objects it looked up")
+		}
 		if len(wide) > len(narrow) && len(np.Spec.Egress) == 0 {
 			t.Errorf("a wider scope gave more errors: %v, then %v", narrow, wide)
 		}

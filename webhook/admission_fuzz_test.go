@@ -37,8 +37,12 @@ func (c *countingConverger) ApplyNamespace(context.Context, *corev1.Namespace) e
 func fuzzEndpoints() map[string]*admission.Webhook {
 	scheme := benchScheme()
 	trust := webhook.Trust{ServiceAccount: "system:serviceaccount:moat-system:moat", AdminGroups: []string{"system:masters"}}
+	allowlists, err := webhook.NewValidatingWebhook(scheme, admission.Validator[*v1alpha1.NetworkAllowlist](&webhook.AllowlistValidator{Config: validation.Config{}}))
+	if err != nil {
+		panic(err)
+	}
 	return map[string]*admission.Webhook{
-		webhook.ValidateNetworkAllowlistPath: admission.WithValidator(scheme, &webhook.AllowlistValidator{Config: validation.Config{}}).WithRecoverPanic(false),
+		webhook.ValidateNetworkAllowlistPath: allowlists.WithRecoverPanic(false),
 		webhook.ValidateNetworkPolicyPath:    admission.WithValidator(scheme, &webhook.NetworkPolicyValidator{Trust: trust}).WithRecoverPanic(false),
 		webhook.ValidateNamespacePath:        admission.WithValidator(scheme, &webhook.NamespaceValidator{}).WithRecoverPanic(false),
 		webhook.MutateNamespacePath: (&admission.Webhook{Handler: &webhook.NamespaceMutator{

@@ -124,19 +124,24 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if apiReader == nil {
 		apiReader = mgr.GetAPIReader()
 	}
-	cached, live := lookup.New(reader), lookup.New(apiReader)
+	// The validating webhooks only read what they look up, so the cached
+	// lookups skip the cache's deep copy of each Service and Namespace
+	// (lookup.NewReadOnly); nothing on their path modifies those objects.
+	cached, live := lookup.NewReadOnly(reader), lookup.New(apiReader)
 
 	allowlists := &AllowlistValidator{
 		Config: opts.Validation,
 		Cached: cached,
 		Live:   live,
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.NetworkAllowlist{}).
-		WithValidator(allowlists).
-		WithValidatorCustomPath(ValidateNetworkAllowlistPath).
-		Complete(); err != nil {
+	// The allowlist webhook is the one on every tenant's write path: it
+	// decodes each object once (NewValidatingWebhook) and otherwise answers
+	// as the generic webhook of ctrl.NewWebhookManagedBy(...).WithValidator.
+	allowlistWebhook, err := NewValidatingWebhook(mgr.GetScheme(), admission.Validator[*v1alpha1.NetworkAllowlist](allowlists))
+	if err != nil {
 		return err
 	}
+	mgr.GetWebhookServer().Register(ValidateNetworkAllowlistPath, allowlistWebhook)
 
 	policies := &NetworkPolicyValidator{Config: opts.Validation, Trust: opts.Trust, Cached: cached, Live: live}
 	if err := ctrl.NewWebhookManagedBy(mgr, &networkingv1.NetworkPolicy{}).

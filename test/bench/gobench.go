@@ -60,16 +60,33 @@ func benchGo(_ context.Context, o *options) error {
 	}
 	us := func(ns float64) string { return fmt.Sprintf("%.1f µs", ns/1000) }
 
-	const allowlist = "BenchmarkAllowlistTenServiceRules/Handle"
-	if ns, runs, ok := get(allowlist, "ns/op"); ok {
-		allocs, _, _ := get(allowlist, "allocs/op")
-		noop, _, _ := get("BenchmarkAllowlistTenServiceRules/NoopHandle", "ns/op")
-		noopAllocs, _, _ := get("BenchmarkAllowlistTenServiceRules/NoopHandle", "allocs/op")
-		record(figure{section: "in-process", name: "10-rule allowlist, Service peers from the informer cache (" + runs + ")",
-			value: fmt.Sprintf("%s, %.0f allocs", us(ns), allocs), baseline: fmt.Sprintf("no-op validator %s, %.0f allocs", us(noop), noopAllocs),
-			target: "< 20.0 µs", met: met(ns < 20000)})
-	} else {
-		return fmt.Errorf("%s: no result for %s", o.goBench, allowlist)
+	// Issue 15: the 10-rule allowlist as moat serves it at most 1.3× the
+	// no-op validator (controller-runtime's generic webhook admitting
+	// everything) on the same request, in the same process and run.
+	const (
+		allowlist = "BenchmarkAllowlistTenServiceRules/Handle"
+		noopName  = "BenchmarkAllowlistTenServiceRules/NoopHandle"
+		maxRatio  = 1.3
+	)
+	ns, runs, ok := get(allowlist, "ns/op")
+	noop, _, noopOK := get(noopName, "ns/op")
+	if !ok || !noopOK {
+		return fmt.Errorf("%s: no result for %s or %s", o.goBench, allowlist, noopName)
+	}
+	allocs, _, _ := get(allowlist, "allocs/op")
+	noopAllocs, _, _ := get(noopName, "allocs/op")
+	ratio := ns / noop
+	record(figure{section: "in-process", name: "10-rule allowlist, Service peers from the informer cache (" + runs + ")",
+		value: fmt.Sprintf("%s, %.0f allocs (%.2f×)", us(ns), allocs, ratio), baseline: fmt.Sprintf("no-op validator %s, %.0f allocs", us(noop), noopAllocs),
+		target: fmt.Sprintf("≤ %.1f× the no-op", maxRatio), met: met(ratio <= maxRatio)})
+	// The same ratio in CPU time of the benchmark process (garbage
+	// collection included), which other processes on the machine inflate
+	// less than elapsed time.
+	if cpu, _, ok := get(allowlist, "cpu-ns/op"); ok {
+		if noopCPU, _, ok := get(noopName, "cpu-ns/op"); ok {
+			record(figure{section: "in-process", name: "10-rule allowlist, CPU time per request (process, GC included)",
+				value: fmt.Sprintf("%s (%.2f×)", us(cpu), cpu/noopCPU), baseline: "no-op validator " + us(noopCPU)})
+		}
 	}
 	names := make([]string, 0, len(res))
 	for name := range res {
@@ -77,7 +94,7 @@ func benchGo(_ context.Context, o *options) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if name == allowlist || name == "BenchmarkAllowlistTenServiceRules/NoopHandle" {
+		if name == allowlist || name == noopName {
 			continue
 		}
 		short := strings.TrimPrefix(name, "Benchmark")
