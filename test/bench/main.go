@@ -59,6 +59,12 @@ type options struct {
 	scaleRuns   int
 	validateNPs string
 	goBench     string
+	// profileDir, when set, receives CPU profiles of the API server
+	// during the phases of the scale and label sections.
+	profileDir     string
+	profileSeconds int
+	// label
+	labelRequests, labelKubectl int
 }
 
 // figure is one line of the report.
@@ -112,12 +118,13 @@ func run() int {
 		"admission": benchAdmission,
 		"scale":     benchScale,
 		"shapes":    benchShapes,
+		"label":     benchLabel,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, label)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -143,7 +150,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, label`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -155,6 +162,10 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
+	fs.IntVar(&o.labelRequests, "label-requests", 100, "label: sequential label requests of each kind (moat's label, the plain label)")
+	fs.IntVar(&o.labelKubectl, "label-kubectl", 20, "label: `kubectl label` processes of each kind (0: none)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "scale, label: save CPU profiles of the API server during each phase in this directory")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 3, "scale, label: length of each API server profile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
