@@ -99,7 +99,11 @@ func benchLabel(ctx context.Context, o *options) error {
 	measure := func(do func(ns, key string) (time.Duration, error), first, count int) (moatTimes, plainTimes []time.Duration, err error) {
 		for i := first; i < first+count; i++ {
 			steps := []func() error{
-				func() error { d, err := do(moatNS(i), v1alpha1.IsolationLabel); moatTimes = append(moatTimes, d); return err },
+				func() error {
+					d, err := do(moatNS(i), v1alpha1.IsolationLabel)
+					moatTimes = append(moatTimes, d)
+					return err
+				},
 				func() error { d, err := do(plainNS(i), plainLabel); plainTimes = append(plainTimes, d); return err },
 			}
 			if i%2 == 1 {
