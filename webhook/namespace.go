@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -105,8 +106,29 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
 	}
+	// The namespace as it is about to be stored, at the version of the
+	// stored object it changes (see Converger).
+	target := ns.DeepCopy()
+	target.ResourceVersion = old.ResourceVersion
+	write := func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
+	var prepareErr error
 	if m.Guard != nil {
-		reason, err := m.Guard.Admit(ctx, ns, old)
+		var (
+			reason string
+			err    error
+		)
+		if preparing, ok := m.Converger.(PreparingConverger); ok {
+			// The converger's reads run while the guard reads the stored
+			// namespace; its writes wait for the guard's answer.
+			var wg sync.WaitGroup
+			wg.Go(func() { reason, err = m.Guard.Admit(ctx, ns, old) })
+			var prepared func(context.Context) error
+			prepared, prepareErr = preparing.PrepareNamespace(ctx, target)
+			wg.Wait()
+			write = prepared
+		} else {
+			reason, err = m.Guard.Admit(ctx, ns, old)
+		}
 		if err != nil {
 			isolationApplies.WithLabelValues(resultFailure).Inc()
 			log.FromContext(ctx).Error(err, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
@@ -121,11 +143,11 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 				" during this request (" + reason + "); its controller applies them once the label is stored")
 		}
 	}
-	// The namespace as it is about to be stored, at the version of the
-	// stored object it changes (see Converger).
-	target := ns.DeepCopy()
-	target.ResourceVersion = old.ResourceVersion
-	if err := m.Converger.ApplyNamespace(ctx, target); err != nil {
+	err := prepareErr
+	if err == nil && write != nil {
+		err = write(ctx)
+	}
+	if err != nil {
 		isolationApplies.WithLabelValues(resultFailure).Inc()
 		log.FromContext(ctx).Error(err, "writing the default isolation policies during admission failed; the controller will converge", "namespace", ns.Name)
 		return admission.Allowed("").WithWarnings(

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -193,4 +195,93 @@ func TestNamespaceValidator(t *testing.T) {
 		_, err := v.ValidateUpdate(ctx, old, updated)
 		check(t, err, nil)
 	})
+}
+
+// preparingConverger splits its work into reads and writes and counts
+// both. Its reads signal that they started and then wait (up to a safety
+// deadline) for the guard's read of the stored namespace, which itself waits
+// for the reads to start (signallingReader): both see each other only when
+// they run concurrently.
+type preparingConverger struct {
+	recordingConverger
+	started, guardRead chan struct{}
+	prepared           int
+	sawGuard           bool
+	written            []*corev1.Namespace
+}
+
+func (c *preparingConverger) PrepareNamespace(_ context.Context, ns *corev1.Namespace) (func(context.Context) error, error) {
+	c.prepared++
+	close(c.started)
+	select {
+	case <-c.guardRead:
+		c.sawGuard = true
+	case <-time.After(5 * time.Second):
+	}
+	return func(context.Context) error {
+		c.written = append(c.written, ns.DeepCopy())
+		return nil
+	}, nil
+}
+
+// signallingReader is the guard's reader: it waits (up to a safety
+// deadline) for the converger's reads to start, reads, and signals it.
+type signallingReader struct {
+	storedNamespace
+	started, read chan struct{}
+	sawPrepare    *bool
+}
+
+func (s signallingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	select {
+	case <-s.started:
+		*s.sawPrepare = true
+	case <-time.After(5 * time.Second):
+	}
+	err := s.storedNamespace.Get(ctx, key, obj, opts...)
+	close(s.read)
+	return err
+}
+
+// With a PreparingConverger, the mutator does the converger's reads while
+// the guard reads the stored namespace, and writes only what the guard
+// admits: a genuine request is written (exactly once, never through
+// ApplyNamespace), a forged one (the stored namespace is at another
+// version) is prepared but never written.
+func TestNamespaceMutatorPreparesWhileTheGuardReads(t *testing.T) {
+	stored := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1", UID: "uid-1", ResourceVersion: "7", Labels: unlabelled}}
+	for _, tc := range []struct {
+		name        string
+		oldVersion  string
+		wantWritten int
+	}{
+		{"genuine", "7", 1},
+		{"forged: not the stored version", "6", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			started, read := make(chan struct{}), make(chan struct{})
+			conv := &preparingConverger{started: started, guardRead: read}
+			m := newMutator(conv)
+			var sawPrepare bool
+			m.Guard = &AdmissionWriteGuard{Reader: signallingReader{storedNamespace: storedNamespace{ns: stored}, started: started, read: read, sawPrepare: &sawPrepare}}
+			old := stored.DeepCopy()
+			old.ResourceVersion = tc.oldVersion
+			ns := old.DeepCopy()
+			ns.Labels = isolated
+			resp := m.Handle(context.Background(), namespaceRequest(t, admissionv1.Update, old, ns, false))
+			if !resp.Allowed {
+				t.Fatalf("denied: %v", resp.Result)
+			}
+			if conv.prepared != 1 || !conv.sawGuard || !sawPrepare {
+				t.Errorf("prepared %d times; the reads saw the guard's read: %t, the guard's read saw the reads: %t; want once, concurrently",
+					conv.prepared, conv.sawGuard, sawPrepare)
+			}
+			if len(conv.written) != tc.wantWritten || len(conv.calls) != 0 {
+				t.Fatalf("written %d times (ApplyNamespace %d times), want %d (and ApplyNamespace never)", len(conv.written), len(conv.calls), tc.wantWritten)
+			}
+			if tc.wantWritten == 1 && conv.written[0].ResourceVersion != "7" {
+				t.Errorf("written at namespace version %q, want the stored version 7", conv.written[0].ResourceVersion)
+			}
+		})
+	}
 }

@@ -61,6 +61,19 @@ type Converger interface {
 	ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error
 }
 
+// PreparingConverger is a Converger that can split ApplyNamespace into its
+// reads and its writes. The mutating Namespace webhook then does the reads
+// while its forgery guard reads the stored namespace, and makes the writes
+// only when the guard admits the request: one round trip to the API server
+// less for the request being admitted, and still no write that the guard has
+// not allowed.
+type PreparingConverger interface {
+	Converger
+	// PrepareNamespace reads what ApplyNamespace(ctx, ns) needs and returns
+	// its writes, or nil when there is nothing to write. It writes nothing.
+	PrepareNamespace(ctx context.Context, ns *corev1.Namespace) (write func(context.Context) error, err error)
+}
+
 // Options configure moat's webhooks.
 type Options struct {
 	// Validation is the cluster configuration the rules depend on (SCTP

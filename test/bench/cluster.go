@@ -33,9 +33,10 @@ import (
 	"moat.dev/moat/certs"
 )
 
-// moatUser is the identity `moat serve` runs as in the benchmarks, and
-// baselineUser the plain client's. Both are cluster admins (system:masters):
-// RBAC is not what is measured.
+// moatUser is the identity `moat serve` runs as in the benchmarks: its
+// ServiceAccount with the RBAC of manifests/rbac and a ServiceAccount token,
+// as in a cluster (moatIdentity). baselineUser is the plain client's, a
+// cluster admin (system:masters), like the admin that labels namespaces.
 const (
 	moatUser     = "system:serviceaccount:moat-system:moat"
 	baselineUser = "bench-baseline"
@@ -120,26 +121,16 @@ func startCluster(o *options, name string) (*cluster, error) {
 	if c.admin, err = client.New(c.cfg, client.Options{Scheme: scheme}); err != nil {
 		return c, err
 	}
-	moat, err := c.env.AddUser(envtest.User{Name: moatUser, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return c, err
-	}
-	kubeconfig, err := moat.KubeConfig()
-	if err != nil {
-		return c, err
-	}
-	c.moatConfig = filepath.Join(dir, "moat.kubeconfig")
-	if err := os.WriteFile(c.moatConfig, kubeconfig, 0o600); err != nil {
-		return c, err
-	}
 	base, err := c.env.AddUser(envtest.User{Name: baselineUser, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return c, err
 	}
 	c.baseline = base.Config()
 	c.baseline.QPS, c.baseline.Burst = -1, 0
-	err = c.admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "moat-system"}})
-	return c, err
+	if err := c.admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "moat-system"}}); err != nil {
+		return c, err
+	}
+	return c, moatIdentity(context.Background(), o, c)
 }
 
 func (c *cluster) stop() {

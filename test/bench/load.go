@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -547,48 +546,3 @@ func rangeOf(xs []float64, format string) string {
 	}
 	return " (" + spread(xs, func(v float64) string { return fmt.Sprintf(format, v) }) + ")"
 }
-
-// cpuTimes returns the CPU time (user + system) used so far by this
-// process ("bench": the clients) and by its children kube-apiserver, etcd
-// and moat, from /proc/PID/stat.
-func cpuTimes() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	self := os.Getpid()
-	read := func(pid string) (comm string, ppid int, cpu time.Duration, ok bool) {
-		data, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
-			return "", 0, 0, false
-		}
-		// comm is in parentheses and may hold spaces.
-		open, close := strings.IndexByte(string(data), '('), strings.LastIndexByte(string(data), ')')
-		if open < 0 || close < open {
-			return "", 0, 0, false
-		}
-		f := strings.Fields(string(data[close+1:]))
-		if len(f) < 13 {
-			return "", 0, 0, false
-		}
-		ppid, _ = strconv.Atoi(f[1])
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		// USER_HZ is 100 on Linux.
-		return string(data[open+1 : close]), ppid, time.Duration(utime+stime) * 10 * time.Millisecond, true
-	}
-	if _, _, cpu, ok := read("self"); ok {
-		out["bench"] = cpu
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		comm, ppid, cpu, ok := read(e.Name())
-		if !ok || ppid != self {
-			continue
-		}
-		switch comm {
-		case "kube-apiserver", "etcd", "moat":
-			out[comm] += cpu
-		}
-	}
-	return out
-}
-
-func msf(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

@@ -71,6 +71,12 @@ type options struct {
 	loadDuration time.Duration
 	loadRuns     int
 	loadShared   bool
+	// profileDir, when set, receives CPU profiles of the API server
+	// during the phases of the scale and label sections.
+	profileDir     string
+	profileSeconds int
+	// label
+	labelRequests, labelKubectl int
 }
 
 // figure is one line of the report.
@@ -125,12 +131,13 @@ func run() int {
 		"scale":     benchScale,
 		"shapes":    benchShapes,
 		"load":      benchLoad,
+		"label":     benchLabel,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -156,7 +163,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -172,6 +179,10 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.loadRuns, "load-runs", 1, "load: runs, each on a fresh control plane; moat's phase comes first in odd runs, last in even ones")
 	fs.BoolVar(&o.loadShared, "load-shared-connection", false, "load: the clients share one HTTP/2 connection instead of one connection each")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
+	fs.IntVar(&o.labelRequests, "label-requests", 100, "label: sequential label requests of each kind (moat's label, the plain label)")
+	fs.IntVar(&o.labelKubectl, "label-kubectl", 20, "label: `kubectl label` processes of each kind (0: none)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "scale, label: save CPU profiles of the API server during each phase in this directory")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 3, "scale, label: length of each API server profile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
@@ -246,6 +257,9 @@ func spread[T int64 | float64 | time.Duration](xs []T, f func(T) string) string 
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// msf formats d in milliseconds with two decimals.
+func msf(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 

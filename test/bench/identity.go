@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// moatIdentity gives `moat serve` its production identity: the
+// ServiceAccount, ClusterRole and bindings of manifests/rbac, and a token of
+// that ServiceAccount from the TokenRequest API, written as a kubeconfig to
+// c.moatConfig. moat then authenticates, is authorized (RBAC, not
+// system:masters) and matches the webhooks' conditions as it does in a
+// cluster.
+func moatIdentity(ctx context.Context, o *options, c *cluster) error {
+	dir := filepath.Join(o.repo, "manifests", "rbac")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, file := range files {
+		if filepath.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		objs, err := readObjects(file)
+		if err != nil {
+			return err
+		}
+		for _, obj := range objs {
+			if err := c.admin.Create(ctx, obj); err != nil {
+				return fmt.Errorf("%s: creating %s %s: %w", file, obj.GetKind(), obj.GetName(), err)
+			}
+		}
+	}
+	sa := &corev1.ServiceAccount{}
+	if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "moat-system", Name: "moat"}, sa); err != nil {
+		return fmt.Errorf("moat's ServiceAccount (manifests/rbac): %w", err)
+	}
+	if got := "system:serviceaccount:" + sa.Namespace + ":" + sa.Name; got != moatUser {
+		return fmt.Errorf("moat's ServiceAccount is %s, the benchmark expects %s", got, moatUser)
+	}
+	expiry := int64(24 * 3600)
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}
+	if err := c.admin.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return fmt.Errorf("a token for moat's ServiceAccount: %w", err)
+	}
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["bench"] = &clientcmdapi.Cluster{Server: c.cfg.Host, CertificateAuthorityData: c.cfg.CAData}
+	kubeconfig.AuthInfos["moat"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kubeconfig.Contexts["moat"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "moat"}
+	kubeconfig.CurrentContext = "moat"
+	data, err := clientcmd.Write(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	c.moatConfig = filepath.Join(c.dir, "moat.kubeconfig")
+	return os.WriteFile(c.moatConfig, data, 0o600)
+}
+
+// readObjects decodes every non-empty YAML document of file.
+func readObjects(file string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []*unstructured.Unstructured
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
+		}
+	}
+}
