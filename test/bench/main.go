@@ -18,6 +18,12 @@
 //     moat's peak RSS (VmHWM), beside a plain client that makes the same
 //     label requests (a label no moat webhook selects) and creates the same
 //     NetworkPolicies; then moat's peak RSS with 10,000 Services cached.
+//   - restart: 10,000 isolated namespaces (-restart-namespaces), each with
+//     one allowlist naming one Service, converged; then a fresh moat
+//     process: its time to converge (from its metrics: every namespace
+//     taken from the work queue, queue empty), its writes (audit log;
+//     target none), its peak RSS, and the time one Service change takes to
+//     reach its NetworkPolicy, with moat converged and during a restart.
 //
 // Figures are medians of -runs runs. Everything runs on 127.0.0.1.
 package main
@@ -59,6 +65,9 @@ type options struct {
 	scaleRuns   int
 	validateNPs string
 	goBench     string
+	// restart
+	restartNamespaces int
+	restartSamples    int
 }
 
 // figure is one line of the report.
@@ -112,12 +121,13 @@ func run() int {
 		"admission": benchAdmission,
 		"scale":     benchScale,
 		"shapes":    benchShapes,
+		"restart":   benchRestart,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, restart)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -143,7 +153,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, restart`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -154,12 +164,14 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure (0: no such run)")
 	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")
+	fs.IntVar(&o.restartNamespaces, "restart-namespaces", 10000, "restart: isolated namespaces, each with a Service and an allowlist (1000 for a quick run)")
+	fs.IntVar(&o.restartSamples, "restart-samples", 10, "restart: Service changes timed, converged and during a restart")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
-	if o.runs < 1 || o.scaleRuns < 1 {
-		return nil, errors.New("-runs and -scale-runs must be at least 1")
+	if o.runs < 1 || o.scaleRuns < 1 || o.restartNamespaces < 1 || o.restartSamples < 1 {
+		return nil, errors.New("-runs, -scale-runs, -restart-namespaces and -restart-samples must be at least 1")
 	}
 	for _, f := range []string{o.moat, filepath.Join(o.binDir, "kube-apiserver"), filepath.Join(o.binDir, "etcd")} {
 		if _, err := os.Stat(f); err != nil {
