@@ -38,7 +38,7 @@ import (
 //     runs from just before the process is started.
 //   - writes on restart: every write by moat's user in the audit log from
 //     the first process's exit until 5 s after A converged (target 0).
-//   - peak RSS (VmHWM) of the first process and of A.
+//   - peak RSS (VmHWM) of the first process and of each restarted one.
 //   - Service change: with A converged, the selector of one namespace's
 //     Service changes; the time from the request until the allowlist's
 //     NetworkPolicy has the new spec (benchmark's informer), one namespace
@@ -214,6 +214,7 @@ type restartResult struct {
 	queue                            queueState
 	writes                           writes
 	hwmFirst, hwmRestarted, hwmAgain int64
+	hwmNoTenant                      int64
 	steady, resync, after            []time.Duration
 	resyncAt                         []time.Duration
 	atReady                          time.Duration
@@ -387,6 +388,9 @@ func restartRun(ctx context.Context, o *options) (*restartResult, error) {
 		return nil, err
 	}
 	res.convergeNoTenant = end.Sub(t0)
+	if res.hwmNoTenant, _, err = d.memory(); err != nil {
+		return nil, err
+	}
 	rw, err := c.writesSince(off, moatUser)
 	if err != nil {
 		return nil, err
@@ -425,8 +429,9 @@ func benchRestart(ctx context.Context, o *options) error {
 	record(figure{section: section, name: "… reads (lists, gets) by moat in that time", value: fmt.Sprintf("%d (%s)", reads, countString(r.writes.reads))})
 	record(figure{section: section, name: "… reconciles in that time", value: fmt.Sprintf("%.0f (%.0f errors)", r.queue.reconciles, r.queue.errors)})
 	limit := int64(400 << 20)
-	record(figure{section: section, name: "peak RSS of the restarted process", value: mib(r.hwmRestarted),
-		baseline: "first process " + mib(r.hwmFirst), target: "< 400.0 MiB", met: met(r.hwmRestarted < limit && r.hwmFirst < limit)})
+	peak := max(r.hwmRestarted, r.hwmAgain, r.hwmNoTenant)
+	record(figure{section: section, name: "peak RSS of the restarted processes (highest of 3)", value: fmt.Sprintf("%s (%s, %s, %s)", mib(peak), mib(r.hwmRestarted), mib(r.hwmAgain), mib(r.hwmNoTenant)),
+		baseline: "first process " + mib(r.hwmFirst), target: "< 400.0 MiB", met: met(peak < limit && r.hwmFirst < limit)})
 	durs := func(ds []time.Duration) string {
 		parts := make([]string, len(ds))
 		for i, d := range ds {
