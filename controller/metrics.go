@@ -33,10 +33,12 @@ type namespaceState struct {
 }
 
 // gauges keeps the per-namespace figures behind the isolated-namespaces and
-// managed-policies gauges.
+// managed-policies gauges, and their sums, so that a reconcile updates them
+// in constant time however many namespaces there are.
 type gauges struct {
-	mu         sync.Mutex
-	namespaces map[string]namespaceState
+	mu                 sync.Mutex
+	namespaces         map[string]namespaceState
+	isolated, policies int
 }
 
 func newGauges() *gauges {
@@ -47,18 +49,20 @@ func newGauges() *gauges {
 func (g *gauges) set(namespace string, state namespaceState) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	old := g.namespaces[namespace]
+	if old.isolated {
+		g.isolated--
+	}
+	g.policies -= old.policies
 	if state == (namespaceState{}) {
 		delete(g.namespaces, namespace)
 	} else {
 		g.namespaces[namespace] = state
 	}
-	isolated, policies := 0, 0
-	for _, s := range g.namespaces {
-		if s.isolated {
-			isolated++
-		}
-		policies += s.policies
+	if state.isolated {
+		g.isolated++
 	}
-	isolatedNamespaces.Set(float64(isolated))
-	managedPolicies.Set(float64(policies))
+	g.policies += state.policies
+	isolatedNamespaces.Set(float64(g.isolated))
+	managedPolicies.Set(float64(g.policies))
 }

@@ -328,8 +328,9 @@ func freePort() (int, error) {
 
 // startMoat runs `moat serve` against the cluster, serving webhooks on
 // 127.0.0.1, and waits until it is ready. It returns the process and the
-// webhook server's base URL.
-func startMoat(ctx context.Context, o *options, c *cluster, name string) (*process, string, error) {
+// webhook server's base URL. extra flags come last and so override the
+// defaults (e.g. --metrics-bind-address).
+func startMoat(ctx context.Context, o *options, c *cluster, name string, extra ...string) (*process, string, error) {
 	webhookPort, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -348,6 +349,7 @@ func startMoat(ctx context.Context, o *options, c *cluster, name string) (*proce
 		"--leader-elect=false",
 		"--service-account=" + moatUser,
 	}
+	args = append(args, extra...)
 	p, err := startProcess(name, filepath.Join(c.dir, name+".log"), o.moat, args...)
 	if err != nil {
 		return nil, "", err

@@ -25,6 +25,12 @@
 //     then the same clients without moat (webhook configurations deleted,
 //     moat stopped): count, average, p99 and max latency of creates and
 //     deletes, errors.
+//   - restart: 10,000 isolated namespaces (-restart-namespaces), each with
+//     one allowlist naming one Service, converged; then a fresh moat
+//     process: its time to converge (from its metrics: every namespace
+//     taken from the work queue, queue empty), its writes (audit log;
+//     target none), its peak RSS, and the time one Service change takes to
+//     reach its NetworkPolicy, with moat converged and during a restart.
 //
 // Figures are medians of -runs runs. Everything runs on 127.0.0.1.
 package main
@@ -77,6 +83,9 @@ type options struct {
 	profileSeconds int
 	// label
 	labelRequests, labelKubectl int
+	// restart
+	restartNamespaces int
+	restartSamples    int
 }
 
 // figure is one line of the report.
@@ -132,12 +141,13 @@ func run() int {
 		"shapes":    benchShapes,
 		"load":      benchLoad,
 		"label":     benchLabel,
+		"restart":   benchRestart,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label, restart)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -163,7 +173,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label, restart`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -178,6 +188,8 @@ func parseFlags() (*options, error) {
 	fs.DurationVar(&o.loadDuration, "load-duration", 60*time.Second, "load: length of each phase (with moat, without), after a 2 s warm-up")
 	fs.IntVar(&o.loadRuns, "load-runs", 1, "load: runs, each on a fresh control plane; moat's phase comes first in odd runs, last in even ones")
 	fs.BoolVar(&o.loadShared, "load-shared-connection", false, "load: the clients share one HTTP/2 connection instead of one connection each")
+	fs.IntVar(&o.restartNamespaces, "restart-namespaces", 10000, "restart: isolated namespaces, each with a Service and an allowlist (1000 for a quick run)")
+	fs.IntVar(&o.restartSamples, "restart-samples", 10, "restart: Service changes timed, converged and during a restart")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
 	fs.IntVar(&o.labelRequests, "label-requests", 100, "label: sequential label requests of each kind (moat's label, the plain label)")
 	fs.IntVar(&o.labelKubectl, "label-kubectl", 20, "label: `kubectl label` processes of each kind (0: none)")
@@ -186,8 +198,8 @@ func parseFlags() (*options, error) {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
-	if o.runs < 1 || o.scaleRuns < 1 || o.loadRuns < 1 || o.loadClients < 1 {
-		return nil, errors.New("-runs, -scale-runs, -load-runs and -load-clients must be at least 1")
+	if o.runs < 1 || o.scaleRuns < 1 || o.loadRuns < 1 || o.loadClients < 1 || o.restartNamespaces < 1 || o.restartSamples < 1 {
+		return nil, errors.New("-runs, -scale-runs, -load-runs, -load-clients, -restart-namespaces and -restart-samples must be at least 1")
 	}
 	for _, f := range []string{o.moat, filepath.Join(o.binDir, "kube-apiserver"), filepath.Join(o.binDir, "etcd")} {
 		if _, err := os.Stat(f); err != nil {

@@ -77,8 +77,14 @@ func (w *watcher) expect(group string, policies []networkingv1.NetworkPolicy) {
 		w.done[group] = make(chan time.Time, 1)
 	}
 	for _, np := range policies {
-		w.want[np.Namespace+"/"+np.Name] = np.Spec
-		w.missing[group]++
+		// A policy expected again (with a new spec) is missing until it
+		// is seen with that spec.
+		key := np.Namespace + "/" + np.Name
+		if _, wanted := w.want[key]; !wanted || w.matched[key] {
+			w.missing[group]++
+		}
+		w.want[key] = np.Spec
+		w.matched[key] = false
 	}
 }
 
