@@ -170,3 +170,57 @@ func TestUpdateStatusEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdateStatusSkipsSupersededVersions: when the cache already holds a
+// newer version of the allowlist, or knows it is gone, the status write at
+// the old version would only fail (409, 404): none is sent. At the cached
+// version it is.
+func TestUpdateStatusSkipsSupersededVersions(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		change    func(t *testing.T, c client.Client, al *v1alpha1.NetworkAllowlist)
+		wantWrite bool
+	}{
+		"the version the cache holds": {change: func(*testing.T, client.Client, *v1alpha1.NetworkAllowlist) {}, wantWrite: true},
+		"a newer version in the cache": {change: func(t *testing.T, c client.Client, al *v1alpha1.NetworkAllowlist) {
+			newer := al.DeepCopy()
+			newer.Labels = map[string]string{"changed": "yes"}
+			if err := c.Update(t.Context(), newer); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		"deleted": {change: func(t *testing.T, c client.Client, al *v1alpha1.NetworkAllowlist) {
+			if err := c.Delete(t.Context(), al.DeepCopy()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			al := &v1alpha1.NetworkAllowlist{ObjectMeta: metav1.ObjectMeta{Namespace: "p", Name: "web", Generation: 1}}
+			var writes int
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(al).WithStatusSubresource(&v1alpha1.NetworkAllowlist{}).
+				WithInterceptorFuncs(interceptor.Funcs{
+					SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+						writes++
+						return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+					},
+				}).Build()
+			stored := &v1alpha1.NetworkAllowlist{}
+			if err := c.Get(t.Context(), client.ObjectKeyFromObject(al), stored); err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, c, stored)
+			r := &Reconciler{client: c, recorder: events.NewFakeRecorder(10)}
+			if err := r.updateStatus(t.Context(), stored, policy.AllowlistResult{Policies: []string{"moat-allowlist-web"}}, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := writes == 1; got != tt.wantWrite || writes > 1 {
+				t.Fatalf("%d status writes, want a write: %v", writes, tt.wantWrite)
+			}
+		})
+	}
+}

@@ -518,6 +518,23 @@ func isAllowlistPolicy(rendered policy.Result, name string) bool {
 	return false
 }
 
+// superseded reports whether the cache already holds a newer version of al,
+// or knows it is deleted or being deleted. A status write at al's version
+// would then fail (409 or 404) and only load the API server: the watch event
+// that changed the cache has queued this namespace again, and that
+// reconcile writes the status of the version it sees.
+func (r *Reconciler) superseded(ctx context.Context, al *v1alpha1.NetworkAllowlist) bool {
+	current := &v1alpha1.NetworkAllowlist{}
+	err := r.client.Get(ctx, client.ObjectKeyFromObject(al), current, client.UnsafeDisableDeepCopy)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true
+	case err != nil:
+		return false
+	}
+	return current.ResourceVersion != al.ResourceVersion || current.DeletionTimestamp != nil
+}
+
 // updateStatus writes the allowlist's status when it differs from what it
 // must say, and records an Event when its Ready reason changes to a problem
 // the user should see.
@@ -536,6 +553,9 @@ func (r *Reconciler) updateStatus(ctx context.Context, al *v1alpha1.NetworkAllow
 	}
 	status := desiredStatus(al, inForce, problems)
 	if equality.Semantic.DeepEqual(status, al.Status) {
+		return nil
+	}
+	if r.superseded(ctx, al) {
 		return nil
 	}
 	before := readyReason(al.Status)
