@@ -77,8 +77,9 @@ type options struct {
 	loadDuration time.Duration
 	loadRuns     int
 	loadShared   bool
+	loadRate     float64
 	// profileDir, when set, receives CPU profiles of the API server
-	// during the phases of the scale and label sections.
+	// during the phases of the scale, label and load sections.
 	profileDir     string
 	profileSeconds int
 	// label
@@ -187,14 +188,15 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.loadClients, "load-clients", 100, "load: concurrent clients creating and deleting allowlists (Kyverno's test: 100 virtual users)")
 	fs.DurationVar(&o.loadDuration, "load-duration", 60*time.Second, "load: length of each phase (with moat, without), after a 2 s warm-up")
 	fs.IntVar(&o.loadRuns, "load-runs", 1, "load: runs, each on a fresh control plane; moat's phase comes first in odd runs, last in even ones")
+	fs.Float64Var(&o.loadRate, "load-rate", 0, "load: creates per second of all clients together, each followed by its delete (0: closed loop, as Kyverno's test)")
 	fs.BoolVar(&o.loadShared, "load-shared-connection", false, "load: the clients share one HTTP/2 connection instead of one connection each")
 	fs.IntVar(&o.restartNamespaces, "restart-namespaces", 10000, "restart: isolated namespaces, each with a Service and an allowlist (1000 for a quick run)")
 	fs.IntVar(&o.restartSamples, "restart-samples", 10, "restart: Service changes timed, converged and during a restart")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
 	fs.IntVar(&o.labelRequests, "label-requests", 100, "label: sequential label requests of each kind (moat's label, the plain label)")
 	fs.IntVar(&o.labelKubectl, "label-kubectl", 20, "label: `kubectl label` processes of each kind (0: none)")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "scale, label: save CPU profiles of the API server during each phase in this directory")
-	fs.IntVar(&o.profileSeconds, "profile-seconds", 3, "scale, label: length of each API server profile")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "scale, label, load: save CPU profiles of the API server during each phase in this directory (from the start of the phase)")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 3, "scale, label, load: length of each API server profile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
