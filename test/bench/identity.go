@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,9 +11,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"moat.dev/moat/manifest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -72,28 +69,19 @@ func moatIdentity(ctx context.Context, o *options, c *cluster) error {
 	return os.WriteFile(c.moatConfig, data, 0o600)
 }
 
-// readObjects decodes every non-empty YAML document of file.
+// readObjects reads file as `kubectl apply -f` does (manifest's reader).
 func readObjects(file string) ([]*unstructured.Unstructured, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		obj := &unstructured.Unstructured{}
-		if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		if len(obj.Object) > 0 {
-			objs = append(objs, obj)
-		}
-	}
+	defer func() { _ = f.Close() }()
+	var (
+		objs []*unstructured.Unstructured
+		bad  []error
+	)
+	err = manifest.ReadUnstructured(file, f,
+		func(_ manifest.Position, obj *unstructured.Unstructured) { objs = append(objs, obj) },
+		func(e *manifest.Error) { bad = append(bad, e) })
+	return objs, errors.Join(append(bad, err)...)
 }

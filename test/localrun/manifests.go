@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,7 +12,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"moat.dev/moat/manifest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -50,31 +47,21 @@ func createManifests(ctx context.Context, c client.Client, dir string, mutate fu
 	return nil
 }
 
-// readObjects decodes every non-empty YAML document of file.
+// readObjects reads file as `kubectl apply -f` does (manifest's reader).
 func readObjects(file string) ([]*unstructured.Unstructured, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		obj := &unstructured.Unstructured{}
-		if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		objs = append(objs, obj)
-	}
+	defer func() { _ = f.Close() }()
+	var (
+		objs []*unstructured.Unstructured
+		bad  []error
+	)
+	err = manifest.ReadUnstructured(file, f,
+		func(_ manifest.Position, obj *unstructured.Unstructured) { objs = append(objs, obj) },
+		func(e *manifest.Error) { bad = append(bad, e) })
+	return objs, errors.Join(append(bad, err)...)
 }
 
 // pointWebhooksAt rewrites the clientConfig of every webhook in a
