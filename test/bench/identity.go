@@ -2,18 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"moat.dev/moat/manifest"
+	"moat.dev/moat/test/testenv"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -25,24 +22,8 @@ import (
 // cluster.
 func moatIdentity(ctx context.Context, o *options, c *cluster) error {
 	dir := filepath.Join(o.repo, "manifests", "rbac")
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
+	if err := testenv.CreateManifests(ctx, c.admin, dir, nil); err != nil {
 		return err
-	}
-	sort.Strings(files)
-	for _, file := range files {
-		if filepath.Base(file) == "kustomization.yaml" {
-			continue
-		}
-		objs, err := readObjects(file)
-		if err != nil {
-			return err
-		}
-		for _, obj := range objs {
-			if err := c.admin.Create(ctx, obj); err != nil {
-				return fmt.Errorf("%s: creating %s %s: %w", file, obj.GetKind(), obj.GetName(), err)
-			}
-		}
 	}
 	sa := &corev1.ServiceAccount{}
 	if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "moat-system", Name: "moat"}, sa); err != nil {
@@ -67,21 +48,4 @@ func moatIdentity(ctx context.Context, o *options, c *cluster) error {
 	}
 	c.moatConfig = filepath.Join(c.dir, "moat.kubeconfig")
 	return os.WriteFile(c.moatConfig, data, 0o600)
-}
-
-// readObjects reads file as `kubectl apply -f` does (manifest's reader).
-func readObjects(file string) ([]*unstructured.Unstructured, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	var (
-		objs []*unstructured.Unstructured
-		bad  []error
-	)
-	err = manifest.ReadUnstructured(file, f,
-		func(_ manifest.Position, obj *unstructured.Unstructured) { objs = append(objs, obj) },
-		func(e *manifest.Error) { bad = append(bad, e) })
-	return objs, errors.Join(append(bad, err)...)
 }

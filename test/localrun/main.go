@@ -215,11 +215,11 @@ func start(ctx context.Context, o *options) (*cluster, error) {
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moatNamespace}}); err != nil {
 		return c, fmt.Errorf("creating namespace %s: %w", moatNamespace, err)
 	}
-	if err := createManifests(ctx, admin, filepath.Join(o.repo, "manifests", "rbac"), nil); err != nil {
+	if err := testenv.CreateManifests(ctx, admin, filepath.Join(o.repo, "manifests", "rbac"), nil); err != nil {
 		return c, err
 	}
 	// Self-service isolation: the toggle role and its admission policy.
-	if err := createManifests(ctx, admin, filepath.Join(o.repo, "manifests", "isolation-toggle"), nil); err != nil {
+	if err := testenv.CreateManifests(ctx, admin, filepath.Join(o.repo, "manifests", "isolation-toggle"), nil); err != nil {
 		return c, err
 	}
 
@@ -261,7 +261,7 @@ func start(ctx context.Context, o *options) (*cluster, error) {
 		fmt.Fprintf(os.Stderr, "localrun: %s is missing: running without webhook configurations\n", webhookDir)
 		return c, nil
 	}
-	if err := createManifests(ctx, admin, webhookDir, func(u *unstructured.Unstructured) error {
+	if err := testenv.CreateManifests(ctx, admin, webhookDir, func(u *unstructured.Unstructured) error {
 		return pointWebhooksAt(u, c.webhookURL, ca.CertPEM)
 	}); err != nil {
 		return c, err

@@ -1,68 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"moat.dev/moat/manifest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
-
-// createManifests creates every object in the YAML files of dir (not
-// recursing, skipping kustomization.yaml), after passing each through mutate
-// when it is not nil.
-func createManifests(ctx context.Context, c client.Client, dir string, mutate func(*unstructured.Unstructured) error) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, file := range files {
-		if filepath.Base(file) == "kustomization.yaml" {
-			continue
-		}
-		objs, err := readObjects(file)
-		if err != nil {
-			return err
-		}
-		for _, obj := range objs {
-			if mutate != nil {
-				if err := mutate(obj); err != nil {
-					return fmt.Errorf("%s: %s %s: %w", file, obj.GetKind(), obj.GetName(), err)
-				}
-			}
-			if err := c.Create(ctx, obj); err != nil {
-				return fmt.Errorf("%s: creating %s %s: %w", file, obj.GetKind(), obj.GetName(), err)
-			}
-		}
-	}
-	return nil
-}
-
-// readObjects reads file as `kubectl apply -f` does (manifest's reader).
-func readObjects(file string) ([]*unstructured.Unstructured, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	var (
-		objs []*unstructured.Unstructured
-		bad  []error
-	)
-	err = manifest.ReadUnstructured(file, f,
-		func(_ manifest.Position, obj *unstructured.Unstructured) { objs = append(objs, obj) },
-		func(e *manifest.Error) { bad = append(bad, e) })
-	return objs, errors.Join(append(bad, err)...)
-}
 
 // pointWebhooksAt rewrites the clientConfig of every webhook in a
 // Mutating- or ValidatingWebhookConfiguration from the in-cluster Service to

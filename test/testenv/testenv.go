@@ -1,6 +1,7 @@
 // Package testenv holds what moat's test suites, local control plane and
-// benchmarks share about the repository they run in: where it is, and how to
-// install moat's webhook configurations against a local webhook server.
+// benchmarks share about the repository they run in: where it is, how to
+// create the objects of its manifests, and how to install moat's webhook
+// configurations against a local webhook server.
 package testenv
 
 import (
@@ -10,10 +11,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"moat.dev/moat/manifest"
 )
 
 // RepoRoot walks up from the working directory to the directory whose go.mod
@@ -78,4 +83,56 @@ func InstallWebhooks(ctx context.Context, c client.Client, repo, baseURL string,
 		return err
 	}
 	return c.Create(ctx, &validating)
+}
+
+// ReadManifests reads the objects of the YAML files of dir (not recursing,
+// skipping kustomization.yaml, files in name order) as `kubectl apply -f`
+// does, through package manifest's reader.
+func ReadManifests(dir string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var (
+		objs []*unstructured.Unstructured
+		bad  []error
+	)
+	for _, file := range files {
+		if filepath.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		err = manifest.ReadUnstructured(file, f,
+			func(_ manifest.Position, obj *unstructured.Unstructured) { objs = append(objs, obj) },
+			func(e *manifest.Error) { bad = append(bad, e) })
+		_ = f.Close()
+		if err := errors.Join(append(bad, err)...); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+// CreateManifests creates the objects ReadManifests reads from dir, after
+// passing each through mutate when it is not nil.
+func CreateManifests(ctx context.Context, c client.Client, dir string, mutate func(*unstructured.Unstructured) error) error {
+	objs, err := ReadManifests(dir)
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		if mutate != nil {
+			if err := mutate(obj); err != nil {
+				return fmt.Errorf("%s: %s %s: %w", dir, obj.GetKind(), obj.GetName(), err)
+			}
+		}
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("%s: creating %s %s: %w", dir, obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	return nil
 }
