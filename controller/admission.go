@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"moat.dev/moat/policy"
 )
 
 // AdmissionVersionAnnotation marks a NetworkPolicy that ApplyNamespace wrote
@@ -15,10 +17,9 @@ import (
 const AdmissionVersionAnnotation = "moat.dev/admitted-namespace-version"
 
 // admissionGrace bounds how long a policy written during admission is kept
-// in a namespace that does not (yet) look isolated. It covers the mutating
-// webhook's timeoutSeconds (10, in manifests/webhook) plus the one-second
-// resolution of creation timestamps.
-const admissionGrace = 11 * time.Second
+// in a namespace that does not (yet) look isolated (policy.AdmissionGrace,
+// which the webhook's forgery guard honours too).
+const admissionGrace = policy.AdmissionGrace
 
 // holdAdmissionWrites splits the managed policies a reconcile of the
 // not-isolated namespace ns would delete into those to delete now and, after

@@ -12,7 +12,6 @@ package controller
 import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
@@ -29,9 +28,14 @@ const DefaultMaxConcurrentReconciles = 4
 
 // Options configure the isolation controller.
 type Options struct {
-	// Policy is the cluster-wide isolation configuration (allowed ingress
-	// namespaces and CIDRs, DNS Service).
-	Policy policy.Config
+	// Config is moat's one configuration value, the same the webhooks get:
+	// Config.Policy says what moat admits (allowed ingress namespaces and
+	// CIDRs, DNS, the project label, nodes, protected namespaces),
+	// Config.TenantNetworkPolicies the mode of the tenant NetworkPolicy
+	// check: unless off, the user-written policies of an isolated
+	// namespace are checked against what moat admits and those that admit
+	// more are reported (Event and metric).
+	Config validation.Config
 
 	// Client reads from the cache and writes to the API server. nil means
 	// the manager's client. Tests pass a wrapping client to count writes.
@@ -45,12 +49,6 @@ type Options struct {
 	// MaxConcurrentReconciles is the number of namespaces reconciled in
 	// parallel; zero means DefaultMaxConcurrentReconciles.
 	MaxConcurrentReconciles int
-
-	// TenantNetworkPolicies is the mode of the tenant NetworkPolicy check
-	// (moat serve --tenant-network-policies): unless off, the user-written
-	// policies of a namespace that becomes isolated are checked once and
-	// those that admit more than moat are reported (Event and metric).
-	TenantNetworkPolicies validation.TenantPolicyMode
 
 	// SkipNameValidation lets several managers in one process register the
 	// controller under the same name (tests that restart the manager).

@@ -51,7 +51,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("indexing NetworkAllowlists by kubernetesAPI peer: %w", err)
 	}
 	r := NewReconciler(mgr, opts)
-	traffic, err := newTrafficCache(mgr, opts.Policy)
+	traffic, err := newTrafficCache(mgr, opts.Config.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -77,10 +77,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 			builder.WithPredicates(serviceChanged())).
 		WatchesRawSource(source.Kind(traffic, client.Object(&discoveryv1.EndpointSlice{}),
 			handler.EnqueueRequestsFromMapFunc(r.apiServerToNamespaces), apiServerChanged()))
-	if opts.Policy.AllowIngressFromNodes {
+	if opts.Config.Policy.AllowIngressFromNodes {
 		nodes := &nodeWatch{r: r}
 		b = b.WatchesRawSource(source.Kind(traffic, client.Object(&corev1.Node{}),
-			handler.EnqueueRequestsFromMapFunc(nodes.toNamespaces), nodeAddressesChanged(opts.Policy)))
+			handler.EnqueueRequestsFromMapFunc(nodes.toNamespaces), nodeAddressesChanged(opts.Config.Policy)))
 	}
 	if err := b.Complete(r); err != nil {
 		return nil, fmt.Errorf("setting up the isolation controller: %w", err)

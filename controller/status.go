@@ -1,12 +1,17 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
@@ -117,4 +122,84 @@ func applyFailedProblem(name string, err error) policy.Problem {
 		Reason:  v1alpha1.ReasonApplyFailed,
 		Message: fmt.Sprintf("writing NetworkPolicy %q failed: %v; moat retries", name, err),
 	}
+}
+
+// superseded reports whether the cache already holds a newer version of al,
+// or knows it is deleted or being deleted. A status write at al's version
+// would then fail (409 or 404) and only load the API server: the watch event
+// that changed the cache has queued this namespace again, and that
+// reconcile writes the status of the version it sees.
+func (r *Reconciler) superseded(ctx context.Context, al *v1alpha1.NetworkAllowlist) bool {
+	current := &v1alpha1.NetworkAllowlist{}
+	err := r.client.Get(ctx, client.ObjectKeyFromObject(al), current, client.UnsafeDisableDeepCopy)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true
+	case err != nil:
+		return false
+	}
+	return current.ResourceVersion != al.ResourceVersion || current.DeletionTimestamp != nil
+}
+
+// updateStatus writes the allowlist's status when it differs from what it
+// must say, and records an Event when its Ready reason changes to a problem
+// the user should see.
+func (r *Reconciler) updateStatus(ctx context.Context, al *v1alpha1.NetworkAllowlist, ar policy.AllowlistResult, conflicts []string, failed map[string]error) error {
+	var inForce []string
+	problems := slices.Clone(ar.Problems)
+	for _, name := range ar.Policies {
+		switch {
+		case slices.Contains(conflicts, name):
+			problems = append(problems, conflictProblem(name))
+		case failed[name] != nil:
+			problems = append(problems, applyFailedProblem(name, failed[name]))
+		default:
+			inForce = append(inForce, name)
+		}
+	}
+	status := desiredStatus(al, inForce, problems)
+	if equality.Semantic.DeepEqual(status, al.Status) {
+		return nil
+	}
+	if r.superseded(ctx, al) {
+		return nil
+	}
+	before := readyReason(al.Status)
+	updated := al.DeepCopy()
+	updated.Status = status
+	if err := r.client.Status().Patch(ctx, updated, client.MergeFromWithOptions(al, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("updating the status of NetworkAllowlist %s/%s: %w", al.Namespace, al.Name, err)
+	}
+	after := readyReason(status)
+	if after == before {
+		return nil
+	}
+	switch after {
+	case v1alpha1.ReasonApplied:
+		// Coming from IsolationDisabled, the namespace's IsolationEnabled
+		// Event already tells the story: one Event per namespace.
+		if before != "" && before != v1alpha1.ReasonIsolationDisabled {
+			r.recorder.Eventf(al, nil, corev1.EventTypeNormal, after, "UpdateStatus", "every rule is in force again")
+		}
+	case v1alpha1.ReasonIsolationDisabled:
+		// The namespace's IsolationDisabled Event already tells the story.
+	default:
+		for _, pr := range problems {
+			if pr.Reason == after {
+				r.recorder.Eventf(al, nil, corev1.EventTypeWarning, after, "UpdateStatus", "%s", describe(pr))
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func describe(p policy.Problem) string {
+	if p.Field == "" {
+		return p.Message
+	}
+	return p.Field + ": " + p.Message
 }

@@ -34,17 +34,6 @@ func init() {
 	metrics.Registry.MustRegister(tenantPoliciesBeyondIsolation)
 }
 
-// IsolationBaseline is what the policies rendered with cfg admit in every
-// isolated namespace, for validation.Config.Isolation.
-func IsolationBaseline(cfg policy.Config) validation.IsolationBaseline {
-	return validation.IsolationBaseline{
-		AllowedIngressNamespaces: cfg.AllowedIngressNamespaces,
-		AllowedIngressCIDRs:      cfg.AllowedIngressCIDRs,
-		DNSService:               cfg.DNSService,
-		DNSIPs:                   cfg.DNSIPs,
-	}
-}
-
 // tenantReports remembers, per namespace, what its user policies were last
 // checked against, so that each is checked once when isolation (or egress
 // restriction) takes effect rather than on every reconcile.

@@ -9,21 +9,15 @@ import (
 
 // tenantCandidate reports whether o is a NetworkPolicy that the tenant rule
 // could refuse in some isolated namespace: one that admits more than the
-// narrowest scope moat ever has (the namespace alone, egress restricted). A
-// wider scope never refuses more, so every other policy passes wherever it
+// narrowest model moat ever has (policy.NarrowestModel). A wider model never
+// refuses more, so every other policy passes wherever it
 // is.
 func tenantCandidate(o *Object) bool {
 	np, ok := o.Object.(*networkingv1.NetworkPolicy)
 	if !ok || policy.IsManaged(np) {
 		return false
 	}
-	self := []string{np.Namespace}
-	narrowest := validation.TenantScope{
-		Namespace: np.Namespace,
-		Ingress:   validation.PeerScope{Namespaces: self},
-		Egress:    &validation.PeerScope{Namespaces: self},
-	}
-	return len(validation.ValidateTenantNetworkPolicyInScope(np, narrowest)) > 0
+	return len(validation.ValidateTenantNetworkPolicyAgainst(np, policy.NarrowestModel(np.Namespace))) > 0
 }
 
 // tenantFindings appends what validation.ValidateTenantNetworkPolicy says

@@ -1,78 +1,23 @@
 package policy
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
 )
 
-// allowlistPolicy translates one allowlist into its NetworkPolicy and status.
-// An allowlist without rules yields no policy.
-func (r *renderer) allowlistPolicy(al *v1alpha1.NetworkAllowlist) (*networkingv1.NetworkPolicy, AllowlistResult, error) {
-	spec := al.Spec
-	if len(spec.Ingress) == 0 && len(spec.Egress) == 0 {
-		return nil, AllowlistResult{}, nil
-	}
-	var types []networkingv1.PolicyType
-	if len(spec.Ingress) > 0 {
-		types = append(types, networkingv1.PolicyTypeIngress)
-	}
-	if len(spec.Egress) > 0 {
-		types = append(types, networkingv1.PolicyTypeEgress)
-	}
-	np := newPolicy(r.namespace, PolicyName(al.Name), types...)
-	if len(validation.IsValidLabelValue(al.Name)) == 0 {
-		np.Labels[AllowlistLabel] = al.Name
-	}
-	// An owner reference needs a UID; allowlists rendered offline have none.
-	if al.UID != "" {
-		np.OwnerReferences = []metav1.OwnerReference{{
-			APIVersion:         v1alpha1.GroupVersion.String(),
-			Kind:               "NetworkAllowlist",
-			Name:               al.Name,
-			UID:                al.UID,
-			Controller:         ptr.To(true),
-			BlockOwnerDeletion: ptr.To(true),
-		}}
-	}
-
-	t := &translation{renderer: r, serviceNamespace: cmp.Or(al.Namespace, r.namespace)}
-	specPath := field.NewPath("spec")
-	for i, rule := range spec.Ingress {
-		groups, err := t.peers(specPath.Child("ingress").Index(i), "from", rule.From, rule.Ports, false)
-		if err != nil {
-			return nil, AllowlistResult{}, err
-		}
-		for _, g := range groups {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: g.peers, Ports: g.ports})
-		}
-	}
-	for i, rule := range spec.Egress {
-		groups, err := t.peers(specPath.Child("egress").Index(i), "to", rule.To, rule.Ports, true)
-		if err != nil {
-			return nil, AllowlistResult{}, err
-		}
-		for _, g := range groups {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: g.peers, Ports: g.ports})
-		}
-	}
-	return &np, AllowlistResult{Policies: []string{np.Name}, Problems: t.problems}, nil
-}
-
-// translation collects the problems found while translating one allowlist.
+// translation collects the admissions and problems of one allowlist.
 type translation struct {
 	*renderer
+	allowlist        string
 	serviceNamespace string
 	problems         []Problem
 }
@@ -81,77 +26,75 @@ func (t *translation) problem(reason string, path *field.Path, format string, ar
 	t.problems = append(t.problems, Problem{Reason: reason, Field: path.String(), Message: fmt.Sprintf(format, args...)})
 }
 
-// peerGroup is one generated rule: peers that share a port list.
-type peerGroup struct {
-	key   string
-	peers []networkingv1.NetworkPolicyPeer
-	ports []networkingv1.NetworkPolicyPort
+// admissions translates the rules of an allowlist spec into what they admit,
+// rule by rule and peer by peer in declared order.
+func (t *translation) admissions(spec v1alpha1.NetworkAllowlistSpec) (ingress, egress []Admission, err error) {
+	specPath := field.NewPath("spec")
+	for i, rule := range spec.Ingress {
+		if ingress, err = t.peers(ingress, specPath.Child("ingress").Index(i), i, "from", rule.From, rule.Ports, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, rule := range spec.Egress {
+		if egress, err = t.peers(egress, specPath.Child("egress").Index(i), i, "to", rule.To, rule.Ports, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ingress, egress, nil
 }
 
-// peers translates the peers of one rule and groups them by their resolved
-// port list, in order of first appearance. Dropped peers are left out; a
-// rule whose peers are all dropped yields no group, so no generated rule
-// ever has an empty peer list (which would mean "everyone").
+// peers appends to out what the peers of one rule admit. Dropped peers are
+// left out (and reported as problems), so a rule whose peers are all
+// dropped admits nothing, never everyone.
 //
 // Ports of namespace, project and ipBlock peers, and of every ingress peer,
 // are the declared ports. Ports of an egress Service peer are the target
 // ports of the Service ports that the declared ports name. A kubernetesAPI
-// peer becomes one /32 or /128 ipBlock per API server address, on the ports
-// of its EndpointSlice (the declared ports do not apply).
-func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1alpha1.Peer, ports []v1alpha1.Port, egress bool) ([]peerGroup, error) {
+// peer becomes one /32 or /128 per API server address, on the ports of its
+// EndpointSlice (the declared ports do not apply).
+func (t *translation) peers(out []Admission, rulePath *field.Path, rule int, peersField string, peers []v1alpha1.Peer, ports []v1alpha1.Port, egress bool) ([]Admission, error) {
 	declared := declaredPorts(ports)
-	var groups []peerGroup
-	add := func(peer networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) {
-		key := portsKey(ports)
-		for i := range groups {
-			if groups[i].key == key {
-				groups[i].peers = append(groups[i].peers, peer)
-				return
-			}
-		}
-		groups = append(groups, peerGroup{key: key, peers: []networkingv1.NetworkPolicyPeer{peer}, ports: ports})
-	}
 	for j, peer := range peers {
+		peerPath := rulePath.Child(peersField).Index(j)
+		add := func(p Peer, ports []networkingv1.NetworkPolicyPort) {
+			out = append(out, Admission{Peer: p, Ports: ports, Source: Source{Allowlist: t.allowlist, Rule: rule, Field: peerPath.String()}})
+		}
 		kind, ok := peer.Kind()
 		if !ok {
 			// Validation (the CRD schema and the webhook) rejects such a
-			// peer; should one get here, it selects nothing.
+			// peer; should one get here, it admits nothing.
 			continue
 		}
 		switch kind {
 		case v1alpha1.PeerNamespace:
-			add(namespacePeer(peer.Namespace), declared)
+			add(Peer{Kind: PeerNamespace, Namespace: peer.Namespace}, declared)
 		case v1alpha1.PeerIPBlock:
-			add(networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{
-				CIDR:   peer.IPBlock.CIDR,
-				Except: cloneNonEmpty(peer.IPBlock.Except),
-			}}, declared)
+			add(Peer{Kind: PeerAddresses, CIDR: peer.IPBlock.CIDR, Except: cloneNonEmpty(peer.IPBlock.Except)}, declared)
 		case v1alpha1.PeerProject:
 			if t.projectLabel == "" {
-				t.problem(v1alpha1.ReasonProjectLabelUnset, rulePath.Child(peersField).Index(j).Child("project"),
+				t.problem(v1alpha1.ReasonProjectLabelUnset, peerPath.Child("project"),
 					"moat has no project label (--project-label), so project %q names no namespaces; the peer is left out: set --project-label or use namespace peers", peer.Project)
 				continue
 			}
-			add(projectPeer(t.projectLabel, peer.Project), declared)
+			add(Peer{Kind: PeerGroup, Label: t.projectLabel, Value: peer.Project}, declared)
 		case v1alpha1.PeerKubeAPI:
 			if !egress {
 				// Validation (the CRD schema and the webhook) rejects it.
 				continue
 			}
 			if len(t.apiServer) == 0 {
-				t.problem(v1alpha1.ReasonAPIServerNotFound, rulePath.Child(peersField).Index(j).Child("kubernetesAPI"),
+				t.problem(v1alpha1.ReasonAPIServerNotFound, peerPath.Child("kubernetesAPI"),
 					"the Service %s/%s has no ready endpoints in its EndpointSlices, so the API server's addresses are unknown; the peer is left out until they appear",
 					APIServerNamespace, APIServerName)
 				continue
 			}
 			for _, eps := range t.apiServer {
 				for _, addr := range eps.Addresses {
-					add(hostPeer(addr), eps.Ports)
+					add(hostAddresses(addr), eps.Ports)
 				}
 			}
 		case v1alpha1.PeerService:
-			path := rulePath.Child(peersField).Index(j).Child("service")
-			r, err := t.servicePeer(path, rulePath.Child("ports"), peer.Service, ports, egress)
+			r, err := t.servicePeer(peerPath.Child("service"), rulePath.Child("ports"), peer.Service, ports, egress)
 			if err != nil {
 				return nil, err
 			}
@@ -164,17 +107,13 @@ func (t *translation) peers(rulePath *field.Path, peersField string, peers []v1a
 			add(r.peer, r.ports)
 		}
 	}
-	for i := range groups {
-		// Each generated rule owns its port list.
-		groups[i].ports = clonePorts(groups[i].ports)
-	}
-	return groups, nil
+	return out, nil
 }
 
-// resolvedPeer is a Service peer translated into a NetworkPolicy peer and
-// the ports it may be reached on.
+// resolvedPeer is a Service peer translated into its pods and the ports
+// they may be reached on.
 type resolvedPeer struct {
-	peer  networkingv1.NetworkPolicyPeer
+	peer  Peer
 	ports []networkingv1.NetworkPolicyPort
 }
 
@@ -203,10 +142,7 @@ func (t *translation) servicePeer(path, portsPath *field.Path, ref *v1alpha1.Ser
 			"Service %s has no selector, so a NetworkPolicy cannot match its endpoints; the peer is left out: give the Service a selector or use an ipBlock peer", name)
 		return nil, nil
 	}
-	r := &resolvedPeer{peer: networkingv1.NetworkPolicyPeer{
-		NamespaceSelector: namespaceSelector(namespace),
-		PodSelector:       &metav1.LabelSelector{MatchLabels: maps.Clone(svc.Spec.Selector)},
-	}}
+	r := &resolvedPeer{peer: Peer{Kind: PeerPods, Namespace: namespace, Selector: maps.Clone(svc.Spec.Selector)}}
 	if !egress {
 		return r, nil
 	}

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -32,79 +31,32 @@ func fallbackDNSPorts() []networkingv1.NetworkPolicyPort {
 	}
 }
 
-// defaultIngressPolicy denies ingress from other namespaces. It has a single
-// rule whose peers are, in this order: the same namespace; the namespace's
-// project group, when cfg.ProjectLabel is set and the namespace carries it
-// (selected by that label: see projectPeer); one peer per allowed namespace
-// (sorted, duplicates removed), each selected by the immutable
-// kubernetes.io/metadata.name label; one ipBlock per allowed CIDR (sorted,
-// duplicates removed); with cfg.AllowIngressFromNodes, one /32 or /128
-// ipBlock per node address (sorted, duplicates removed). One peer per
-// namespace, rather than a single "In" expression, keeps the policy in the
-// same shape as the allowlist namespace peers and readable in `kubectl
-// describe`.
-func defaultIngressPolicy(in Input, cfg Config) networkingv1.NetworkPolicy {
-	np := newPolicy(in.Namespace.Name, DefaultIngressPolicyName, networkingv1.PolicyTypeIngress)
-	from := []networkingv1.NetworkPolicyPeer{sameNamespacePeer()}
-	if project, ok := v1alpha1.ProjectOf(in.Namespace, cfg.ProjectLabel); ok {
-		from = append(from, projectPeer(cfg.ProjectLabel, project))
-	}
-	for _, ns := range sortedUnique(cfg.AllowedIngressNamespaces) {
-		from = append(from, namespacePeer(ns))
-	}
-	for _, cidr := range sortedUnique(cfg.AllowedIngressCIDRs) {
-		from = append(from, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}})
-	}
-	if cfg.AllowIngressFromNodes {
-		for _, addr := range sortedAddrs(in.NodeAddresses) {
-			from = append(from, hostPeer(addr))
-		}
-	}
-	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: from}}
-	return np
-}
-
-// defaultEgressPolicy restricts egress to the same namespace and to DNS:
-// unless cfg.DNSService is nil, the cluster DNS pods on the DNS ports of the
-// DNS Service (see dnsPorts), and each of cfg.DNSIPs on UDP and TCP 53. The
-// node-local addresses share the DNS pods' rule when the ports agree, and get
-// a rule of their own otherwise.
-func (r *renderer) defaultEgressPolicy(cfg Config) (networkingv1.NetworkPolicy, error) {
-	np := newPolicy(r.namespace, DefaultEgressPolicyName, networkingv1.PolicyTypeEgress)
-	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{sameNamespacePeer()}}}
+// defaultEgress is what the isolation admits out of a namespace whose egress
+// is restricted, in this order: the same namespace (every port); unless
+// cfg.DNSService is nil, the cluster DNS pods on the DNS ports of the DNS
+// Service (see dnsPorts; the conventional kube-dns pods on UDP and TCP 53
+// when the Service is missing or has no selector, so that DNS keeps
+// working); each of cfg.DNSIPs (sorted) on UDP and TCP 53.
+func (r *renderer) defaultEgress(cfg Config) ([]Admission, error) {
+	out := []Admission{{Peer: Peer{Kind: PeerSelf}}}
 	if cfg.DNSService != nil {
 		dns := *cfg.DNSService
 		svc, err := r.service(dns.Namespace, dns.Name)
 		if err != nil {
-			return networkingv1.NetworkPolicy{}, err
+			return nil, err
 		}
 		selector := fallbackDNSSelector()
 		ports := fallbackDNSPorts()
 		if svc != nil && len(svc.Spec.Selector) > 0 {
-			selector = svc.Spec.Selector
+			selector = maps.Clone(svc.Spec.Selector)
 			ports = dnsPorts(svc.Spec.Ports)
 		}
-		np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{
-			To: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: namespaceSelector(dns.Namespace),
-				PodSelector:       &metav1.LabelSelector{MatchLabels: maps.Clone(selector)},
-			}},
-			Ports: ports,
-		})
+		out = append(out, Admission{Peer: Peer{Kind: PeerPods, Namespace: dns.Namespace, Selector: selector}, Ports: ports, Source: Source{Flag: FlagDNSService}})
 	}
-	if addrs := sortedAddrs(cfg.DNSIPs); len(addrs) > 0 {
-		var caches []networkingv1.NetworkPolicyPeer
-		for _, addr := range addrs {
-			caches = append(caches, hostPeer(addr))
-		}
-		last := &np.Spec.Egress[len(np.Spec.Egress)-1]
-		if len(np.Spec.Egress) > 1 && portsKey(last.Ports) == portsKey(fallbackDNSPorts()) {
-			last.To = append(last.To, caches...)
-		} else {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: caches, Ports: fallbackDNSPorts()})
-		}
+	for _, addr := range sortedAddrs(cfg.DNSIPs) {
+		out = append(out, Admission{Peer: hostAddresses(addr), Ports: fallbackDNSPorts(), Source: Source{Flag: FlagDNSIPs}})
 	}
-	return np, nil
+	return out, nil
 }
 
 // dnsServicePortNames are the names that kube-dns and CoreDNS give the

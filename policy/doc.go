@@ -1,7 +1,10 @@
-// Package policy translates a project's namespace, its NetworkAllowlists and
-// the Services they name into the exact NetworkPolicies moat must own. It is
-// pure: it never talks to the API server, so `moat render`, the mutating
-// webhook and the controller produce identical policies.
+// Package policy holds moat's one model of what a project admits (Model,
+// computed by Compute from the configuration, the stored Namespace, its
+// NetworkAllowlists, the Services they name and the cluster facts) and its
+// renderer into the exact NetworkPolicies moat must own (Model.Render). It
+// is pure: it never talks to the API server, so `moat render`, the mutating
+// webhook, the controller and the tenant rule (package validation, through
+// Model.Selections and CoversPort) all read the same answer.
 //
 // In an isolated namespace (moat.dev/isolated: "true") Render generates:
 //

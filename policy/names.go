@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -30,6 +31,15 @@ const (
 	// ownership is carried by the owner reference and the managed-by label.
 	AllowlistLabel = "moat.dev/allowlist"
 )
+
+// AdmissionGrace is how long the isolation label may take to be stored after
+// the mutating webhook wrote a namespace's policies during its admission:
+// the webhook's timeoutSeconds (10, in manifests/webhook) plus the one-second
+// resolution of creation timestamps. The webhook's forgery guard
+// (webhook.AdmissionWriteGuard) waits that long for the label, and the
+// controller keeps such policies exactly that long while the label is
+// missing: one constant, so the two can never disagree.
+const AdmissionGrace = 11 * time.Second
 
 // policyNameHashLen is the number of hex digits of the hash suffix that keeps
 // truncated policy names distinct.

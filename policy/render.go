@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
 )
@@ -61,76 +63,150 @@ type Problem struct {
 }
 
 // Render computes the NetworkPolicies moat must own in the namespace of in
-// and what each allowlist's status must report. It is deterministic: the same
-// namespace, allowlists (in any order), Services and configuration give
-// identical results.
+// and what each allowlist's status must report: Compute, then Model.Render.
+// It is deterministic: the same namespace, allowlists (in any order),
+// Services and configuration give identical results.
 //
-// An allowlist without rules yields no policy. An allowlist whose rules are
-// all dropped (their Service peers cannot be translated) keeps its policy,
-// with policyTypes but no rules: it allows nothing, and its name in the
-// status does not flicker while a Service comes and goes.
-//
-// A nil Namespace counts as not isolated. A nil services is a cluster without
-// Services: every Service peer is then reported as not found. Render returns
-// an error only when a Services lookup fails; it never returns a partial
-// Result in that case.
+// A nil services is a cluster without Services: every Service peer is then
+// reported as not found. Render returns an error only when a Services lookup
+// fails; it never returns a partial Result in that case.
 func Render(in Input, services Services, cfg Config) (Result, error) {
-	allowlists := uniqueAllowlists(in.Allowlists)
+	m, err := Compute(in, services, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	return m.Render(), nil
+}
 
-	result := Result{Allowlists: make(map[string]AllowlistResult, len(allowlists))}
-	if !v1alpha1.Isolated(in.Namespace) {
-		for _, al := range allowlists {
-			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{isolationDisabled(in.Namespace)}}
+// Render returns the NetworkPolicies that enforce the model, sorted by name,
+// and what each allowlist's status must say:
+//
+//   - moat-default-ingress: one rule admitting everything the isolation
+//     and the flags admit (every admission without an allowlist);
+//   - moat-default-egress, while egress is restricted: the same for egress,
+//     one rule per port list (the namespace itself; the DNS pods and DNS
+//     caches, which share a rule when their ports agree);
+//   - moat-allowlist-<name> per allowlist that has a policy, owned by the
+//     allowlist: one rule per declared rule and port list, in order of
+//     first appearance. An allowlist whose peers are all dropped keeps its
+//     policy, with policyTypes but no rules: it allows nothing, and its
+//     name in the status does not flicker while a Service comes and goes.
+//
+// A model that enforces nothing renders no policy.
+func (m Model) Render() Result {
+	result := Result{Allowlists: make(map[string]AllowlistResult, len(m.Allowlists))}
+	for _, am := range m.Allowlists {
+		status := AllowlistResult{Problems: am.Problems}
+		if am.Policy != "" {
+			status.Policies = []string{am.Policy}
 		}
-		return result, nil
+		result.Allowlists[am.Name] = status
 	}
-	if Protected(in.Namespace, cfg) {
-		for _, al := range allowlists {
-			result.Allowlists[al.Name] = AllowlistResult{Problems: []Problem{ProtectedProblem(in.Namespace.Name)}}
-		}
-		return result, nil
+	if !m.Enforced {
+		return result
 	}
-
-	r := &renderer{namespace: in.Namespace.Name, services: services, cache: map[serviceKey]*corev1.Service{},
-		projectLabel: cfg.ProjectLabel, apiServer: in.APIServer}
-	policies := []networkingv1.NetworkPolicy{defaultIngressPolicy(in, cfg)}
-	if declaresEgress(allowlists) {
-		egress, err := r.defaultEgressPolicy(cfg)
-		if err != nil {
-			return Result{}, err
-		}
-		policies = append(policies, egress)
+	ingress, egress := byAllowlist(m.Ingress), byAllowlist(m.Egress)
+	np := newPolicy(m.Namespace, DefaultIngressPolicyName, networkingv1.PolicyTypeIngress)
+	np.Spec.Ingress = ingressRules(ingress[""])
+	policies := []networkingv1.NetworkPolicy{np}
+	if m.EgressRestricted {
+		np := newPolicy(m.Namespace, DefaultEgressPolicyName, networkingv1.PolicyTypeEgress)
+		np.Spec.Egress = egressRules(egress[""])
+		policies = append(policies, np)
 	}
-	// Distinct allowlist names can map to one policy name once PolicyName
-	// truncates and hashes a long name. The first allowlist by name keeps
-	// the policy; the others get none and report the conflict, so that no
-	// two desired policies share a name (they would overwrite each other
-	// on every reconcile, for ever).
-	owner := make(map[string]string, len(policies)+len(allowlists))
-	for _, np := range policies {
-		owner[np.Name] = ""
-	}
-	for _, al := range allowlists {
-		np, status, err := r.allowlistPolicy(al)
-		if err != nil {
-			return Result{}, err
+	for _, am := range m.Allowlists {
+		if am.Policy != "" {
+			policies = append(policies, allowlistPolicy(m.Namespace, am, ingress[am.Name], egress[am.Name]))
 		}
-		if np != nil {
-			if other, taken := owner[np.Name]; taken {
-				status = AllowlistResult{Problems: append(status.Problems, nameTaken(np.Name, other))}
-				np = nil
-			} else {
-				owner[np.Name] = al.Name
-				policies = append(policies, *np)
-			}
-		}
-		result.Allowlists[al.Name] = status
 	}
 	slices.SortStableFunc(policies, func(a, b networkingv1.NetworkPolicy) int {
 		return cmp.Compare(a.Name, b.Name)
 	})
 	result.Policies = policies
-	return result, nil
+	return result
+}
+
+// allowlistPolicy is the NetworkPolicy of one allowlist.
+func allowlistPolicy(namespace string, am AllowlistModel, ingress, egress []Admission) networkingv1.NetworkPolicy {
+	var types []networkingv1.PolicyType
+	if am.Ingress {
+		types = append(types, networkingv1.PolicyTypeIngress)
+	}
+	if am.Egress {
+		types = append(types, networkingv1.PolicyTypeEgress)
+	}
+	np := newPolicy(namespace, am.Policy, types...)
+	if len(validation.IsValidLabelValue(am.Name)) == 0 {
+		np.Labels[AllowlistLabel] = am.Name
+	}
+	// An owner reference needs a UID; allowlists rendered offline have none.
+	if am.UID != "" {
+		np.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion:         v1alpha1.GroupVersion.String(),
+			Kind:               "NetworkAllowlist",
+			Name:               am.Name,
+			UID:                am.UID,
+			Controller:         ptr.To(true),
+			BlockOwnerDeletion: ptr.To(true),
+		}}
+	}
+	np.Spec.Ingress = ingressRules(ingress)
+	np.Spec.Egress = egressRules(egress)
+	return np
+}
+
+// byAllowlist splits admissions by the allowlist they come from ("" for the
+// isolation and the flags), keeping their order.
+func byAllowlist(admissions []Admission) map[string][]Admission {
+	out := map[string][]Admission{}
+	for _, a := range admissions {
+		out[a.Source.Allowlist] = append(out[a.Source.Allowlist], a)
+	}
+	return out
+}
+
+// rule is one generated NetworkPolicy rule: peers that share a port list.
+type rule struct {
+	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+}
+
+// rules groups admissions into rules: one per source rule and port list, in
+// order of first appearance. Each rule owns its port list.
+func rules(admissions []Admission) []rule {
+	type key struct {
+		rule  int
+		ports string
+	}
+	var out []rule
+	index := map[key]int{}
+	for _, a := range admissions {
+		k := key{a.Source.Rule, portsKey(a.Ports)}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, rule{ports: clonePorts(a.Ports)})
+		}
+		out[i].peers = append(out[i].peers, a.Peer.NetworkPolicyPeer())
+	}
+	return out
+}
+
+func ingressRules(admissions []Admission) []networkingv1.NetworkPolicyIngressRule {
+	var out []networkingv1.NetworkPolicyIngressRule
+	for _, r := range rules(admissions) {
+		out = append(out, networkingv1.NetworkPolicyIngressRule{From: r.peers, Ports: r.ports})
+	}
+	return out
+}
+
+func egressRules(admissions []Admission) []networkingv1.NetworkPolicyEgressRule {
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, r := range rules(admissions) {
+		out = append(out, networkingv1.NetworkPolicyEgressRule{To: r.peers, Ports: r.ports})
+	}
+	return out
 }
 
 // renderer holds what one Render call shares: the namespace and the Service
@@ -244,30 +320,8 @@ func newPolicy(namespace, name string, types ...networkingv1.PolicyType) network
 	}
 }
 
-// namespacePeer selects every pod of the named namespace by its immutable
+// namespaceSelector selects the named namespace by its immutable
 // kubernetes.io/metadata.name label.
-func namespacePeer(name string) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{NamespaceSelector: namespaceSelector(name)}
-}
-
 func namespaceSelector(name string) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: name}}
-}
-
-// projectPeer selects every pod of every namespace whose project label key
-// has the value project: the group, including namespaces that join it later.
-// The key is a guarded label (only admins and trusted controllers may set
-// it), so a tenant cannot join a group by relabelling a namespace.
-func projectPeer(key, project string) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{key: project}}}
-}
-
-// hostPeer is an ipBlock of exactly one address: /32 or /128.
-func hostPeer(addr netip.Addr) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: netip.PrefixFrom(addr, addr.BitLen()).String()}}
-}
-
-// sameNamespacePeer selects every pod of the policy's own namespace.
-func sameNamespacePeer() networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}}
 }

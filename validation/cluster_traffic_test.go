@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 func TestValidateNetworkAllowlistClusterTraffic(t *testing.T) {
@@ -19,7 +20,7 @@ func TestValidateNetworkAllowlistClusterTraffic(t *testing.T) {
 // allowlistClusterTrafficCases cover project and kubernetesAPI peers and the
 // ingress Service-port warning; they are also fuzz seeds.
 func allowlistClusterTrafficCases() []allowlistCase {
-	workspace := Config{ProjectLabel: "kubesphere.io/workspace"}
+	workspace := Config{Policy: policy.Config{ProjectLabel: "kubesphere.io/workspace"}}
 	from0 := ingress0.Child("from").Index(0)
 	to0 := egress0.Child("to").Index(0)
 	port0 := ingress0.Child("ports").Index(0).Child("port")

@@ -9,10 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
-// Config is the cluster configuration that the rules depend on. The zero
-// value is the safe default: SCTP off, no pod or service CIDRs known.
+// Config is moat's one configuration value: parsed and checked once from
+// the flags (cmd/moat) and handed unchanged to the webhooks, the controller,
+// moat validate, render and import. The zero value is the safe default: SCTP
+// off, no pod or service CIDRs known, the tenant rule restricting, the
+// default protected namespaces.
 type Config struct {
 	// SCTPEnabled declares that the cluster's network plugin supports SCTP
 	// (moat's --sctp-enabled flag).
@@ -22,19 +26,16 @@ type Config struct {
 	PodCIDRs     []netip.Prefix
 	ServiceCIDRs []netip.Prefix
 
-	// ProtectedNamespaces may not be isolated (see
-	// v1alpha1.IsProtectedNamespace; nil means its defaults).
-	ProtectedNamespaces []string
 	// TenantNetworkPolicies says what happens to a NetworkPolicy that
 	// admits traffic beyond what moat admits in an isolated namespace (see
 	// ValidateTenantNetworkPolicy); "" means TenantPoliciesRestrict.
 	TenantNetworkPolicies TenantPolicyMode
-	// Isolation is what moat admits in every isolated namespace, whatever
-	// its allowlists say (moat serve's --allowed-ingress-* and --dns-service).
-	Isolation IsolationBaseline
-	// ProjectLabel is the Namespace label that groups namespaces into
-	// projects (moat's --project-label); empty for none.
-	ProjectLabel string
+
+	// Policy is what moat admits and where it never writes: the same
+	// value the renderer and the controller use (protected namespaces,
+	// allowed namespaces and CIDRs, DNS, the project label, nodes), so
+	// that the rules and the policies can never disagree.
+	Policy policy.Config
 }
 
 // Cluster answers the lookups that some rules need. The webhook serves them

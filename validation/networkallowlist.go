@@ -306,7 +306,7 @@ func (v *allowlistValidator) projectPeer(project string, fldPath *field.Path) {
 		v.errs = append(v.errs, field.Invalid(fldPath, project, strings.Join(msgs, "; ")))
 		return
 	}
-	if v.cfg.ProjectLabel == "" {
+	if v.cfg.Policy.ProjectLabel == "" {
 		v.warn(fldPath, "moat has no project label (--project-label), so project %s selects no namespace and the peer is left out; set --project-label (e.g. kubesphere.io/workspace) or use namespace peers", project)
 	}
 }

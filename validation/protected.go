@@ -16,7 +16,7 @@ import (
 // how to fix it. Any other namespace, and a protected one without that
 // label value, is valid. A nil Namespace is valid.
 func ValidateNamespaceProtection(ns *corev1.Namespace, cfg Config) field.ErrorList {
-	if !v1alpha1.Isolated(ns) || !v1alpha1.IsProtectedNamespace(ns.Name, cfg.ProtectedNamespaces) {
+	if !v1alpha1.Isolated(ns) || !v1alpha1.IsProtectedNamespace(ns.Name, cfg.Policy.ProtectedNamespaces) {
 		return nil
 	}
 	return field.ErrorList{field.Forbidden(isolationLabelPath, fmt.Sprintf(
@@ -28,8 +28,8 @@ func ValidateNamespaceProtection(ns *corev1.Namespace, cfg Config) field.ErrorLi
 
 // protectedList is the effective list of protected namespaces of cfg.
 func protectedList(cfg Config) []string {
-	if cfg.ProtectedNamespaces == nil {
+	if cfg.Policy.ProtectedNamespaces == nil {
 		return v1alpha1.DefaultProtectedNamespaces(v1alpha1.DefaultSystemNamespace)
 	}
-	return cfg.ProtectedNamespaces
+	return cfg.Policy.ProtectedNamespaces
 }

@@ -12,14 +12,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // tenantConfig admits ingress from the monitoring namespace and 10.0.0.0/24
 // everywhere, and keeps kube-system/kube-dns reachable.
 func tenantConfig() Config {
-	return Config{Isolation: IsolationBaseline{
+	return Config{Policy: policy.Config{
 		AllowedIngressNamespaces: []string{"monitoring"},
 		AllowedIngressCIDRs:      []string{"10.0.0.0/24"},
 		DNSService:               &types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"},
@@ -51,13 +53,15 @@ func tenantAllowlists() []*v1alpha1.NetworkAllowlist {
 }
 
 func tenantCluster() *mapCluster {
-	svc := func(ns, name string, selector map[string]string) *corev1.Service {
-		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
+	svc := func(ns, name string, selector map[string]string, ports ...corev1.ServicePort) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Selector: selector, Ports: ports}}
 	}
 	return newCluster(
 		svc("other", "web", map[string]string{"app": "web"}),
-		svc("other", "db", map[string]string{"app": "db"}),
-		svc("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"}),
+		svc("other", "db", map[string]string{"app": "db"}, corev1.ServicePort{Port: 5432, Protocol: corev1.ProtocolTCP}),
+		svc("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"},
+			corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}, corev1.ServicePort{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP},
+			corev1.ServicePort{Name: "metrics", Port: 9153, Protocol: corev1.ProtocolTCP}),
 	)
 }
 
@@ -85,6 +89,37 @@ func egressPolicy(peers ...networkingv1.NetworkPolicyPeer) *networkingv1.Network
 		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "tenant"},
 		Spec:       networkingv1.NetworkPolicySpec{Egress: []networkingv1.NetworkPolicyEgressRule{{To: peers}}},
 	}
+}
+
+var (
+	dbPods  = networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("app", "db")}
+	dnsPods = networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system"), PodSelector: labels("k8s-app", "kube-dns")}
+)
+
+// withPorts sets the ports of the first rule of np.
+func withPorts(np *networkingv1.NetworkPolicy, ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+	if len(np.Spec.Ingress) > 0 {
+		np.Spec.Ingress[0].Ports = ports
+	} else {
+		np.Spec.Egress[0].Ports = ports
+	}
+	return np
+}
+
+func npPort(protocol corev1.Protocol, port intstr.IntOrString, end ...int32) networkingv1.NetworkPolicyPort {
+	p := networkingv1.NetworkPolicyPort{Protocol: &protocol, Port: &port}
+	if len(end) > 0 {
+		p.EndPort = &end[0]
+	}
+	return p
+}
+
+func tcp(port int32, end ...int32) networkingv1.NetworkPolicyPort {
+	return npPort(corev1.ProtocolTCP, intstr.FromInt32(port), end...)
+}
+
+func udp(port int32) networkingv1.NetworkPolicyPort {
+	return npPort(corev1.ProtocolUDP, intstr.FromInt32(port))
 }
 
 func block(cidr string, except ...string) networkingv1.NetworkPolicyPeer {
@@ -142,15 +177,25 @@ func TestValidateTenantNetworkPolicy(t *testing.T) {
 			from.Index(0).Child("ipBlock"), "admits ingress from 192.168.0.0/17, which moat does not admit")}},
 		{name: "restricted egress: everywhere", np: egressPolicy(), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(to,
 			"an empty list admits egress to everywhere (every pod of every namespace and every address)")}},
-		{name: "restricted egress: declared peers and DNS", np: egressPolicy(block("203.0.113.7/32"), networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("app", "db")},
-			networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system"), PodSelector: labels("k8s-app", "kube-dns")}), allowlists: tenantAllowlists()},
+		{name: "restricted egress: declared block", np: egressPolicy(block("203.0.113.7/32")), allowlists: tenantAllowlists()},
+		{name: "restricted egress: declared Service on its target port", np: withPorts(egressPolicy(dbPods), tcp(5432)), allowlists: tenantAllowlists()},
+		{name: "restricted egress: DNS on its ports", np: withPorts(egressPolicy(dnsPods), udp(53), tcp(53)), allowlists: tenantAllowlists()},
+		{name: "restricted egress: declared Service on every port", np: egressPolicy(dbPods), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(
+			field.NewPath("spec", "egress").Index(0).Child("ports"),
+			"an empty list admits egress to namespace other on every port, but moat admits it only on 5432/TCP (allowlist in (spec.egress[0].to[1])): list those ports")}},
+		{name: "restricted egress: declared Service on another port", np: withPorts(egressPolicy(dbPods), tcp(5432), tcp(22)), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(
+			field.NewPath("spec", "egress").Index(0).Child("ports").Index(1),
+			"admits egress to namespace other on 22/TCP, but moat admits it only on 5432/TCP (allowlist in (spec.egress[0].to[1]))")}},
+		{name: "restricted egress: DNS on every port", np: egressPolicy(dnsPods), allowlists: tenantAllowlists(), want: field.ErrorList{tenantForbidden(
+			field.NewPath("spec", "egress").Index(0).Child("ports"),
+			"an empty list admits egress to namespace kube-system on every port, but moat admits it only on 53/UDP, 53/TCP (moat serve --dns-service): list those ports")}},
 		{name: "restricted egress: undeclared", np: egressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system")}, block("198.51.100.0/24")), allowlists: tenantAllowlists(),
 			want: field.ErrorList{
 				tenantForbidden(to.Index(0).Child("namespaceSelector"), "admits egress to namespace kube-system, which moat does not admit"),
 				tenantForbidden(to.Index(1).Child("ipBlock"), "admits egress to 198.51.100.0/24, which moat does not admit"),
 			}},
 		{name: "restricted egress without DNS exception", np: egressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("kube-system"), PodSelector: labels("k8s-app", "kube-dns")}),
-			allowlists: tenantAllowlists(), cfg: func(c *Config) { c.Isolation.DNSService = nil }, want: field.ErrorList{
+			allowlists: tenantAllowlists(), cfg: func(c *Config) { c.Policy.DNSService = nil }, want: field.ErrorList{
 				tenantForbidden(to.Index(0).Child("namespaceSelector"), "admits egress to namespace kube-system, which moat does not admit")}},
 
 		{name: "namespace not isolated", np: ingressPolicy(), ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1"}}},
@@ -231,11 +276,11 @@ func TestValidateNamespaceProtection(t *testing.T) {
 			`namespace moat-system is protected (moat serve --protected-namespaces=kube-system,kube-public,kube-node-lease,moat-system): `+
 				`isolating it would cut every other namespace off from it (cluster DNS, the API server's webhooks, moat itself), `+
 				`so moat never writes NetworkPolicies into it; remove the label or set it to "false"`)}},
-		{name: "configured list", ns: ns("platform", "true"), cfg: Config{ProtectedNamespaces: []string{"platform"}}, want: field.ErrorList{field.Forbidden(label,
+		{name: "configured list", ns: ns("platform", "true"), cfg: Config{Policy: policy.Config{ProtectedNamespaces: []string{"platform"}}}, want: field.ErrorList{field.Forbidden(label,
 			`namespace platform is protected (moat serve --protected-namespaces=platform): `+
 				`isolating it would cut every other namespace off from it (cluster DNS, the API server's webhooks, moat itself), `+
 				`so moat never writes NetworkPolicies into it; remove the label or set it to "false"`)}},
-		{name: "configured list replaces the defaults", ns: ns("kube-system", "true"), cfg: Config{ProtectedNamespaces: []string{"platform"}}},
+		{name: "configured list replaces the defaults", ns: ns("kube-system", "true"), cfg: Config{Policy: policy.Config{ProtectedNamespaces: []string{"platform"}}}},
 		{name: "kube-system not isolated", ns: ns("kube-system", "false")},
 		{name: "kube-system unlabelled", ns: ns("kube-system", "")},
 		{name: "tenant isolated", ns: ns("demo-project-1", "true")},
@@ -383,7 +428,7 @@ func TestTenantRuleUnparsableBlockNotCovered(t *testing.T) {
 func TestTenantRuleProjectGroups(t *testing.T) {
 	const key = "kubesphere.io/workspace"
 	cfg := tenantConfig()
-	cfg.ProjectLabel = key
+	cfg.Policy.ProjectLabel = key
 	ns := isolatedNamespace("demo-project-1")
 	ns.Labels[key] = "ws-a"
 	allowlists := append(tenantAllowlists(), &v1alpha1.NetworkAllowlist{
@@ -416,5 +461,94 @@ func TestTenantRuleProjectGroups(t *testing.T) {
 	np := ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: labels(key, "ws-a")})
 	if got := ValidateTenantNetworkPolicy(np, ns, tenantAllowlists(), tenantConfig(), tenantCluster()); len(got) != 1 {
 		t.Errorf("without --project-label: %v, want one finding", got)
+	}
+}
+
+// TestTenantRulePorts: a tenant policy may admit an allowlisted peer only on
+// the ports moat admits it on; each port moat does not admit is refused at
+// its own field path.
+func TestTenantRulePorts(t *testing.T) {
+	web := &v1alpha1.NetworkAllowlist{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "web"},
+		Spec: v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{{
+			From: []v1alpha1.Peer{{Namespace: "demo-project-2"}, {IPBlock: &v1alpha1.IPBlock{CIDR: "192.0.2.0/24"}}},
+			Ports: []v1alpha1.Port{
+				{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(80))},
+				{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(8000)), EndPort: ptr.To[int32](8100)},
+				{Protocol: ptr.To(corev1.ProtocolUDP)},
+				{Port: ptr.To(intstr.FromString("metrics"))},
+			},
+		}}},
+	}
+	project2 := networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("demo-project-2")}
+	ports := field.NewPath("spec", "ingress").Index(0).Child("ports")
+	refused := func(k int, port string) *field.Error {
+		return tenantForbidden(ports.Index(k), "admits ingress from namespace demo-project-2 on "+port+
+			`, but moat admits it only on 80/TCP, 8000-8100/TCP, every UDP port, "metrics"/TCP (allowlist web (spec.ingress[0].from[0]))`)
+	}
+	for _, tc := range []struct {
+		name  string
+		peer  networkingv1.NetworkPolicyPeer
+		ports []networkingv1.NetworkPolicyPort
+		want  field.ErrorList
+	}{
+		{name: "the allowlisted port", peer: project2, ports: []networkingv1.NetworkPolicyPort{tcp(80)}},
+		{name: "no protocol is TCP", peer: project2, ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromInt32(80))}}},
+		{name: "inside the range", peer: project2, ports: []networkingv1.NetworkPolicyPort{tcp(8080), tcp(8000, 8100)}},
+		{name: "any UDP port", peer: project2, ports: []networkingv1.NetworkPolicyPort{udp(5353), {Protocol: ptr.To(corev1.ProtocolUDP)}}},
+		{name: "the named port", peer: project2, ports: []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, intstr.FromString("metrics"))}},
+		{name: "another port", peer: project2, ports: []networkingv1.NetworkPolicyPort{tcp(80), tcp(8080, 8200), tcp(22)},
+			want: field.ErrorList{refused(1, "8080-8200/TCP"), refused(2, "22/TCP")}},
+		{name: "every TCP port", peer: project2, ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP)}},
+			want: field.ErrorList{refused(0, "every TCP port")}},
+		{name: "SCTP", peer: project2, ports: []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolSCTP, intstr.FromInt32(80))},
+			want: field.ErrorList{refused(0, "80/SCTP")}},
+		{name: "a name for a numbered port", peer: project2, ports: []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, intstr.FromString("http"))},
+			want: field.ErrorList{refused(0, `"http"/TCP`)}},
+		{name: "every port", peer: project2, want: field.ErrorList{tenantForbidden(ports,
+			`an empty list admits ingress from namespace demo-project-2 on every port, but moat admits it only on 80/TCP, 8000-8100/TCP, every UDP port, "metrics"/TCP (allowlist web (spec.ingress[0].from[0])): list those ports`)}},
+		{name: "the allowlisted block, narrower, on its port", peer: block("192.0.2.128/25"), ports: []networkingv1.NetworkPolicyPort{tcp(80)}},
+		{name: "own pods on every port", peer: networkingv1.NetworkPolicyPeer{PodSelector: labels()}},
+		{name: "the allowed namespace on every port", peer: networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("monitoring")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			np := withPorts(ingressPolicy(tc.peer), tc.ports...)
+			got := ValidateTenantNetworkPolicy(np, isolatedNamespace("demo-project-1"), []*v1alpha1.NetworkAllowlist{web}, tenantConfig(), tenantCluster())
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestTenantRulePins: only matchLabels and In on kubernetes.io/metadata.name
+// pin a namespaceSelector; NotIn and Exists select every other namespace.
+func TestTenantRulePins(t *testing.T) {
+	from := field.NewPath("spec", "ingress").Index(0).Child("from").Index(0).Child("namespaceSelector")
+	unpinned := tenantForbidden(from, "admits ingress from every namespace whose labels match; pin it to one namespace with the kubernetes.io/metadata.name label")
+	expr := func(op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: v1alpha1.NamespaceNameLabel, Operator: op, Values: values}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		selector *metav1.LabelSelector
+		want     field.ErrorList
+	}{
+		{"In an admitted namespace", expr(metav1.LabelSelectorOpIn, "monitoring"), nil},
+		{"NotIn", expr(metav1.LabelSelectorOpNotIn, "demo-project-3"), field.ErrorList{unpinned}},
+		{"Exists", expr(metav1.LabelSelectorOpExists), field.ErrorList{unpinned}},
+		{"NotIn next to matchLabels", &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: "monitoring"},
+			MatchExpressions: expr(metav1.LabelSelectorOpNotIn, "x").MatchExpressions}, nil},
+		{"In intersected with matchLabels", &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NamespaceNameLabel: "demo-project-3"},
+			MatchExpressions: expr(metav1.LabelSelectorOpIn, "monitoring", "demo-project-3").MatchExpressions},
+			field.ErrorList{tenantForbidden(from, "admits ingress from namespace demo-project-3, which moat does not admit")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			np := ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: tc.selector})
+			got := ValidateTenantNetworkPolicy(np, isolatedNamespace("demo-project-1"), nil, tenantConfig(), tenantCluster())
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -48,27 +48,3 @@ func libraryWarnings(fldPath *field.Path, warnings []string) []Warning {
 	}
 	return out
 }
-
-// ratchetedDetail is the detail of the warning that replaces an error on a
-// value an update keeps from the stored object (see ratchet).
-func ratchetedDetail(err *field.Error) string {
-	return "kept because it was stored before this check applied (" + err.ErrorBody() +
-		"); it may stay, but no new such value is accepted: fix it when you can"
-}
-
-// ratchet returns errs unchanged when kept is false. When kept is true (an
-// update keeps the value the errors are about from the stored object), it
-// returns no errors and one warning per error instead: like Kubernetes'
-// validation ratcheting, an update never fails on a value it did not change,
-// so an object stored before a rule applied (or while SCTP was on) can still
-// be edited, and can shed its offending values.
-func ratchet(errs field.ErrorList, kept bool) (field.ErrorList, []Warning) {
-	if !kept || len(errs) == 0 {
-		return errs, nil
-	}
-	warnings := make([]Warning, len(errs))
-	for i, err := range errs {
-		warnings[i] = Warning{Field: err.Field, Detail: ratchetedDetail(err)}
-	}
-	return nil, warnings
-}

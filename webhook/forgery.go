@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // Reasons why the mutating Namespace webhook wrote nothing for a request
@@ -42,10 +43,9 @@ const (
 // Defaults of AdmissionWriteGuard.
 const (
 	// DefaultLabelGrace is how long the label may take to be stored after
-	// an admission write: the mutating webhook's timeoutSeconds (10) plus
-	// a second. The controller keeps the policies of an admission write
-	// exactly that long while the label is missing.
-	DefaultLabelGrace = 11 * time.Second
+	// an admission write (policy.AdmissionGrace, which the controller
+	// honours too).
+	DefaultLabelGrace = policy.AdmissionGrace
 )
 
 // AdmissionWriteGuard decides whether an admission request may make the

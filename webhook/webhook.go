@@ -76,8 +76,10 @@ type PreparingConverger interface {
 
 // Options configure moat's webhooks.
 type Options struct {
-	// Validation is the cluster configuration the rules depend on (SCTP
-	// support, pod and Service CIDRs).
+	// Validation is moat's one configuration value (validation.Config):
+	// the rules' settings and, in Validation.Policy, what moat admits, the
+	// protected namespaces and the project label. The controller gets the
+	// same value.
 	Validation validation.Config
 
 	// Trust says who may change the NetworkPolicies moat manages.
@@ -101,12 +103,10 @@ type Options struct {
 	// and API reader. Tests pass wrapping readers to count reads.
 	Reader, APIReader client.Reader
 
-	// ProjectLabel is the project label (--project-label); empty for none.
-	// Only members of Trust.AdminGroups and ProjectLabelWriters may set,
-	// change or remove it on a Namespace.
-	ProjectLabel string
 	// ProjectLabelWriters are the user names of the controllers trusted to
-	// write the project label (--project-label-writers).
+	// write the project label (Validation.Policy.ProjectLabel,
+	// --project-label-writers). Only they and members of Trust.AdminGroups
+	// may set, change or remove it on a Namespace.
 	ProjectLabelWriters []string
 }
 
@@ -166,14 +166,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
 		WithValidator(&NamespaceValidator{Config: opts.Validation, ProjectLabel: ProjectLabelGuard{
-			Key: opts.ProjectLabel, Writers: opts.ProjectLabelWriters, AdminGroups: opts.Trust.AdminGroups,
+			Key: opts.Validation.Policy.ProjectLabel, Writers: opts.ProjectLabelWriters, AdminGroups: opts.Trust.AdminGroups,
 		}}).
 		WithValidatorCustomPath(ValidateNamespacePath).
 		Complete(); err != nil {
 		return err
 	}
 
-	guard := &AdmissionWriteGuard{Reader: apiReader, ProtectedNamespaces: opts.Validation.ProtectedNamespaces}
+	guard := &AdmissionWriteGuard{Reader: apiReader, ProtectedNamespaces: opts.Validation.Policy.ProtectedNamespaces}
 	if err := observeNamespaces(mgr.GetCache(), guard); err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	mgr.GetWebhookServer().Register(IsolateNewNamespacePath, &admission.Webhook{Handler: &NewNamespaceIsolator{
 		Selector:        opts.IsolateNewNamespaces,
 		SystemNamespace: opts.SystemNamespace,
-		Protected:       opts.Validation.ProtectedNamespaces,
+		Protected:       opts.Validation.Policy.ProtectedNamespaces,
 		Trust:           opts.Trust,
 	}})
 	return nil

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
@@ -211,14 +212,10 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	var (
-		vcfg validation.Config
-		pcfg policy.Config
-	)
+	var cfg validation.Config
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	addValidationFlags(fs, &vcfg)
-	addPolicyFlags(fs, &pcfg)
-	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService}, pcfg); diff != "" {
+	addConfigFlags(fs, "moat-system", &cfg)
+	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService, ProtectedNamespaces: v1alpha1.DefaultProtectedNamespaces("moat-system")}, cfg.Policy); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	err := fs.Parse([]string{
@@ -238,12 +235,10 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantV := validation.Config{
-		SCTPEnabled:  true,
-		PodCIDRs:     []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/56"), netip.MustParsePrefix("10.245.0.0/16")},
-		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
-	}
-	if diff := cmp.Diff(wantV, vcfg, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
-		t.Errorf("validation config (-want +got):\n%s", diff)
+		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
+		SCTPEnabled:           true,
+		PodCIDRs:              []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/56"), netip.MustParsePrefix("10.245.0.0/16")},
+		ServiceCIDRs:          []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
 	}
 	wantP := policy.Config{
 		AllowedIngressNamespaces: []string{"monitoring", "ingress-nginx", "gateway"},
@@ -254,17 +249,22 @@ func TestFlags(t *testing.T) {
 		AllowIngressFromNodes:    true,
 		NodeAddressTypes:         []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP},
 		NodeAddressAnnotations:   []string{"projectcalico.org/IPv4IPIPTunnelAddr"},
+		ProtectedNamespaces:      v1alpha1.DefaultProtectedNamespaces("moat-system"),
 	}
-	if diff := cmp.Diff(wantP, pcfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(wantP, cfg.Policy, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("policy config (-want +got):\n%s", diff)
+	}
+	wantV.Policy = cfg.Policy
+	if diff := cmp.Diff(wantV, cfg, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("validation config (-want +got):\n%s", diff)
 	}
 	for _, bad := range [][]string{{"--dns-ips", "169.254.25.10/32"}, {"--project-label", "not a key"}, {"--node-address-types", "Internal"}} {
 		if err := fs.Parse(bad); err == nil {
 			t.Errorf("%v: accepted", bad)
 		}
 	}
-	if err := fs.Parse([]string{"--dns-service="}); err != nil || pcfg.DNSService != nil {
-		t.Errorf(`--dns-service="": err %v, DNSService %v; want the DNS exception off`, err, pcfg.DNSService)
+	if err := fs.Parse([]string{"--dns-service="}); err != nil || cfg.Policy.DNSService != nil {
+		t.Errorf(`--dns-service="": err %v, DNSService %v; want the DNS exception off`, err, cfg.Policy.DNSService)
 	}
 }
 

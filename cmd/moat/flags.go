@@ -13,14 +13,22 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"moat.dev/moat/api/v1alpha1"
-	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
 // The flags below carry moat's cluster configuration. `moat serve`,
-// `moat validate` and `moat render` register them through these functions so
-// that the same flag means the same thing everywhere.
+// `moat validate` and `moat render` register them all with addConfigFlags
+// into one validation.Config, so that the same flag means the same thing
+// everywhere and the value parsed is the value every part of moat gets.
+
+// addConfigFlags registers every configuration flag, filling cfg: own is the
+// namespace protected next to the system namespaces (moat's own).
+func addConfigFlags(fs *pflag.FlagSet, own string, cfg *validation.Config) {
+	addValidationFlags(fs, cfg)
+	addPolicyFlags(fs, &cfg.Policy)
+	addProtectionFlags(fs, own, cfg)
+}
 
 // addValidationFlags registers --sctp-enabled, --pod-cidrs and
 // --service-cidrs, which fill cfg.
@@ -309,23 +317,15 @@ func (v *dnsServiceValue) Type() string { return "namespace/name" }
 
 // addProtectionFlags registers --protected-namespaces (default: the system
 // namespaces and own, moat's namespace) and --tenant-network-policies, which
-// fill p and v; call syncValidation once the flags are parsed.
-func addProtectionFlags(fs *pflag.FlagSet, own string, p *policy.Config, v *validation.Config) {
-	p.ProtectedNamespaces = v1alpha1.DefaultProtectedNamespaces(own)
-	fs.Var(&protectedValue{namespacesValue{target: &p.ProtectedNamespaces}, false}, "protected-namespaces",
+// fill cfg.
+func addProtectionFlags(fs *pflag.FlagSet, own string, cfg *validation.Config) {
+	cfg.Policy.ProtectedNamespaces = v1alpha1.DefaultProtectedNamespaces(own)
+	fs.Var(&protectedValue{namespacesValue{target: &cfg.Policy.ProtectedNamespaces}, false}, "protected-namespaces",
 		"namespaces moat never isolates nor writes NetworkPolicies into, whatever their labels (comma-separated, repeatable; replaces the default list; \"\" protects none)")
-	v.TenantNetworkPolicies = validation.TenantPoliciesRestrict
-	fs.Var(&tenantModeValue{&v.TenantNetworkPolicies}, "tenant-network-policies",
-		"NetworkPolicies written by anyone but moat and the admin groups that admit traffic beyond what moat admits in an isolated namespace: "+
+	cfg.TenantNetworkPolicies = validation.TenantPoliciesRestrict
+	fs.Var(&tenantModeValue{&cfg.TenantNetworkPolicies}, "tenant-network-policies",
+		"NetworkPolicies written by anyone but moat and the admin groups that admit traffic beyond what moat admits in an isolated namespace (peers and ports): "+
 			"restrict (refuse them), warn (admit them with a warning) or off")
-}
-
-// syncValidation copies into v what the validation rules need of p: the
-// protected namespaces and what moat admits in every isolated namespace.
-func syncValidation(v *validation.Config, p policy.Config) {
-	v.ProtectedNamespaces = p.ProtectedNamespaces
-	v.ProjectLabel = p.ProjectLabel
-	v.Isolation = controller.IsolationBaseline(p)
 }
 
 // protectedValue is a list of namespace names whose first Set replaces the

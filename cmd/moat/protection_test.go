@@ -7,7 +7,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 
-	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
@@ -51,12 +50,10 @@ func TestProtectedNamespaceCLI(t *testing.T) {
 }
 
 func TestProtectionFlags(t *testing.T) {
-	var (
-		vcfg validation.Config
-		pcfg policy.Config
-	)
+	var vcfg validation.Config
+	pcfg := &vcfg.Policy
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	addProtectionFlags(fs, "platform", &pcfg, &vcfg)
+	addProtectionFlags(fs, "platform", &vcfg)
 	if diff := cmp.Diff([]string{"kube-system", "kube-public", "kube-node-lease", "platform"}, pcfg.ProtectedNamespaces); diff != "" {
 		t.Errorf("default protected namespaces (-want +got):\n%s", diff)
 	}
@@ -66,8 +63,7 @@ func TestProtectionFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--protected-namespaces=a,b", "--protected-namespaces=c", "--tenant-network-policies=warn"}); err != nil {
 		t.Fatal(err)
 	}
-	syncValidation(&vcfg, pcfg)
-	if diff := cmp.Diff([]string{"a", "b", "c"}, vcfg.ProtectedNamespaces); diff != "" {
+	if diff := cmp.Diff([]string{"a", "b", "c"}, vcfg.Policy.ProtectedNamespaces); diff != "" {
 		t.Errorf("--protected-namespaces replaces the defaults (-want +got):\n%s", diff)
 	}
 	if vcfg.TenantNetworkPolicies != validation.TenantPoliciesWarn {
@@ -79,7 +75,7 @@ func TestProtectionFlags(t *testing.T) {
 		}
 	}
 	fs = pflag.NewFlagSet("test", pflag.ContinueOnError)
-	addProtectionFlags(fs, "platform", &pcfg, &vcfg)
+	addProtectionFlags(fs, "platform", &vcfg)
 	if err := fs.Parse([]string{"--protected-namespaces="}); err != nil || pcfg.ProtectedNamespaces == nil || len(pcfg.ProtectedNamespaces) != 0 {
 		t.Errorf(`--protected-namespaces="": %v, %#v; want an empty list (nothing protected)`, err, pcfg.ProtectedNamespaces)
 	}
@@ -124,5 +120,53 @@ func TestValidateTenantPolicy(t *testing.T) {
 	_, stdout, _ = moat(t, openingPolicy, "validate", "-")
 	if !strings.Contains(stdout, "spec.ingress[1].from[1].ipBlock: Forbidden: admits ingress from 10.0.0.0/24, which moat does not admit") {
 		t.Errorf("the uncovered ipBlock is not reported:\n%s", stdout)
+	}
+}
+
+// A tenant policy that admits an allowlisted peer on a port the allowlist
+// does not name: moat validate reports it at the port, with the same model
+// and flags as the webhook (the group peer needs --project-label).
+const portBeyondAllowlist = `apiVersion: v1
+kind: Namespace
+metadata: {name: partner}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: tenant
+  labels: {moat.dev/isolated: "true", kubesphere.io/workspace: ws-a}
+---
+apiVersion: moat.dev/v1alpha1
+kind: NetworkAllowlist
+metadata: {name: web, namespace: tenant}
+spec:
+  ingress:
+  - from: [{namespace: partner}]
+    ports: [{port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: tenant-web, namespace: tenant}
+spec:
+  podSelector: {}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: partner}}
+    - namespaceSelector: {matchLabels: {kubesphere.io/workspace: ws-a}}
+    ports: [{port: 80}, {port: 8080}]
+`
+
+func TestValidateTenantPolicyPorts(t *testing.T) {
+	code, stdout, _ := moat(t, portBeyondAllowlist, "validate", "--project-label=kubesphere.io/workspace", "-")
+	want := `<stdin>:19: NetworkPolicy/tenant/tenant-web: spec.ingress[0].ports[1]: Forbidden: admits ingress from namespace partner on 8080/TCP, ` +
+		`but moat admits it only on 80/TCP (allowlist web (spec.ingress[0].from[0])); NetworkPolicies add up, so this would undo moat's isolation of namespace tenant: ` +
+		`declare the peer in a NetworkAllowlist (the audited path), or ask a member of moat's admin groups to create this policy` + "\n"
+	if code != 1 || stdout != want {
+		t.Errorf("exit %d, stdout\n%s\nwant 1 and\n%s", code, stdout, want)
+	}
+	// Without --project-label the group selector is an unpinned selector.
+	_, stdout, _ = moat(t, portBeyondAllowlist, "validate", "-")
+	if !strings.Contains(stdout, "spec.ingress[0].from[1].namespaceSelector: Forbidden: admits ingress from every namespace whose labels match") {
+		t.Errorf("without --project-label:\n%s", stdout)
 	}
 }

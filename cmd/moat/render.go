@@ -7,14 +7,12 @@ import (
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
-	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
 func newRenderCommand() *cobra.Command {
 	var (
 		cfg        validation.Config
-		policyCfg  policy.Config
 		kubeconfig string
 	)
 	cmd := &cobra.Command{
@@ -42,7 +40,6 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
-			syncValidation(&cfg, policyCfg)
 			live, err := clusterReader(kubeconfig)
 			if err != nil {
 				return err
@@ -64,7 +61,7 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "moat render: nothing rendered: %d errors (as moat validate reports them)\n", len(rejected))
 				return &exitError{code: exitRejected}
 			}
-			policies, warnings, err := manifest.Render(x, policyCfg)
+			policies, warnings, err := manifest.Render(x, cfg.Policy)
 			if err != nil {
 				return err
 			}
@@ -76,8 +73,6 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Namespaces, Services and allowlists that the manifests do not define in this cluster (read-only)")
-	addValidationFlags(fs, &cfg)
-	addPolicyFlags(fs, &policyCfg)
-	addProtectionFlags(fs, v1alpha1.DefaultSystemNamespace, &policyCfg, &cfg)
+	addConfigFlags(fs, v1alpha1.DefaultSystemNamespace, &cfg)
 	return cmd
 }

@@ -72,9 +72,10 @@ type serveOptions struct {
 	labelWriters    []string
 	// reconcileWorkers is --concurrent-reconciles.
 	reconcileWorkers int
-	validation       validation.Config
-	policy           policy.Config
-	zap              zap.Options
+	// cfg is moat's one configuration value, handed unchanged to the
+	// controller and the webhooks.
+	cfg validation.Config
+	zap zap.Options
 }
 
 func newServeCommand() *cobra.Command {
@@ -134,9 +135,7 @@ replica serves webhooks.`,
 	fs.IntVar(&o.reconcileWorkers, "concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"namespaces the isolation controller converges in parallel; raise it in clusters with many isolated namespaces, where a "+
 			"node address change (--allow-ingress-from-nodes) or a DNS Service change rewrites every one of them")
-	addValidationFlags(fs, &o.validation)
-	addPolicyFlags(fs, &o.policy)
-	addProtectionFlags(fs, podNamespace, &o.policy, &o.validation)
+	addConfigFlags(fs, podNamespace, &o.cfg)
 
 	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	config.RegisterFlags(goFlags) // --kubeconfig
@@ -179,7 +178,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	syncValidation(&o.validation, o.policy)
 	if o.serviceAccount == "" {
 		return errors.New("--service-account must name moat's own user, e.g. system:serviceaccount:moat-system:moat")
 	}
@@ -248,20 +246,17 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// The isolation controller; it is also the Converger of the mutating
 	// Namespace webhook.
 	reconciler, err := controller.SetupWithManager(mgr, controller.Options{
-		Policy:                  o.policy,
-		TenantNetworkPolicies:   o.validation.TenantNetworkPolicies,
+		Config:                  o.cfg,
 		MaxConcurrentReconciles: o.reconcileWorkers,
 	})
 	if err != nil {
 		return err
 	}
 
-	o.validation.ProjectLabel = o.policy.ProjectLabel
 	if err := webhook.SetupWithManager(mgr, webhook.Options{
-		Validation:          o.validation,
+		Validation:          o.cfg,
 		Trust:               webhook.Trust{ServiceAccount: o.serviceAccount, AdminGroups: o.adminGroups},
 		Converger:           reconciler,
-		ProjectLabel:        o.policy.ProjectLabel,
 		ProjectLabelWriters: o.labelWriters,
 
 		IsolateNewNamespaces: isolateNew,
@@ -278,11 +273,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	log.Info("starting", "webhookPort", o.webhookPort, "certDir", o.certDir, "leaderElection", o.leaderElect,
-		"sctpEnabled", o.validation.SCTPEnabled, "protectedNamespaces", o.policy.ProtectedNamespaces,
-		"tenantNetworkPolicies", o.validation.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
+		"sctpEnabled", o.cfg.SCTPEnabled, "protectedNamespaces", o.cfg.Policy.ProtectedNamespaces,
+		"tenantNetworkPolicies", o.cfg.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
 		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups,
-		"projectLabel", o.policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.policy.DNSIPs,
-		"allowIngressFromNodes", o.policy.AllowIngressFromNodes)
+		"projectLabel", o.cfg.Policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.cfg.Policy.DNSIPs,
+		"allowIngressFromNodes", o.cfg.Policy.AllowIngressFromNodes)
 	return mgr.Start(ctx)
 }
 

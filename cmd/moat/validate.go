@@ -7,14 +7,12 @@ import (
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/manifest"
-	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
 func newValidateCommand() *cobra.Command {
 	var (
 		cfg        validation.Config
-		policyCfg  policy.Config
 		output     string
 		strict     bool
 		kubeconfig string
@@ -56,7 +54,6 @@ that an admin applies), off skips the check.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
-			syncValidation(&cfg, policyCfg)
 			if output != "text" && output != "json" {
 				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
 			}
@@ -88,11 +85,9 @@ that an admin applies), off skips the check.`,
 	fs.StringVarP(&output, "output", "o", "text", `output format: "text" or "json"`)
 	fs.BoolVar(&strict, "strict", false, "exit 1 on warnings too")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Services, Namespaces and allowlists that the manifests do not define in this cluster (read-only)")
-	addValidationFlags(fs, &cfg)
-	// Accepted so that moat serve's configuration flags can be passed as they
-	// are; only render uses them.
-	addPolicyFlags(fs, &policyCfg)
-	addProtectionFlags(fs, v1alpha1.DefaultSystemNamespace, &policyCfg, &cfg)
+	// moat serve's configuration flags, as they are: the tenant rule
+	// compares NetworkPolicies with what they make moat admit.
+	addConfigFlags(fs, v1alpha1.DefaultSystemNamespace, &cfg)
 	return cmd
 }
 

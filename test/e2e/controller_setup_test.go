@@ -14,7 +14,6 @@ import (
 
 	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
-	"moat.dev/moat/validation"
 )
 
 // Cluster configuration of the isolation controller in this suite: one
@@ -52,9 +51,8 @@ var writes = &writeLog{}
 // that records its writes in writes and the namespaces it reads.
 func setupController(mgr manager.Manager) (*controller.Reconciler, error) {
 	r, err := controller.SetupWithManager(mgr, controller.Options{
-		Policy:                controllerPolicyConfig,
-		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
-		Client:                &recordingClient{Client: mgr.GetClient(), log: writes},
+		Config: webhookValidation,
+		Client: &recordingClient{Client: mgr.GetClient(), log: writes},
 		// A node address change rewrites the default ingress policy of
 		// every isolated namespace (a few hundred here) within 1 s.
 		MaxConcurrentReconciles: 16,

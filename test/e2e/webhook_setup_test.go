@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"moat.dev/moat/controller"
 	"moat.dev/moat/validation"
 	"moat.dev/moat/webhook"
 )
@@ -37,8 +36,8 @@ var (
 	e2eServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
 )
 
-// webhookValidation is the validation configuration of the webhooks of the
-// next manager that startManager starts. Specs that need another one (SCTP
+// webhookValidation is the configuration of the webhooks and the controller
+// of the next manager that startManager starts. Specs that need another one (SCTP
 // on) change it, restart the manager and put it back afterwards.
 var webhookValidation = defaultWebhookValidation()
 
@@ -48,10 +47,10 @@ func defaultWebhookValidation() validation.Config {
 		ServiceCIDRs: []netip.Prefix{e2eServiceCIDR},
 		// As moat serve's defaults: kube-system, kube-public,
 		// kube-node-lease and moat-system are protected, tenant policies
-		// restricted, what the controller admits is the baseline.
+		// restricted. The controller gets this same value (one
+		// configuration, as moat serve hands it to both).
 		TenantNetworkPolicies: validation.TenantPoliciesRestrict,
-		Isolation:             controller.IsolationBaseline(controllerPolicyConfig),
-		ProjectLabel:          projectLabel,
+		Policy:                controllerPolicyConfig,
 	}
 }
 
@@ -79,7 +78,6 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 			AdminGroups:    []string{"system:masters", extraAdminGroup},
 		},
 		Converger:           converger,
-		ProjectLabel:        projectLabel,
 		ProjectLabelWriters: []string{workspaceController},
 
 		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}),
