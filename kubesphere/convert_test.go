@@ -604,3 +604,22 @@ func TestProblemString(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertRuleWithoutPeersLeft: an ingress rule whose peers are all
+// refused is left out (an empty peer list would be refused, and with it the
+// whole allowlist); the other rules carry over.
+func TestConvertRuleWithoutPeersLeft(t *testing.T) {
+	spec, problems := convertPolicy(t, policy(NamespaceNetworkPolicySpec{Ingress: []IngressRule{
+		{From: []Peer{ipBlockPeer("10.300.0.0/16")}},
+		{From: []Peer{namespacePeer("a")}},
+	}}), validation.Config{})
+	want := &v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Namespace: "a"}}}}}
+	if diff := cmp.Diff(want, spec); diff != "" {
+		t.Errorf("allowlist (-want +got):\n%s", diff)
+	}
+	wantProblems := []Problem{refused(field.Invalid(ingress0.Child("from").Index(0).Child("ipBlock", "cidr"), "10.300.0.0/16",
+		"must be a CIDR such as 10.1.0.0/24, 192.168.1.1/32 or 2001:db8::/64"), "peer")}
+	if diff := cmp.Diff(wantProblems, problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
