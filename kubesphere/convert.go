@@ -225,6 +225,8 @@ func (c *converter) isolate(name string) {
 // emit outputs al, converted from the object from, when it passes moat's
 // validation; otherwise it reports why and leaves it out.
 func (c *converter) emit(al *v1alpha1.NetworkAllowlist, from ObjectRef) {
+	// Its warnings are those of its peers, which convertPeer reported at
+	// the fields they came from.
 	errs, _ := validation.ValidateNetworkAllowlist(al, c.cfg, nil)
 	for _, e := range errs {
 		c.problem(from, "", SeverityError, fmt.Sprintf(
@@ -300,10 +302,7 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 					"list the projects (namespace peers) or addresses (ipBlock peers) to admit")
 			continue
 		}
-		ports, ok := c.convertPorts(ref, path.Child("ports"), rule.Ports)
-		if !ok {
-			continue
-		}
+		ports, portsOK := c.convertPorts(ref, path.Child("ports"), rule.Ports)
 		var from []v1alpha1.Peer
 		for j := range rule.From {
 			// An ingress Service peer keeps the rule's ports: they are ports
@@ -312,7 +311,7 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 				from = append(from, p)
 			}
 		}
-		if len(from) > 0 {
+		if len(from) > 0 && portsOK {
 			out.Ingress = append(out.Ingress, v1alpha1.IngressRule{From: from, Ports: ports})
 		}
 	}
