@@ -3,6 +3,7 @@ package kubesphere
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/validation"
 )
 
 // Names of the allowlists that Convert adds besides the converted
@@ -76,7 +78,10 @@ type Input struct {
 	Workspaces []Workspace
 }
 
-// Result is the moat state that lets the same traffic through.
+// Result is the moat state that lets the same traffic through. Every object
+// in it passes moat's validation (validation.ValidateNamespace and
+// ValidateNamespaceProtection, validation.ValidateNetworkAllowlist) with the
+// configuration given to Convert; what would not is left out and reported.
 type Result struct {
 	// Namespaces to label moat.dev/isolated=true: each holds only its name
 	// and that label, to be applied as a patch.
@@ -110,6 +115,7 @@ const (
 // converter holds the lookups of one Convert call.
 type converter struct {
 	in         Input
+	cfg        validation.Config
 	namespaces map[string]*corev1.Namespace
 	services   map[string]*corev1.Service
 	workspaces map[string]Workspace
@@ -118,10 +124,15 @@ type converter struct {
 
 // Convert converts KubeSphere's isolation switches, workspace isolation and
 // NamespaceNetworkPolicies into moat objects, following what KubeSphere's
-// network controller does with them.
-func Convert(in Input) Result {
+// network controller does with them. The objects are checked with moat's
+// validation rules under cfg (the configuration of the moat that will run
+// them): a peer or port that moat refuses is left out (a rule left without
+// ports, which would admit every port, goes with it), and so is an object
+// that still fails, each with an error at the KubeSphere field it came from.
+func Convert(in Input, cfg validation.Config) Result {
 	c := &converter{
 		in:         in,
+		cfg:        cfg,
 		namespaces: map[string]*corev1.Namespace{},
 		services:   map[string]*corev1.Service{},
 		workspaces: map[string]Workspace{},
@@ -148,10 +159,7 @@ func Convert(in Input) Result {
 		if mode == notIsolated {
 			continue
 		}
-		c.result.Namespaces = append(c.result.Namespaces, &corev1.Namespace{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.IsolationLabel: "true"}},
-		})
+		c.isolate(name)
 		if mode == workspaceIsolated {
 			c.workspaceAllowlist(ns)
 		}
@@ -176,14 +184,14 @@ func Convert(in Input) Result {
 		}
 		al, egress := c.convertPolicy(np, ref)
 		if al != nil {
-			c.result.Allowlists = append(c.result.Allowlists, al)
+			c.emit(al, ref)
 		}
 		if egress {
 			egressRestricted[np.Namespace] = true
 		}
 	}
 	for _, name := range sortedKeys(egressRestricted) {
-		c.result.Allowlists = append(c.result.Allowlists, dnsAllowlist(name))
+		c.emit(dnsAllowlist(name), ObjectRef{Kind: "Namespace", Name: name})
 	}
 	c.nodeProblems()
 
@@ -195,6 +203,38 @@ func Convert(in Input) Result {
 		return a.Name < b.Name
 	})
 	return c.result
+}
+
+// isolate outputs the Namespace patch that isolates name, unless moat
+// refuses it (a protected namespace).
+func (c *converter) isolate(name string) {
+	ns := &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.IsolationLabel: v1alpha1.IsolationOn}},
+	}
+	errs := append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, c.cfg)...)
+	for _, e := range errs {
+		c.problem(ObjectRef{Kind: "Namespace", Name: name}, "", SeverityError, fmt.Sprintf(
+			"isolated in KubeSphere, but moat refuses the label that would isolate it (%s: %s): not carried over", e.Field, e.ErrorBody()))
+	}
+	if len(errs) == 0 {
+		c.result.Namespaces = append(c.result.Namespaces, ns)
+	}
+}
+
+// emit outputs al, converted from the object from, when it passes moat's
+// validation; otherwise it reports why and leaves it out.
+func (c *converter) emit(al *v1alpha1.NetworkAllowlist, from ObjectRef) {
+	// Its warnings are those of its peers, which convertPeer reported at
+	// the fields they came from.
+	errs, _ := validation.ValidateNetworkAllowlist(al, c.cfg, nil)
+	for _, e := range errs {
+		c.problem(from, "", SeverityError, fmt.Sprintf(
+			"converted to NetworkAllowlist %s/%s, which moat refuses (%s: %s): the allowlist is not in the output", al.Namespace, al.Name, e.Field, e.ErrorBody()))
+	}
+	if len(errs) == 0 {
+		c.result.Allowlists = append(c.result.Allowlists, al)
+	}
 }
 
 // isolationOf says how KubeSphere's controller isolates ns. It handles only
@@ -237,12 +277,15 @@ func (c *converter) workspaceAllowlist(ns *corev1.Namespace) {
 	c.problem(ObjectRef{Kind: "Namespace", Name: ns.Name}, "", SeverityWarning, fmt.Sprintf(
 		"isolated at the workspace level (workspace %s): moat admits the %d other namespaces of the workspace found in the input by name; "+
 			"namespaces that join the workspace later must be added to allowlist %s", workspace, len(peers), WorkspaceAllowlistName))
-	if len(peers) == 0 {
-		return
+	// A rule holds at most v1alpha1.MaxPeers peers: a large workspace takes
+	// several rules.
+	var rules []v1alpha1.IngressRule
+	for chunk := range slices.Chunk(peers, v1alpha1.MaxPeers) {
+		rules = append(rules, v1alpha1.IngressRule{From: chunk})
 	}
-	c.result.Allowlists = append(c.result.Allowlists, newAllowlist(ns.Name, WorkspaceAllowlistName, v1alpha1.NetworkAllowlistSpec{
-		Ingress: []v1alpha1.IngressRule{{From: peers}},
-	}))
+	if len(rules) > 0 {
+		c.emit(newAllowlist(ns.Name, WorkspaceAllowlistName, v1alpha1.NetworkAllowlistSpec{Ingress: rules}), ObjectRef{Kind: "Namespace", Name: ns.Name})
+	}
 }
 
 // convertPolicy converts one NamespaceNetworkPolicy. It returns nil when
@@ -259,16 +302,16 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 					"list the projects (namespace peers) or addresses (ipBlock peers) to admit")
 			continue
 		}
-		ports := c.convertPorts(ref, path.Child("ports"), rule.Ports)
+		ports, portsOK := c.convertPorts(ref, path.Child("ports"), rule.Ports)
 		var from []v1alpha1.Peer
 		for j := range rule.From {
 			// An ingress Service peer keeps the rule's ports: they are ports
 			// of this project's pods, in KubeSphere as in moat.
-			if p, ok := c.convertPeer(ref, path.Child("from").Index(j), &rule.From[j], np.Namespace); ok {
+			if p, ok := c.convertPeer(ref, path.Child("from").Index(j), &rule.From[j], true); ok {
 				from = append(from, p)
 			}
 		}
-		if len(from) > 0 {
+		if len(from) > 0 && portsOK {
 			out.Ingress = append(out.Ingress, v1alpha1.IngressRule{From: from, Ports: ports})
 		}
 	}
@@ -279,10 +322,10 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 				"an egress rule without peers admits nothing in KubeSphere (its controller skips it): nothing to carry over")
 			continue
 		}
-		ports := c.convertPorts(ref, path.Child("ports"), rule.Ports)
+		ports, portsOK := c.convertPorts(ref, path.Child("ports"), rule.Ports)
 		var to []v1alpha1.Peer
 		for j := range rule.To {
-			p, ok := c.convertPeer(ref, path.Child("to").Index(j), &rule.To[j], np.Namespace)
+			p, ok := c.convertPeer(ref, path.Child("to").Index(j), &rule.To[j], false)
 			if !ok {
 				continue
 			}
@@ -299,7 +342,7 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 			}
 			to = append(to, p)
 		}
-		if len(to) > 0 {
+		if len(to) > 0 && portsOK {
 			out.Egress = append(out.Egress, v1alpha1.EgressRule{To: to, Ports: ports})
 		}
 	}
@@ -320,9 +363,26 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 	return newAllowlist(np.Namespace, np.Name, out), egress
 }
 
-// convertPeer converts one peer. The second result is false when the peer
+// convertPeer converts one peer of an ingress (ingress true) or egress rule
+// and checks it with moat's rules. The second result is false when the peer
 // does not carry over (a problem says why).
-func (c *converter) convertPeer(ref ObjectRef, path *field.Path, peer *Peer, namespace string) (v1alpha1.Peer, bool) {
+func (c *converter) convertPeer(ref ObjectRef, path *field.Path, peer *Peer, ingress bool) (v1alpha1.Peer, bool) {
+	out, ok := c.peer(ref, path, peer)
+	if !ok {
+		return v1alpha1.Peer{}, false
+	}
+	errs, warnings := validation.ValidatePeer(&out, ingress, path, c.cfg)
+	for _, e := range errs {
+		c.problem(ref, e.Field, SeverityError, e.ErrorBody()+": moat refuses such a peer, so it is not carried over")
+	}
+	for _, w := range warnings {
+		c.problem(ref, w.Field, SeverityWarning, w.Detail)
+	}
+	return out, len(errs) == 0
+}
+
+// peer converts one peer as it is, with KubeSphere's reading of it.
+func (c *converter) peer(ref ObjectRef, path *field.Path, peer *Peer) (v1alpha1.Peer, bool) {
 	set := 0
 	for _, isSet := range []bool{peer.Service != nil, peer.Namespace != nil, peer.IPBlock != nil} {
 		if isSet {
@@ -365,14 +425,18 @@ func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSe
 	if !ok {
 		return peer, true
 	}
-	if len(svc.Spec.Selector) == 0 {
+	if selection := v1alpha1.SelectionOf(svc); selection != v1alpha1.ServiceSelectable {
+		what := "has no selector"
+		if selection == v1alpha1.ServiceExternalName {
+			what = "is of type ExternalName"
+		}
 		c.problem(ref, path.String(), SeverityError, fmt.Sprintf(
-			"Service %s/%s has no selector, so no NetworkPolicy can select its endpoints: KubeSphere's controller refuses the whole policy "+
-				"and moat refuses such a peer; use an ipBlock peer with the addresses behind the Service", s.Namespace, s.Name))
+			"Service %s/%s %s, so no NetworkPolicy can select its endpoints: KubeSphere's controller refuses the whole policy "+
+				"and moat refuses such a peer; use an ipBlock peer with the addresses behind the Service", s.Namespace, s.Name, what))
 		return v1alpha1.Peer{}, false
 	}
 	for _, p := range svc.Spec.Ports {
-		if p.TargetPort.Type == intstr.String || (p.TargetPort.IntVal != 0 && p.TargetPort.IntVal != p.Port) {
+		if v1alpha1.TargetPort(p) != intstr.FromInt32(p.Port) {
 			c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf(
 				"Service %s/%s port %d goes to target port %s: KubeSphere's policy admitted port %d on the pods, moat admits the target port that the Service really uses",
 				s.Namespace, s.Name, p.Port, p.TargetPort.String(), p.Port))
@@ -382,62 +446,51 @@ func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSe
 	return peer, true
 }
 
-// convertIPBlock converts an ipBlock, masking host bits as NetworkPolicy
-// implementations do.
+// convertIPBlock converts an ipBlock, clearing host bits as NetworkPolicy
+// implementations do (validation.CanonicalCIDR); convertPeer checks the
+// result.
 func (c *converter) convertIPBlock(ref ObjectRef, path *field.Path, b *networkingv1.IPBlock) (v1alpha1.Peer, bool) {
-	cidr, ok := c.prefix(ref, path.Child("cidr"), b.CIDR)
-	if !ok {
-		return v1alpha1.Peer{}, false
-	}
-	out := &v1alpha1.IPBlock{CIDR: cidr}
+	out := &v1alpha1.IPBlock{CIDR: c.canonicalCIDR(ref, path.Child("cidr"), b.CIDR)}
 	for i, e := range b.Except {
-		if except, ok := c.prefix(ref, path.Child("except").Index(i), e); ok {
-			out.Except = append(out.Except, except)
-		}
+		out.Except = append(out.Except, c.canonicalCIDR(ref, path.Child("except").Index(i), e))
 	}
 	return v1alpha1.Peer{IPBlock: out}, true
 }
 
-// prefix parses a CIDR and returns it in canonical form.
-func (c *converter) prefix(ref ObjectRef, path *field.Path, s string) (string, bool) {
-	p, err := netip.ParsePrefix(strings.TrimSpace(s))
-	if err != nil {
-		c.problem(ref, path.String(), SeverityError, fmt.Sprintf("%q is not a CIDR (%v): write it as 10.1.0.0/24 or 2001:db8::/64", s, err))
-		return "", false
+// canonicalCIDR returns the network NetworkPolicy matches for s, with a
+// warning when that is not s as written; s itself when it is no CIDR.
+func (c *converter) canonicalCIDR(ref ObjectRef, path *field.Path, s string) string {
+	p, ok := validation.CanonicalCIDR(s)
+	if !ok || p.String() == s {
+		return s
 	}
-	if p.Addr().Is4In6() {
-		c.problem(ref, path.String(), SeverityError, fmt.Sprintf("%q is an IPv4-mapped IPv6 CIDR: write the IPv4 form", s))
-		return "", false
-	}
-	if masked := p.Masked(); masked != p {
-		c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf("%q has host bits set: converted to %s, the network NetworkPolicy matches", s, masked))
-		return masked.String(), true
-	}
-	return p.String(), true
+	c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf("%q has host bits set or is not in canonical form: converted to %s, the network NetworkPolicy matches", s, p))
+	return p.String()
 }
 
-// convertPorts converts NetworkPolicy ports; a port without protocol is TCP.
-func (c *converter) convertPorts(ref ObjectRef, path *field.Path, ports []networkingv1.NetworkPolicyPort) []v1alpha1.Port {
+// convertPorts converts NetworkPolicy ports (a port without protocol is
+// TCP), leaving out those that moat refuses. The second result is false
+// when ports were given and none carries over: without ports, the rule would
+// admit every port.
+func (c *converter) convertPorts(ref ObjectRef, path *field.Path, ports []networkingv1.NetworkPolicyPort) ([]v1alpha1.Port, bool) {
 	var out []v1alpha1.Port
 	for i, p := range ports {
-		protocol := corev1.ProtocolTCP
-		if p.Protocol != nil {
-			protocol = *p.Protocol
-		}
-		switch protocol {
-		case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
-		default:
-			c.problem(ref, path.Index(i).Child("protocol").String(), SeverityError, fmt.Sprintf("%q is not TCP, UDP or SCTP", protocol))
+		protocol := v1alpha1.ProtocolOrTCP(p.Protocol)
+		port := v1alpha1.Port{Protocol: &protocol, Port: p.Port, EndPort: p.EndPort}
+		if errs := validation.ValidatePort(port.Protocol, port.Port, port.EndPort, path.Index(i), c.cfg); len(errs) > 0 {
+			for _, e := range errs {
+				c.problem(ref, e.Field, SeverityError, e.ErrorBody()+": moat refuses such a port, so it is not carried over")
+			}
 			continue
-		}
-		port := v1alpha1.Port{Protocol: &protocol, EndPort: p.EndPort}
-		if p.Port != nil {
-			v := *p.Port
-			port.Port = &v
 		}
 		out = append(out, port)
 	}
-	return out
+	if len(ports) > 0 && len(out) == 0 {
+		c.problem(ref, path.String(), SeverityError,
+			"none of the rule's ports carries over, and without ports the rule would admit every port: the rule is not carried over")
+		return nil, false
+	}
+	return out, true
 }
 
 // nodeProblems reports the node SNAT addresses that KubeSphere admits into

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"moat.dev/moat/validation"
 )
 
 // FuzzConvert reads arbitrary manifests and converts them: never a panic,
@@ -33,14 +35,22 @@ func FuzzConvert(f *testing.F) {
 		if err := r.Read("fuzz", bytes.NewReader(data)); err != nil {
 			t.Fatalf("Read of an in-memory stream returned an I/O error: %v", err)
 		}
-		first := Convert(r.Input)
-		second := Convert(r.Input)
+		first := Convert(r.Input, validation.Config{})
+		second := Convert(r.Input, validation.Config{})
 		if !reflect.DeepEqual(first, second) {
 			t.Fatal("Convert gave two different answers for the same input")
 		}
 		for _, al := range first.Allowlists {
 			if len(al.Spec.Ingress) == 0 && len(al.Spec.Egress) == 0 {
 				t.Errorf("allowlist %s/%s has no rule", al.Namespace, al.Name)
+			}
+			if errs, _ := validation.ValidateNetworkAllowlist(al, validation.Config{}, nil); len(errs) > 0 {
+				t.Errorf("allowlist %s/%s fails validation: %v", al.Namespace, al.Name, errs)
+			}
+		}
+		for _, ns := range first.Namespaces {
+			if errs := append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, validation.Config{})...); len(errs) > 0 {
+				t.Errorf("namespace %s fails validation: %v", ns.Name, errs)
 			}
 		}
 		for _, p := range append(r.Problems, first.Problems...) {

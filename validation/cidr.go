@@ -18,6 +18,35 @@ import (
 // set beyond the prefix length, and not be an IPv4-mapped IPv6 address. When
 // the list is empty the returned prefix is valid and already masked.
 func ValidateCIDR(cidr string, fldPath *field.Path) (netip.Prefix, field.ErrorList) {
+	p, errs := parseCIDR(cidr, fldPath)
+	if len(errs) > 0 {
+		return netip.Prefix{}, errs
+	}
+	if masked := p.Masked(); masked != p {
+		single := netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+		return netip.Prefix{}, field.ErrorList{field.Invalid(fldPath, cidr, fmt.Sprintf(
+			"must not have host bits set: use the network address %s, or %s for the single address %s", masked, single, p.Addr()))}
+	}
+	return p, nil
+}
+
+// CanonicalCIDR returns the network that NetworkPolicy implementations match
+// for cidr, which ignore host bits: cidr with its host bits cleared, in
+// canonical form. It is for converters that read CIDRs written for
+// NetworkPolicy (moat import). ok is false when cidr is not a CIDR that
+// ValidateCIDR accepts once its host bits are cleared (it does not parse, has
+// leading zeros or is an IPv4-mapped IPv6 address; ValidateCIDR says why).
+func CanonicalCIDR(cidr string) (p netip.Prefix, ok bool) {
+	p, errs := parseCIDR(cidr, nil)
+	if len(errs) > 0 {
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
+}
+
+// parseCIDR parses cidr with the checks of ValidateCIDR but the host-bits
+// one: the prefix it returns may have host bits set.
+func parseCIDR(cidr string, fldPath *field.Path) (netip.Prefix, field.ErrorList) {
 	if cidr == "" {
 		return netip.Prefix{}, field.ErrorList{field.Required(fldPath, "set a CIDR such as 10.1.0.0/24, 192.168.1.1/32 or 2001:db8::/64")}
 	}
@@ -31,11 +60,6 @@ func ValidateCIDR(cidr string, fldPath *field.Path) (netip.Prefix, field.ErrorLi
 			detail = fmt.Sprintf("must not be an IPv4-mapped IPv6 address: write the IPv4 CIDR %s", netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96))
 		}
 		return netip.Prefix{}, field.ErrorList{field.Invalid(fldPath, cidr, detail)}
-	}
-	if masked := p.Masked(); masked != p {
-		single := netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
-		return netip.Prefix{}, field.ErrorList{field.Invalid(fldPath, cidr, fmt.Sprintf(
-			"must not have host bits set: use the network address %s, or %s for the single address %s", masked, single, p.Addr()))}
 	}
 	return p, nil
 }

@@ -89,6 +89,14 @@ var ipBlockCases = []struct {
 		field.Invalid(ipBlockPath.Child("except").Index(0), "10.0.0.0/8",
 			"is wider than cidr 10.1.0.0/16: an except entry must be a smaller network inside cidr"),
 	}},
+	{name: "except wider with the same base address", cidr: "10.0.0.0/24", except: []string{"10.0.0.0/16"}, wantErrs: field.ErrorList{
+		field.Invalid(ipBlockPath.Child("except").Index(0), "10.0.0.0/16",
+			"is wider than cidr 10.0.0.0/24: an except entry must be a smaller network inside cidr"),
+	}},
+	{name: "IPv6 except wider with the same base address", cidr: "2001:db8::/64", except: []string{"2001:db8::/48"}, wantErrs: field.ErrorList{
+		field.Invalid(ipBlockPath.Child("except").Index(0), "2001:db8::/48",
+			"is wider than cidr 2001:db8::/64: an except entry must be a smaller network inside cidr"),
+	}},
 	{name: "except of the other family", cidr: "10.0.0.0/8", except: []string{"2001:db8::/64"}, wantErrs: field.ErrorList{
 		field.Invalid(ipBlockPath.Child("except").Index(0), "2001:db8::/64",
 			"is IPv6 but cidr 10.0.0.0/8 is IPv4: an except entry must be a smaller network of the same family inside cidr"),
@@ -163,5 +171,39 @@ func TestValidateIPBlockPaths(t *testing.T) {
 	checkFindings(t, errs, warnings, want, nil)
 	if diff := cmp.Diff("--allowed-ingress-cidrs[1].cidr", errs[0].Field); diff != "" {
 		t.Errorf("field (-want +got):\n%s", diff)
+	}
+}
+
+// TestCanonicalCIDR: the network NetworkPolicy implementations match, for
+// what ValidateCIDR refuses only for its host bits; nothing for the rest.
+func TestCanonicalCIDR(t *testing.T) {
+	for _, tc := range []struct {
+		cidr, want string // want "": not ok
+	}{
+		{"10.2.0.7/24", "10.2.0.0/24"},
+		{"10.2.0.0/24", "10.2.0.0/24"},
+		{"192.168.1.1/32", "192.168.1.1/32"},
+		{"2001:DB8::1/64", "2001:db8::/64"},
+		{"0.0.0.0/0", "0.0.0.0/0"},
+		{"", ""},
+		{"10.300.0.0/16", ""},
+		{"010.2.0.0/24", ""},
+		{"::ffff:10.2.0.0/120", ""},
+		{"10.2.0.7", ""},
+		{" 10.2.0.0/24", ""},
+	} {
+		p, ok := CanonicalCIDR(tc.cidr)
+		got := ""
+		if ok {
+			got = p.String()
+		}
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("CanonicalCIDR(%q) = %q, %v; want %q", tc.cidr, got, ok, tc.want)
+		}
+		if ok {
+			if _, errs := ValidateCIDR(got, nil); len(errs) > 0 {
+				t.Errorf("CanonicalCIDR(%q) = %q, which ValidateCIDR refuses: %v", tc.cidr, got, errs)
+			}
+		}
 	}
 }

@@ -173,7 +173,7 @@ func (v *allowlistValidator) ports(ports []v1alpha1.Port, fldPath *field.Path) {
 	v.tooMany(fldPath, len(ports), v1alpha1.MaxPorts)
 	for i := range ports {
 		p := &ports[i]
-		if errs := validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(i), v.cfg); len(errs) > 0 {
+		if errs := ValidatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(i), v.cfg); len(errs) > 0 {
 			v.reject(errs, v.stored.hasPort(portValueOf(p.Protocol, p.Port, p.EndPort)))
 		}
 	}
@@ -199,6 +199,18 @@ var peerKindsList = func() string {
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }()
+
+// ValidatePeer checks one peer of an ingress (ingress true) or egress rule
+// of an allowlist with the rules of ValidateNetworkAllowlist that
+// need no lookup: exactly one kind, valid names, a valid ipBlock (see
+// ValidateIPBlock) and no kubernetesAPI peer in ingress. fldPath is the path
+// of the peer. It is for converters (moat import) that build allowlists peer
+// by peer and report each finding at the field it came from.
+func ValidatePeer(peer *v1alpha1.Peer, ingress bool, fldPath *field.Path, cfg Config) (field.ErrorList, []Warning) {
+	v := &allowlistValidator{nal: &v1alpha1.NetworkAllowlist{}, cfg: cfg}
+	v.peer(peer, fldPath, ingress)
+	return v.errs, v.warnings
+}
 
 func (v *allowlistValidator) peer(peer *v1alpha1.Peer, fldPath *field.Path, ingress bool) {
 	switch kinds := peer.Kinds(); len(kinds) {

@@ -593,3 +593,34 @@ func BenchmarkValidateNetworkAllowlist10Rules(b *testing.B) {
 		ValidateNetworkAllowlist(nal, cfg, cluster)
 	}
 }
+
+// TestValidatePeer: one peer, at the caller's path, with the rules of
+// ValidateNetworkAllowlist that need no lookup.
+func TestValidatePeer(t *testing.T) {
+	at := field.NewPath("spec", "egress").Index(3).Child("to").Index(2)
+	for _, tc := range []struct {
+		name         string
+		peer         v1alpha1.Peer
+		ingress      bool
+		wantErrs     field.ErrorList
+		wantWarnings []string
+	}{
+		{name: "valid namespace", peer: v1alpha1.Peer{Namespace: "demo-project-2"}},
+		{name: "a Service is not looked up", peer: v1alpha1.Peer{Service: &v1alpha1.ServiceReference{Namespace: "nowhere", Name: "nothing"}}},
+		{name: "none", wantErrs: field.ErrorList{field.Required(at, "set exactly one of namespace, service, ipBlock, project or kubernetesAPI")}},
+		{name: "invalid namespace", peer: v1alpha1.Peer{Namespace: "Demo"}, wantErrs: field.ErrorList{
+			field.Invalid(at.Child("namespace"), "Demo", dns1123Detail)}},
+		{name: "invalid except", peer: v1alpha1.Peer{IPBlock: &v1alpha1.IPBlock{CIDR: "10.0.0.0/24", Except: []string{"10.0.0.0/16"}}}, wantErrs: field.ErrorList{
+			field.Invalid(at.Child("ipBlock", "except").Index(0), "10.0.0.0/16", "is wider than cidr 10.0.0.0/24: an except entry must be a smaller network inside cidr")}},
+		{name: "whole address space warns", peer: v1alpha1.Peer{IPBlock: &v1alpha1.IPBlock{CIDR: "0.0.0.0/0"}}, wantWarnings: []string{
+			at.Child("ipBlock", "cidr").String() + ": 0.0.0.0/0 matches every IPv4 address, which depending on the network plugin includes the pods of every project: list the external networks you mean instead"}},
+		{name: "kubernetesAPI in egress", peer: v1alpha1.Peer{KubernetesAPI: &v1alpha1.KubernetesAPIPeer{}}},
+		{name: "kubernetesAPI in ingress", peer: v1alpha1.Peer{KubernetesAPI: &v1alpha1.KubernetesAPIPeer{}}, ingress: true, wantErrs: field.ErrorList{
+			field.Forbidden(at.Child("kubernetesAPI"), "kubernetesAPI is an egress peer: the API server is reached from the project, it does not connect into it; move it to an egress rule")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs, warnings := ValidatePeer(&tc.peer, tc.ingress, at, Config{})
+			checkFindings(t, errs, warnings, tc.wantErrs, tc.wantWarnings)
+		})
+	}
+}

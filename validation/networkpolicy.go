@@ -45,7 +45,7 @@ func ValidateNetworkPolicyUpdate(np, old *networkingv1.NetworkPolicy, cfg Config
 	ports := func(ports []networkingv1.NetworkPolicyPort, fldPath *field.Path) {
 		for k := range ports {
 			p := &ports[k]
-			if e := validatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(k), cfg); len(e) > 0 {
+			if e := ValidatePort(p.Protocol, p.Port, p.EndPort, fldPath.Index(k), cfg); len(e) > 0 {
 				reject(e, s.hasPort(portValueOf(p.Protocol, p.Port, p.EndPort)))
 			}
 		}

@@ -21,9 +21,12 @@ const sctpDisabledDetail = "SCTP is turned off because not every network plugin 
 	"once the cluster's network plugin supports SCTP, turn it on with `moat serve --sctp-enabled` " +
 	"(and `moat validate --sctp-enabled`), or use TCP or UDP"
 
-// validatePort checks one port entry of an allowlist rule or a NetworkPolicy
-// rule; they share the same shape. A nil protocol means TCP.
-func validatePort(protocol *corev1.Protocol, port *intstr.IntOrString, endPort *int32, fldPath *field.Path, cfg Config) field.ErrorList {
+// ValidatePort checks one port entry of an allowlist rule or a NetworkPolicy
+// rule (they share the same shape): a protocol NetworkPolicy knows (SCTP only
+// with cfg.SCTPEnabled), a port number in 1-65535 or a valid port name, and
+// an endPort only with a numeric port, in 1-65535 and not below it. A nil
+// protocol means TCP. fldPath is the path of the port entry.
+func ValidatePort(protocol *corev1.Protocol, port *intstr.IntOrString, endPort *int32, fldPath *field.Path, cfg Config) field.ErrorList {
 	var errs field.ErrorList
 	// Child paths are built only for errors: this runs for every port of
 	// every rule on each admission request.

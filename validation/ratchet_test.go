@@ -81,6 +81,17 @@ func TestValidateNetworkAllowlistUpdateRatchets(t *testing.T) {
 		wantErrs:     field.ErrorList{sctpErr(egress1.Child("ports").Index(2))},
 		wantWarnings: []string{ratcheted(hostBitsErr), ratcheted(sctpErr(sctpAt))},
 	}, {
+		// The stored ipBlock ratchets as a whole value: keeping its cidr
+		// does not let a new except entry in unchecked.
+		name: "a new invalid except next to a stored cidr is rejected",
+		old:  stored(),
+		tweak: func(nal *v1alpha1.NetworkAllowlist) {
+			nal.Spec.Egress[0].To[1].IPBlock.Except = []string{"10.9.0.0/28"}
+		},
+		wantErrs: field.ErrorList{field.Invalid(egress0.Child("to").Index(1).Child("ipBlock", "except").Index(0), "10.9.0.0/28",
+			"lies outside cidr 10.1.0.1/32: except can only remove addresses inside cidr; remove this entry or widen cidr")},
+		wantWarnings: []string{ratcheted(hostBitsErr), ratcheted(sctpErr(sctpAt))},
+	}, {
 		name: "a changed CIDR is checked again",
 		old:  stored(),
 		tweak: func(nal *v1alpha1.NetworkAllowlist) {

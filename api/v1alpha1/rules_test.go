@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestPeerKinds(t *testing.T) {
@@ -47,6 +48,9 @@ func TestProjectOf(t *testing.T) {
 		{ns, "empty", "", false},
 		{ns, "absent", "", false},
 		{nil, "ws", "", false},
+		// No project label configured: no group, even for an object built
+		// in Go with an empty label key (the API server refuses one).
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"": "x"}}}, "", "", false},
 	} {
 		if got, ok := ProjectOf(tc.ns, tc.key); got != tc.want || ok != tc.ok {
 			t.Errorf("ProjectOf(%v, %q) = %q, %v; want %q, %v", tc.ns, tc.key, got, ok, tc.want, tc.ok)
@@ -121,5 +125,34 @@ func TestServiceRefs(t *testing.T) {
 	}
 	if got := spec.ServiceRefs(); !slices.Equal(got, []*ServiceReference{a, b, a}) {
 		t.Errorf("ServiceRefs() = %v", got)
+	}
+}
+
+func TestProtocolOrTCP(t *testing.T) {
+	udp, empty := corev1.ProtocolUDP, corev1.Protocol("")
+	for _, tc := range []struct {
+		p    *corev1.Protocol
+		want corev1.Protocol
+	}{{nil, corev1.ProtocolTCP}, {&empty, corev1.ProtocolTCP}, {&udp, corev1.ProtocolUDP}} {
+		if got := ProtocolOrTCP(tc.p); got != tc.want {
+			t.Errorf("ProtocolOrTCP(%v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestTargetPort(t *testing.T) {
+	for _, tc := range []struct {
+		target intstr.IntOrString
+		want   intstr.IntOrString
+	}{
+		{intstr.IntOrString{}, intstr.FromInt32(80)},
+		{intstr.FromInt32(0), intstr.FromInt32(80)},
+		{intstr.FromString(""), intstr.FromInt32(80)},
+		{intstr.FromInt32(8080), intstr.FromInt32(8080)},
+		{intstr.FromString("http"), intstr.FromString("http")},
+	} {
+		if got := TargetPort(corev1.ServicePort{Port: 80, TargetPort: tc.target}); got != tc.want {
+			t.Errorf("TargetPort of port 80 to %v = %v, want %v", tc.target, got, tc.want)
+		}
 	}
 }

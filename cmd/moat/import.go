@@ -16,6 +16,7 @@ import (
 
 	"moat.dev/moat/kubesphere"
 	"moat.dev/moat/manifest"
+	"moat.dev/moat/validation"
 )
 
 func newImportCommand() *cobra.Command {
@@ -28,7 +29,10 @@ func newImportCommand() *cobra.Command {
 }
 
 func newImportKubeSphereCommand() *cobra.Command {
-	var kubeconfig string
+	var (
+		kubeconfig string
+		cfg        validation.Config
+	)
 	cmd := &cobra.Command{
 		Use:   "kubesphere [PATH...]",
 		Short: "Convert KubeSphere's project network isolation into moat objects",
@@ -45,8 +49,12 @@ label, to be applied as a patch, and NetworkAllowlists. moat render on that
 output (with the Services) gives policies that admit the same traffic as
 KubeSphere's controller does; docs/kubesphere.md has the mapping.
 
-Everything that could not be carried over, or differs, is reported on stderr
-in moat validate's format (warnings say "warning:").
+Every object printed passes moat's validation (the rules of the webhook and
+moat validate, with --sctp-enabled, --pod-cidrs and --service-cidrs as given
+here). Everything that could not be carried over, or differs, is reported on
+stderr in moat validate's format (warnings say "warning:"), at the KubeSphere
+object and field it came from: a peer or port that moat refuses is left out,
+and so is a rule that would be left without ports.
 
 Exit status: 0 when everything was carried over (warnings included), 1 when
 something was not, 2 for bad flags or unreadable paths or clusters.`,
@@ -68,7 +76,7 @@ something was not, 2 for bad flags or unreadable paths or clusters.`,
 					return err
 				}
 			}
-			result := kubesphere.Convert(r.Input)
+			result := kubesphere.Convert(r.Input, cfg)
 			problems := append(r.Problems, result.Problems...)
 			r.Locate(problems)
 			if err := writeImport(cmd.OutOrStdout(), result); err != nil {
@@ -89,6 +97,7 @@ something was not, 2 for bad flags or unreadable paths or clusters.`,
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also read KubeSphere's objects from the cluster of this kubeconfig (read-only)")
+	addValidationFlags(cmd.Flags(), &cfg)
 	return cmd
 }
 
