@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"moat.dev/moat/api/v1alpha1"
+	moatpolicy "moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
@@ -503,7 +504,7 @@ func TestConvertIsolation(t *testing.T) {
 	}
 
 	// Protected namespaces are moat's configuration.
-	result = Convert(in, validation.Config{ProtectedNamespaces: []string{}})
+	result = Convert(in, validation.Config{Policy: moatpolicy.Config{ProtectedNamespaces: []string{}}})
 	wantNamespaces = []*corev1.Namespace{isolationPatch("annotated"), isolationPatch("kube-system"), isolationPatch("ws-a"), isolationPatch("ws-b")}
 	if diff := cmp.Diff(wantNamespaces, result.Namespaces); diff != "" {
 		t.Errorf("with no protected namespaces: namespaces (-want +got):\n%s", diff)

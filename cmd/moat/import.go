@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/kubesphere"
 	"moat.dev/moat/manifest"
 	"moat.dev/moat/validation"
@@ -97,7 +98,9 @@ something was not, 2 for bad flags or unreadable paths or clusters.`,
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also read KubeSphere's objects from the cluster of this kubeconfig (read-only)")
-	addValidationFlags(cmd.Flags(), &cfg)
+	// moat serve's configuration flags, as they are: the output is checked
+	// with the rules and protected namespaces moat will apply to it.
+	addConfigFlags(cmd.Flags(), v1alpha1.DefaultSystemNamespace, &cfg)
 	return cmd
 }
 
