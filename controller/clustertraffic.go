@@ -119,8 +119,18 @@ func (r *Reconciler) clusterFacts(ctx context.Context, in *policy.Input) error {
 	return nil
 }
 
-// nodeAddresses returns the addresses of every node (policy.NodeAddresses).
+// nodeAddresses returns the addresses of every node, within the bounds of
+// policy.BoundedNodeAddresses.
 func (r *Reconciler) nodeAddresses(ctx context.Context) ([]netip.Addr, error) {
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return policy.NodeAddresses(nodes, r.cfg), nil
+}
+
+// nodes lists the Nodes of the traffic cache (read-only: not copied).
+func (r *Reconciler) nodes(ctx context.Context) ([]*corev1.Node, error) {
 	list := &corev1.NodeList{}
 	if err := r.traffic.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing Nodes: %w", err)
@@ -129,7 +139,46 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]netip.Addr, error) {
 	for i := range list.Items {
 		nodes[i] = &list.Items[i]
 	}
-	return policy.NodeAddresses(nodes, r.cfg), nil
+	return nodes, nil
+}
+
+// EventNodeAddressesOverLimit: a Node offers more addresses than
+// --max-node-addresses-per-node (or all nodes together more than
+// --max-node-addresses); the extra ones are not admitted.
+const EventNodeAddressesOverLimit = "NodeAddressesOverLimit"
+
+// reportNodeOverflow records what the node address bounds left out: the
+// gauges, and a Warning Event on each node newly over its bound. prev is what
+// the last report left out.
+func (r *Reconciler) reportNodeOverflow(ctx context.Context, nodes []*corev1.Node, now, prev policy.NodeAddressOverflow) {
+	nodesOverAddressLimit.Set(float64(len(now.Nodes)))
+	nodeAddressesDropped.Set(float64(now.Dropped))
+	for _, node := range nodes {
+		if node == nil {
+			continue
+		}
+		if _, over := slices.BinarySearch(now.Nodes, node.Name); !over {
+			continue
+		}
+		if _, before := slices.BinarySearch(prev.Nodes, node.Name); before {
+			continue
+		}
+		logf.FromContext(ctx).Info("a Node offers more addresses than moat admits per node; the extra ones are left out", "node", node.Name)
+		r.recorder.Eventf(node, nil, corev1.EventTypeWarning, EventNodeAddressesOverLimit, "ReadAddresses",
+			"Node %s offers more than %d addresses (status and --node-address-annotations): only its first %d are admitted into isolated projects; "+
+				"check who writes its addresses, or raise --max-node-addresses-per-node", node.Name, perNodeLimit(r.cfg), perNodeLimit(r.cfg))
+	}
+	if now.Dropped > 0 && prev.Dropped == 0 {
+		logf.FromContext(ctx).Info("the nodes offer more addresses than moat admits; the highest are left out", "dropped", now.Dropped,
+			"limit", r.cfg.MaxNodeAddresses)
+	}
+}
+
+func perNodeLimit(cfg policy.Config) int {
+	if cfg.MaxNodeAddressesPerNode > 0 {
+		return cfg.MaxNodeAddressesPerNode
+	}
+	return policy.DefaultMaxNodeAddressesPerNode
 }
 
 // nodeWatch enqueues every isolated namespace when the set of node addresses
@@ -137,22 +186,26 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]netip.Addr, error) {
 // node already has, or a status update that keeps the addresses, costs no
 // reconcile.
 type nodeWatch struct {
-	r    *Reconciler
-	mu   sync.Mutex
-	last []netip.Addr
-	seen bool
+	r        *Reconciler
+	mu       sync.Mutex
+	last     []netip.Addr
+	overflow policy.NodeAddressOverflow
+	seen     bool
 }
 
 func (w *nodeWatch) toNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
-	addrs, err := w.r.nodeAddresses(ctx)
+	nodes, err := w.r.nodes(ctx)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "reading node addresses")
 		return nil
 	}
+	addrs, overflow := policy.BoundedNodeAddresses(nodes, w.r.cfg)
 	w.mu.Lock()
 	changed := !w.seen || !slices.Equal(addrs, w.last)
-	w.seen, w.last = true, addrs
+	prev := w.overflow
+	w.seen, w.last, w.overflow = true, addrs, overflow
 	w.mu.Unlock()
+	w.r.reportNodeOverflow(ctx, nodes, overflow, prev)
 	if !changed {
 		return nil
 	}

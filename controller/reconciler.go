@@ -123,7 +123,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 	failed := r.applyAll(ctx, ns, c.plan.apply, c.live)
 	errs := []error{r.deleteAll(ctx, ns, c.plan.delete)}
 	r.reportConflicts(ns, c)
-	r.gauges.set(name, namespaceState{isolated: v1alpha1.Isolated(ns), policies: c.managed(failed)})
+	isolated := v1alpha1.Isolated(ns)
+	r.reportIncomplete(ns, isolated, failed)
+	r.gauges.set(name, namespaceState{isolated: isolated, policies: c.managed(failed), incomplete: isolated && len(failed) > 0})
 	for _, al := range c.allowlists {
 		errs = append(errs, r.updateStatus(ctx, al, c.rendered.Allowlists[al.Name], c.plan.conflicts, failed))
 	}

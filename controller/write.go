@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,18 +18,31 @@ import (
 	"moat.dev/moat/policy"
 )
 
-// applyAll server-side applies the policies, at most maxParallelApplies at a
-// time, records IsolationEnabled (at most one Event) when it creates the
-// default ingress policy of a stored namespace, and returns the failed
-// writes by policy name.
+// applyAll server-side applies the policies: the deny policies
+// (policy.IsDenyPolicy) first, then the rest, at most maxParallelApplies at
+// a time, so that a namespace is closed before anything extends it and an
+// extension that cannot be written leaves it closed, never open. It records
+// IsolationEnabled (at most one Event) when it creates the default ingress
+// policy of a stored namespace, and returns the failed writes by policy
+// name.
 func (r *Reconciler) applyAll(ctx context.Context, ns *corev1.Namespace, nps []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) map[string]error {
 	errs := make([]error, len(nps))
-	if len(nps) == 1 {
-		errs[0] = r.apply(ctx, &nps[0])
-	} else {
+	var deny, rest []int
+	for i := range nps {
+		if policy.IsDenyPolicy(nps[i].Name) {
+			deny = append(deny, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	for _, batch := range [][]int{deny, rest} {
+		if len(batch) == 1 {
+			errs[batch[0]] = r.apply(ctx, &nps[batch[0]])
+			continue
+		}
 		var wg sync.WaitGroup
 		slots := make(chan struct{}, maxParallelApplies)
-		for i := range nps {
+		for _, i := range batch {
 			slots <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-slots }()
@@ -97,4 +113,21 @@ func (r *Reconciler) delete(ctx context.Context, np *networkingv1.NetworkPolicy)
 		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 	}
 	return nil
+}
+
+// EventIsolationIncomplete: some policy of an isolated namespace could not
+// be written. The deny is written first, so the namespace is closed; what
+// the failed policies admit (its group, the nodes, an allowlist) is not.
+const EventIsolationIncomplete = "IsolationIncomplete"
+
+// reportIncomplete records a Warning Event on an isolated namespace whose
+// policies could not all be written, naming them and the first error.
+func (r *Reconciler) reportIncomplete(ns *corev1.Namespace, isolated bool, failed map[string]error) {
+	if !isolated || len(failed) == 0 || ns.UID == "" {
+		return
+	}
+	names := slices.Sorted(maps.Keys(failed))
+	r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, EventIsolationIncomplete, "ApplyPolicy",
+		"could not write NetworkPolicies %s (%v); the namespace is isolated (its deny is written first) but does not admit what they admit yet; moat retries",
+		strings.Join(names, ", "), failed[names[0]])
 }

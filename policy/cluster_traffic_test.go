@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,11 +37,12 @@ func TestRenderProjectGroups(t *testing.T) {
 		Ingress: []v1alpha1.IngressRule{ingress(peers(v1alpha1.Peer{Project: "team-b"}), port(corev1.ProtocolTCP, 8080))},
 	})
 	runCases(t, []renderCase{{
-		name: "the default ingress policy admits the namespace's own group, by the project label",
+		name: "moat-group-ingress admits the namespace's own group, by the project label, apart from the deny",
 		ns:   member,
 		cfg:  Config{ProjectLabel: workspaceLabel, AllowedIngressNamespaces: []string{"monitoring"}},
 		want: Result{
-			Policies:   []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1", npProject(workspaceLabel, "team-a"), npNamespace("monitoring"))},
+			Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1", npNamespace("monitoring")),
+				wantExtension("demo-project-1", GroupIngressPolicyName, npProject(workspaceLabel, "team-a"))},
 			Allowlists: map[string]AllowlistResult{},
 		},
 	}, {
@@ -157,12 +160,13 @@ func TestRenderDNS(t *testing.T) {
 
 func TestRenderNodes(t *testing.T) {
 	runCases(t, []renderCase{{
-		name:  "node addresses are admitted after the allowed CIDRs, sorted, once each",
+		name:  "node addresses are admitted by moat-nodes-ingress, apart from the deny, sorted, once each",
 		ns:    isolatedNamespace("demo-project-1"),
 		cfg:   Config{AllowIngressFromNodes: true, AllowedIngressCIDRs: []string{"172.31.0.0/16"}},
 		nodes: addrs("192.168.0.12", "::ffff:192.168.0.11", "192.168.0.12", "fd00::1"),
-		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1",
-			npCIDR("172.31.0.0/16"), npCIDR("192.168.0.11/32"), npCIDR("192.168.0.12/32"), npCIDR("fd00::1/128"))}, Allowlists: map[string]AllowlistResult{}},
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1", npCIDR("172.31.0.0/16")),
+			wantExtension("demo-project-1", NodesIngressPolicyName, npCIDR("192.168.0.11/32"), npCIDR("192.168.0.12/32"), npCIDR("fd00::1/128"))},
+			Allowlists: map[string]AllowlistResult{}},
 	}, {
 		name:  "without --allow-ingress-from-nodes the addresses open nothing",
 		ns:    isolatedNamespace("demo-project-1"),
@@ -269,5 +273,41 @@ func TestAPIServerEndpoints(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("APIServerEndpoints() (-want +got):\n%s", diff)
+	}
+}
+
+// TestNodeAddressBounds: a node contributes at most MaxNodeAddressesPerNode
+// addresses (a kubelet controls its own Node), all nodes at most
+// MaxNodeAddresses; what is left out is reported.
+func TestNodeAddressBounds(t *testing.T) {
+	flood := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "flood", Annotations: map[string]string{"tunnel": ""}}}
+	for i := range 50 {
+		flood.Status.Addresses = append(flood.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.1.0.%d", i+1)})
+	}
+	var b strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&b, "10.2.%d.%d,", i/250, i%250+1)
+	}
+	flood.Annotations["tunnel"] = b.String()
+	small := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "small"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: "192.168.0.2"}, {Type: corev1.NodeInternalIP, Address: "192.168.0.2"}, {Type: corev1.NodeInternalIP, Address: "::ffff:192.168.0.3"},
+	}}}
+	cfg := Config{NodeAddressAnnotations: []string{"tunnel"}, MaxNodeAddressesPerNode: 3}
+	got, overflow := BoundedNodeAddresses([]*corev1.Node{small, flood}, cfg)
+	if diff := cmp.Diff(addrs("10.1.0.1", "10.1.0.2", "10.1.0.3", "192.168.0.2", "192.168.0.3"), got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("per node (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(NodeAddressOverflow{Nodes: []string{"flood"}}, overflow); diff != "" {
+		t.Errorf("overflow (-want +got):\n%s", diff)
+	}
+	cfg.MaxNodeAddresses = 4
+	got, overflow = BoundedNodeAddresses([]*corev1.Node{small, flood}, cfg)
+	if len(got) != 4 || overflow.Dropped != 1 || got[3] != netip.MustParseAddr("192.168.0.2") {
+		t.Errorf("total bound: %v, %+v", got, overflow)
+	}
+	// The defaults bound a flood too.
+	got, overflow = BoundedNodeAddresses([]*corev1.Node{flood}, Config{NodeAddressAnnotations: []string{"tunnel"}})
+	if len(got) != DefaultMaxNodeAddressesPerNode || overflow.Empty() {
+		t.Errorf("default bound: %d addresses, %+v", len(got), overflow)
 	}
 }

@@ -45,7 +45,22 @@ type Config struct {
 	// more addresses, comma-separated, optionally with a prefix length)
 	// are also node addresses: tunnel or SNAT addresses of network plugins.
 	NodeAddressAnnotations []string
+	// MaxNodeAddressesPerNode bounds the addresses one node contributes
+	// (a kubelet writes its own Node's addresses and annotations); zero
+	// means DefaultMaxNodeAddressesPerNode. MaxNodeAddresses bounds them
+	// all together; zero means DefaultMaxNodeAddresses. Past a bound the
+	// extra addresses are left out (fail closed) and reported.
+	MaxNodeAddressesPerNode int
+	MaxNodeAddresses        int
 }
+
+// Defaults of the node address bounds: a node has an InternalIP or two and
+// perhaps a tunnel address; 10,000 /32 peers keep moat-nodes-ingress near
+// 400 KiB, well inside the API server's 3 MiB request limit.
+const (
+	DefaultMaxNodeAddressesPerNode = 8
+	DefaultMaxNodeAddresses        = 10000
+)
 
 // DefaultDNSService is the DNS Service of a kubeadm-style cluster.
 var DefaultDNSService = types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"}

@@ -171,6 +171,15 @@ func wantDefaultIngress(ns string, from ...networkingv1.NetworkPolicyPeer) netwo
 	}
 }
 
+// wantExtension expects moat-group-ingress or moat-nodes-ingress admitting
+// from.
+func wantExtension(ns, name string, from ...networkingv1.NetworkPolicyPeer) networkingv1.NetworkPolicy {
+	np := wantDefaultIngress(ns)
+	np.Name = name
+	np.Spec.Ingress[0].From = from
+	return np
+}
+
 // wantDefaultEgress expects the default egress policy; dns is nil when the
 // DNS exception is off.
 func wantDefaultEgress(ns string, dns *networkingv1.NetworkPolicyEgressRule) networkingv1.NetworkPolicy {

@@ -22,6 +22,15 @@ const (
 	// namespace and DNS once the namespace declares an egress rule.
 	DefaultEgressPolicyName = "moat-default-egress"
 
+	// GroupIngressPolicyName admits ingress from the namespace's project
+	// group (--project-label), and NodesIngressPolicyName from the nodes'
+	// addresses (--allow-ingress-from-nodes). They extend the deny of
+	// moat-default-ingress and are written apart from it, after it: one
+	// that cannot be written (an oversized node list, say) leaves the
+	// namespace closed, never open.
+	GroupIngressPolicyName = "moat-group-ingress"
+	NodesIngressPolicyName = "moat-nodes-ingress"
+
 	// AllowlistPolicyPrefix starts the name of every policy generated from a
 	// NetworkAllowlist.
 	AllowlistPolicyPrefix = "moat-allowlist-"
@@ -40,6 +49,20 @@ const (
 // controller keeps such policies exactly that long while the label is
 // missing: one constant, so the two can never disagree.
 const AdmissionGrace = 11 * time.Second
+
+// IsDenyPolicy reports whether name is a policy that denies on its own
+// (moat-default-ingress, moat-default-egress): written first, before the
+// policies that extend it.
+func IsDenyPolicy(name string) bool {
+	return name == DefaultIngressPolicyName || name == DefaultEgressPolicyName
+}
+
+// IsGeneratedName reports whether moat generates NetworkPolicies of this
+// name: its default and extension policies and every allowlist policy.
+func IsGeneratedName(name string) bool {
+	return IsDenyPolicy(name) || name == GroupIngressPolicyName || name == NodesIngressPolicyName ||
+		strings.HasPrefix(name, AllowlistPolicyPrefix)
+}
 
 // policyNameHashLen is the number of hex digits of the hash suffix that keeps
 // truncated policy names distinct.

@@ -20,20 +20,56 @@ var DefaultNodeAddressTypes = []corev1.NodeAddressType{corev1.NodeInternalIP}
 // addresses separated by commas or blanks, each optionally with a prefix
 // length (10.0.0.5/24, as Calico writes it: the address counts, not the
 // network). Values that are not addresses (host names) are ignored. Nil
-// nodes are skipped.
+// nodes are skipped. The bounds of BoundedNodeAddresses apply.
 func NodeAddresses(nodes []*corev1.Node, cfg Config) []netip.Addr {
+	addrs, _ := BoundedNodeAddresses(nodes, cfg)
+	return addrs
+}
+
+// NodeAddressOverflow says what the node address bounds left out.
+type NodeAddressOverflow struct {
+	// Nodes names the nodes that offered more addresses than
+	// cfg.MaxNodeAddressesPerNode, sorted; only their first addresses (status
+	// addresses first, then annotations in the configured order) count.
+	Nodes []string
+	// Dropped counts the distinct addresses left out past
+	// cfg.MaxNodeAddresses (the highest, in address order).
+	Dropped int
+}
+
+// Empty reports whether nothing was left out.
+func (o NodeAddressOverflow) Empty() bool { return len(o.Nodes) == 0 && o.Dropped == 0 }
+
+// BoundedNodeAddresses is NodeAddresses with what its bounds left out. Each
+// node contributes at most cfg.MaxNodeAddressesPerNode addresses and reading
+// a node stops there, so a huge annotation costs no more than a small one;
+// all nodes together at most cfg.MaxNodeAddresses. Cost is linear in the
+// addresses read.
+func BoundedNodeAddresses(nodes []*corev1.Node, cfg Config) ([]netip.Addr, NodeAddressOverflow) {
 	types := cfg.NodeAddressTypes
 	if len(types) == 0 {
 		types = DefaultNodeAddressTypes
 	}
-	var out []netip.Addr
+	perNode := cfg.MaxNodeAddressesPerNode
+	if perNode <= 0 {
+		perNode = DefaultMaxNodeAddressesPerNode
+	}
+	total := cfg.MaxNodeAddresses
+	if total <= 0 {
+		total = DefaultMaxNodeAddresses
+	}
+	var (
+		out      []netip.Addr
+		overflow NodeAddressOverflow
+	)
 	for _, node := range nodes {
 		if node == nil {
 			continue
 		}
+		n := nodeReader{limit: perNode}
 		for _, a := range node.Status.Addresses {
 			if slices.Contains(types, a.Type) {
-				out = appendAddr(out, a.Address)
+				n.add(a.Address)
 			}
 		}
 		for _, key := range cfg.NodeAddressAnnotations {
@@ -41,12 +77,58 @@ func NodeAddresses(nodes []*corev1.Node, cfg Config) []netip.Addr {
 			if !ok {
 				continue
 			}
-			for _, item := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
-				out = appendAddr(out, item)
+			for item := range strings.FieldsFuncSeq(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+				if n.over {
+					break
+				}
+				n.add(item)
 			}
 		}
+		if n.over {
+			overflow.Nodes = append(overflow.Nodes, node.Name)
+		}
+		out = append(out, n.addrs...)
 	}
-	return sortedAddrs(out)
+	out = sortedAddrs(out)
+	if len(out) > total {
+		overflow.Dropped = len(out) - total
+		out = out[:total]
+	}
+	slices.Sort(overflow.Nodes)
+	return out, overflow
+}
+
+// nodeReader collects one node's distinct addresses up to limit; over says
+// that the node offered more.
+type nodeReader struct {
+	limit int
+	addrs []netip.Addr
+	seen  map[netip.Addr]bool
+	over  bool
+}
+
+func (n *nodeReader) add(s string) {
+	if n.over {
+		return
+	}
+	before := len(n.addrs)
+	n.addrs = appendAddr(n.addrs, s)
+	if len(n.addrs) == before {
+		return
+	}
+	added := n.addrs[before].Unmap().WithZone("")
+	n.addrs[before] = added
+	if n.seen[added] {
+		n.addrs = n.addrs[:before]
+		return
+	}
+	if n.seen == nil {
+		n.seen = map[netip.Addr]bool{}
+	}
+	n.seen[added] = true
+	if len(n.addrs) > n.limit {
+		n.addrs, n.over = n.addrs[:n.limit], true
+	}
 }
 
 // appendAddr appends the address that s writes, alone or with a prefix

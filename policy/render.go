@@ -81,8 +81,10 @@ func Render(in Input, services Services, cfg Config) (Result, error) {
 // Render returns the NetworkPolicies that enforce the model, sorted by name,
 // and what each allowlist's status must say:
 //
-//   - moat-default-ingress: one rule admitting everything the isolation
-//     and the flags admit (every admission without an allowlist);
+//   - moat-default-ingress, the deny: one rule admitting the namespace
+//     itself and the allowed namespaces and CIDRs;
+//   - moat-group-ingress and moat-nodes-ingress, when there is anything to
+//     admit: one rule admitting the project group, the nodes' addresses;
 //   - moat-default-egress, while egress is restricted: the same for egress,
 //     one rule per port list (the namespace itself; the DNS pods and DNS
 //     caches, which share a rule when their ports agree);
@@ -106,9 +108,17 @@ func (m Model) Render() Result {
 		return result
 	}
 	ingress, egress := byAllowlist(m.Ingress), byAllowlist(m.Egress)
+	deny, extensions := splitExtensions(ingress[""])
 	np := newPolicy(m.Namespace, DefaultIngressPolicyName, networkingv1.PolicyTypeIngress)
-	np.Spec.Ingress = ingressRules(ingress[""])
+	np.Spec.Ingress = ingressRules(deny)
 	policies := []networkingv1.NetworkPolicy{np}
+	for _, ext := range extensionPolicies {
+		if admissions := extensions[ext.flag]; len(admissions) > 0 {
+			np := newPolicy(m.Namespace, ext.name, networkingv1.PolicyTypeIngress)
+			np.Spec.Ingress = ingressRules(admissions)
+			policies = append(policies, np)
+		}
+	}
 	if m.EgressRestricted {
 		np := newPolicy(m.Namespace, DefaultEgressPolicyName, networkingv1.PolicyTypeEgress)
 		np.Spec.Egress = egressRules(egress[""])
@@ -124,6 +134,30 @@ func (m Model) Render() Result {
 	})
 	result.Policies = policies
 	return result
+}
+
+// extensionPolicies are the policies that extend moat-default-ingress, by
+// the flag whose admissions each holds.
+var extensionPolicies = []struct{ flag, name string }{
+	{FlagProjectLabel, GroupIngressPolicyName},
+	{FlagAllowIngressFromNodes, NodesIngressPolicyName},
+}
+
+// splitExtensions splits the ingress the isolation and the flags admit into
+// the deny policy's (the namespace itself, the allowed namespaces and
+// CIDRs: bounded by the flags) and, by flag, the extensions' (the project
+// group, the nodes' addresses: inputs others control).
+func splitExtensions(admissions []Admission) (deny []Admission, extensions map[string][]Admission) {
+	extensions = map[string][]Admission{}
+	for _, a := range admissions {
+		switch a.Source.Flag {
+		case FlagProjectLabel, FlagAllowIngressFromNodes:
+			extensions[a.Source.Flag] = append(extensions[a.Source.Flag], a)
+		default:
+			deny = append(deny, a)
+		}
+	}
+	return deny, extensions
 }
 
 // allowlistPolicy is the NetworkPolicy of one allowlist.

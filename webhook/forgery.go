@@ -101,21 +101,31 @@ type admissionWrite struct {
 // only when the stored namespace could not be read; the caller then writes
 // nothing.
 func (g *AdmissionWriteGuard) Admit(ctx context.Context, ns, old *corev1.Namespace) (reason string, err error) {
+	_, reason, err = g.AdmitStored(ctx, ns, old)
+	return reason, err
+}
+
+// AdmitStored is Admit that also returns, when it admits the write, the
+// stored namespace the request changes: what moat may write must be
+// rendered from it (with only the isolation label set), never from the
+// request's object, whose other labels (a project group, say) a forged
+// request chooses.
+func (g *AdmissionWriteGuard) AdmitStored(ctx context.Context, ns, old *corev1.Namespace) (stored *corev1.Namespace, reason string, err error) {
 	if v1alpha1.IsProtectedNamespace(ns.Name, g.ProtectedNamespaces) || v1alpha1.IsProtectedNamespace(old.Name, g.ProtectedNamespaces) {
-		return RefusedProtected, nil
+		return nil, RefusedProtected, nil
 	}
-	stored := &corev1.Namespace{}
+	stored = &corev1.Namespace{}
 	if err := g.Reader.Get(ctx, client.ObjectKey{Name: ns.Name}, stored); err != nil {
 		if apierrors.IsNotFound(err) {
-			return RefusedNotFound, nil
+			return nil, RefusedNotFound, nil
 		}
-		return "", fmt.Errorf("reading namespace %s: %w", ns.Name, err)
+		return nil, "", fmt.Errorf("reading namespace %s: %w", ns.Name, err)
 	}
 	switch {
 	case stored.UID == "" || stored.UID != ns.UID || stored.UID != old.UID || old.Name != ns.Name:
-		return RefusedUIDMismatch, nil
+		return nil, RefusedUIDMismatch, nil
 	case stored.ResourceVersion != old.ResourceVersion || v1alpha1.Isolated(stored) || stored.DeletionTimestamp != nil:
-		return RefusedVersionMismatch, nil
+		return nil, RefusedVersionMismatch, nil
 	}
 
 	g.mu.Lock()
@@ -127,15 +137,15 @@ func (g *AdmissionWriteGuard) Admit(ctx context.Context, ns, old *corev1.Namespa
 			g.writes = map[types.UID]*admissionWrite{}
 		}
 		g.writes[stored.UID] = &admissionWrite{at: now}
-		return "", nil
+		return stored, "", nil
 	}
 	if !w.struck && now.Before(w.at.Add(g.grace())) {
-		return RefusedAwaitingLabel, nil
+		return nil, RefusedAwaitingLabel, nil
 	}
 	// The last write was never followed by its label: no more admission
 	// writes until the label is seen stored (Observe) or the namespace goes.
 	w.struck = true
-	return RefusedBackoff, nil
+	return nil, RefusedBackoff, nil
 }
 
 // Observe is told of every stored namespace (the manager's informer): a

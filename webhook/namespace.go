@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -114,20 +115,22 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 	var prepareErr error
 	if m.Guard != nil {
 		var (
+			stored *corev1.Namespace
 			reason string
 			err    error
 		)
-		if preparing, ok := m.Converger.(PreparingConverger); ok {
+		preparing, canPrepare := m.Converger.(PreparingConverger)
+		if canPrepare {
 			// The converger's reads run while the guard reads the stored
 			// namespace; its writes wait for the guard's answer.
 			var wg sync.WaitGroup
-			wg.Go(func() { reason, err = m.Guard.Admit(ctx, ns, old) })
+			wg.Go(func() { stored, reason, err = m.Guard.AdmitStored(ctx, ns, old) })
 			var prepared func(context.Context) error
 			prepared, prepareErr = preparing.PrepareNamespace(ctx, target)
 			wg.Wait()
 			write = prepared
 		} else {
-			reason, err = m.Guard.Admit(ctx, ns, old)
+			stored, reason, err = m.Guard.AdmitStored(ctx, ns, old)
 		}
 		if err != nil {
 			isolationApplies.WithLabelValues(resultFailure).Inc()
@@ -142,6 +145,20 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
 				" during this request (" + reason + "); its controller applies them once the label is stored")
 		}
+		// What is written comes from the stored namespace with only the
+		// isolation label turned on: the rest of the request's object
+		// is not trusted. When it differs (another label changed in the
+		// same request, or a forged object), the write is prepared again
+		// from the stored state.
+		fromStored := storedWithIsolation(stored, old.ResourceVersion)
+		if !maps.Equal(fromStored.Labels, target.Labels) {
+			target = fromStored
+			if canPrepare {
+				write, prepareErr = preparing.PrepareNamespace(ctx, target)
+			} else {
+				write = func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
+			}
+		}
 	}
 	err := prepareErr
 	if err == nil && write != nil {
@@ -155,5 +172,20 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 				" during this request; its controller applies them shortly (" + err.Error() + ")")
 	}
 	isolationApplies.WithLabelValues(resultSuccess).Inc()
+	log.FromContext(ctx).Info("isolation policies written during admission", "namespace", ns.Name,
+		"user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
 	return admission.Allowed("")
+}
+
+// storedWithIsolation is the stored namespace as the request would leave it
+// if it changed nothing but the isolation label: what an admission write
+// renders from.
+func storedWithIsolation(stored *corev1.Namespace, resourceVersion string) *corev1.Namespace {
+	out := stored.DeepCopy()
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[v1alpha1.IsolationLabel] = "true"
+	out.ResourceVersion = resourceVersion
+	return out
 }

@@ -215,7 +215,8 @@ func TestFlags(t *testing.T) {
 	var cfg validation.Config
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	addConfigFlags(fs, "moat-system", &cfg)
-	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService, ProtectedNamespaces: v1alpha1.DefaultProtectedNamespaces("moat-system")}, cfg.Policy); diff != "" {
+	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService, ProtectedNamespaces: v1alpha1.DefaultProtectedNamespaces("moat-system"),
+		MaxNodeAddressesPerNode: policy.DefaultMaxNodeAddressesPerNode, MaxNodeAddresses: policy.DefaultMaxNodeAddresses}, cfg.Policy); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	err := fs.Parse([]string{
@@ -230,6 +231,7 @@ func TestFlags(t *testing.T) {
 		"--allow-ingress-from-nodes",
 		"--node-address-types", "InternalIP,ExternalIP",
 		"--node-address-annotations", "projectcalico.org/IPv4IPIPTunnelAddr",
+		"--max-node-addresses-per-node", "4", "--max-node-addresses", "500",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +252,8 @@ func TestFlags(t *testing.T) {
 		NodeAddressTypes:         []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP},
 		NodeAddressAnnotations:   []string{"projectcalico.org/IPv4IPIPTunnelAddr"},
 		ProtectedNamespaces:      v1alpha1.DefaultProtectedNamespaces("moat-system"),
+		MaxNodeAddressesPerNode:  4,
+		MaxNodeAddresses:         500,
 	}
 	if diff := cmp.Diff(wantP, cfg.Policy, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("policy config (-want +got):\n%s", diff)

@@ -71,6 +71,10 @@ func addClusterTrafficFlags(fs *pflag.FlagSet, cfg *policy.Config) {
 		"Node status address types that count as node addresses with --allow-ingress-from-nodes (comma-separated; default InternalIP)")
 	fs.Var(&labelKeysValue{target: &cfg.NodeAddressAnnotations}, "node-address-annotations",
 		"Node annotation keys whose values are also node addresses with --allow-ingress-from-nodes, e.g. projectcalico.org/IPv4IPIPTunnelAddr or flannel.alpha.coreos.com/public-ip (comma-separated, repeatable)")
+	fs.IntVar(&cfg.MaxNodeAddressesPerNode, "max-node-addresses-per-node", policy.DefaultMaxNodeAddressesPerNode,
+		"with --allow-ingress-from-nodes, the most addresses one Node contributes (a kubelet writes its own Node); the extra ones are not admitted, and reported (Event NodeAddressesOverLimit, metric)")
+	fs.IntVar(&cfg.MaxNodeAddresses, "max-node-addresses", policy.DefaultMaxNodeAddresses,
+		"with --allow-ingress-from-nodes, the most node addresses admitted in all; the extra ones are not admitted, and reported (metric moat_node_addresses_dropped)")
 }
 
 // labelKeyValue is one qualified label or annotation key, or "" for none.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 )
 
@@ -38,19 +40,22 @@ var _ = Describe("Cluster traffic", func() {
 			b := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: groupA})
 			c := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: groupB})
 			for _, ns := range []*corev1.Namespace{a, b} {
-				want := defaultIngressSpec()
-				want.Ingress[0].From = append(want.Ingress[0].From[:1:1], append([]networkingv1.NetworkPolicyPeer{npProjectPeer(groupA)}, want.Ingress[0].From[1:]...)...)
-				expectManagedPolicies(ns.Name, guarantee, map[string]networkingv1.NetworkPolicySpec{policy.DefaultIngressPolicyName: want})
+				// The group extends the deny in a policy of its own.
+				expectManagedPolicies(ns.Name, guarantee, map[string]networkingv1.NetworkPolicySpec{
+					policy.DefaultIngressPolicyName: defaultIngressSpec(),
+					policy.GroupIngressPolicyName:   ingressSpec(networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{npProjectPeer(groupA)}}),
+				})
 			}
-			Eventually(managedSpecs).WithArguments(c.Name).WithTimeout(guarantee).WithPolling(poll).Should(HaveKey(policy.DefaultIngressPolicyName))
+			Eventually(managedSpecs).WithArguments(c.Name).WithTimeout(guarantee).WithPolling(poll).Should(HaveKey(policy.GroupIngressPolicyName))
 
 			// What a network plugin makes of the policies: a and b admit
 			// each other; neither admits c, and c admits neither.
-			Expect(admitsNamespace(a.Name, policy.DefaultIngressPolicyName, b.Name)).To(BeTrue())
-			Expect(admitsNamespace(b.Name, policy.DefaultIngressPolicyName, a.Name)).To(BeTrue())
-			Expect(admitsNamespace(a.Name, policy.DefaultIngressPolicyName, c.Name)).To(BeFalse())
-			Expect(admitsNamespace(c.Name, policy.DefaultIngressPolicyName, a.Name)).To(BeFalse())
-			Expect(admitsNamespace(c.Name, policy.DefaultIngressPolicyName, b.Name)).To(BeFalse())
+			Expect(admitsNamespace(a.Name, policy.GroupIngressPolicyName, b.Name)).To(BeTrue())
+			Expect(admitsNamespace(b.Name, policy.GroupIngressPolicyName, a.Name)).To(BeTrue())
+			Expect(admitsNamespace(a.Name, policy.GroupIngressPolicyName, c.Name)).To(BeFalse())
+			Expect(admitsNamespace(c.Name, policy.GroupIngressPolicyName, a.Name)).To(BeFalse())
+			Expect(admitsNamespace(c.Name, policy.GroupIngressPolicyName, b.Name)).To(BeFalse())
+			Expect(admitsNamespace(a.Name, policy.DefaultIngressPolicyName, b.Name)).To(BeFalse())
 
 			// c opens itself to group A with a project peer.
 			createAllowlist(c.Name, "from-group-a", moatv1alpha1.NetworkAllowlistSpec{
@@ -66,7 +71,7 @@ var _ = Describe("Cluster traffic", func() {
 			// allowlist and admitted by a, within 1 s.
 			d := createNamespace(map[string]string{projectLabel: groupA})
 			Eventually(admitsNamespace).WithArguments(c.Name, "moat-allowlist-from-group-a", d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
-			Eventually(admitsNamespace).WithArguments(a.Name, policy.DefaultIngressPolicyName, d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
+			Eventually(admitsNamespace).WithArguments(a.Name, policy.GroupIngressPolicyName, d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
 		})
 
 		It("refuses a tenant who may update its namespace to set, change or remove the group label; the trusted controller may", func() {
@@ -119,7 +124,7 @@ var _ = Describe("Cluster traffic", func() {
 	})
 
 	Describe("ingress from the nodes", Serial, func() {
-		// A node change rewrites the default ingress policy of every
+		// A node change rewrites the moat-nodes-ingress policy of every
 		// isolated namespace the suite has made (a few hundred, the burst
 		// spec's among them), not one: the per-namespace guarantee does not
 		// bound that fan-out on two shared cores. fanOut does; the fan-out's
@@ -165,6 +170,49 @@ var _ = Describe("Cluster traffic", func() {
 			By("the node leaves")
 			Expect(k8sClient.Delete(ctx, node)).To(Succeed())
 			Eventually(isolatedNamespacesWith).WithArguments("10.200.0.2/32").WithTimeout(fanOut).WithPolling(poll).Should(BeEmpty())
+		})
+	})
+
+	Describe("a node that floods its addresses", Serial, func() {
+		It("admits at most --max-node-addresses-per-node of them, reports it, and a namespace labelled meanwhile has its deny when the request returns", func() {
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-flood-"}}
+			Expect(k8sClient.Create(ctx, node)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, node))).To(Succeed()) })
+			// A kubelet writes its own Node's addresses: 2,000 of them.
+			for i := range 2000 {
+				node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.220.%d.%d", i/250, i%250+1)})
+			}
+			Expect(k8sClient.Status().Update(ctx, node)).To(Succeed())
+
+			By("the flood is reported: an Event on the Node and a metric")
+			expectEvent(metav1.NamespaceDefault, "Node", node.Name, controller.EventNodeAddressesOverLimit)
+			Eventually(func() float64 { return gaugeValue("moat_nodes_over_address_limit") }).Should(BeNumerically(">=", 1))
+
+			By("a namespace labelled now has its deny when the labelling request returns")
+			ns := createNamespace(nil)
+			labelIsolated(ns)
+			deny := getPolicy(ns.Name, policy.DefaultIngressPolicyName)
+			Expect(deny.Spec.Ingress).To(HaveLen(1))
+			for _, peer := range deny.Spec.Ingress[0].From {
+				Expect(peer.IPBlock == nil || !strings.HasPrefix(peer.IPBlock.CIDR, "10.220.")).To(BeTrue(), "the deny admits a node address: %v", peer)
+			}
+
+			By("at most the per-node bound of its addresses is admitted, in moat-nodes-ingress")
+			Eventually(func() (int, error) {
+				np := &networkingv1.NetworkPolicy{}
+				if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: policy.NodesIngressPolicyName}, np); err != nil {
+					return 0, err
+				}
+				n := 0
+				for _, rule := range np.Spec.Ingress {
+					for _, peer := range rule.From {
+						if peer.IPBlock != nil && strings.HasPrefix(peer.IPBlock.CIDR, "10.220.") {
+							n++
+						}
+					}
+				}
+				return n, nil
+			}).WithTimeout(10 * time.Second).Should(Equal(policy.DefaultMaxNodeAddressesPerNode))
 		})
 	})
 
@@ -343,15 +391,15 @@ func isolatedNamespaceNames() []string {
 	return names
 }
 
-// defaultIngressWith returns, by namespace, whether the default ingress
+// nodesIngressWith returns, by namespace, whether its moat-nodes-ingress
 // policy admits cidr.
-func defaultIngressWith(cidr string) map[string]bool {
+func nodesIngressWith(cidr string) map[string]bool {
 	GinkgoHelper()
 	var list networkingv1.NetworkPolicyList
 	Expect(k8sClient.List(ctx, &list, client.MatchingLabels(policy.ManagedLabels()))).To(Succeed())
 	out := map[string]bool{}
 	for _, np := range list.Items {
-		if np.Name != policy.DefaultIngressPolicyName {
+		if np.Name != policy.NodesIngressPolicyName {
 			continue
 		}
 		out[np.Namespace] = false
@@ -366,11 +414,11 @@ func defaultIngressWith(cidr string) map[string]bool {
 	return out
 }
 
-// isolatedNamespacesWithout lists the isolated namespaces whose default
-// ingress policy does not (yet) admit cidr.
+// isolatedNamespacesWithout lists the isolated namespaces whose
+// moat-nodes-ingress policy does not (yet) admit cidr.
 func isolatedNamespacesWithout(cidr string) []string {
 	GinkgoHelper()
-	with := defaultIngressWith(cidr)
+	with := nodesIngressWith(cidr)
 	var out []string
 	for _, ns := range isolatedNamespaceNames() {
 		if !with[ns] {
@@ -380,12 +428,12 @@ func isolatedNamespacesWithout(cidr string) []string {
 	return out
 }
 
-// isolatedNamespacesWith lists the namespaces whose default ingress policy
-// admits cidr.
+// isolatedNamespacesWith lists the namespaces whose moat-nodes-ingress
+// policy admits cidr.
 func isolatedNamespacesWith(cidr string) []string {
 	GinkgoHelper()
 	var out []string
-	for ns, ok := range defaultIngressWith(cidr) {
+	for ns, ok := range nodesIngressWith(cidr) {
 		if ok {
 			out = append(out, ns)
 		}
@@ -446,10 +494,10 @@ var _ = Describe("Cluster traffic at scale", Serial, func() {
 			perPolicy[w]++
 		}
 		for _, ns := range isolated {
-			Expect(perPolicy).To(HaveKeyWithValue("apply NetworkPolicy "+ns+"/"+policy.DefaultIngressPolicyName, 1), "namespace %s", ns)
+			Expect(perPolicy).To(HaveKeyWithValue("apply NetworkPolicy "+ns+"/"+policy.NodesIngressPolicyName, 1), "namespace %s", ns)
 		}
 		Expect(perPolicy).To(HaveLen(len(isolated)), "no other write")
-		AddReportEntry("node address change", fmt.Sprintf("%d isolated namespaces, %d nodes: %d writes (one per default ingress policy), all policies updated after %v",
+		AddReportEntry("node address change", fmt.Sprintf("%d isolated namespaces, %d nodes: %d writes (one per moat-nodes-ingress policy), all policies updated after %v",
 			len(isolated), nodes, len(writes.Writes()), elapsed.Round(time.Millisecond)))
 		fmt.Fprintf(GinkgoWriter, "node-cost: %d isolated namespaces, %d nodes: %d writes, all updated after %v\n", len(isolated), nodes, len(writes.Writes()), elapsed)
 	})

@@ -68,13 +68,17 @@ func refusedWrites() map[string]float64 {
 // forgedReview is an AdmissionReview that claims the API server is asking
 // whether old may be updated to carry moat.dev/isolated=true, sent by a
 // cluster admin.
-func forgedReview(old *corev1.Namespace) []byte {
+// Extra key-value pairs are further labels the forged object carries.
+func forgedReview(old *corev1.Namespace, extra ...string) []byte {
 	GinkgoHelper()
 	labelled := old.DeepCopy()
 	if labelled.Labels == nil {
 		labelled.Labels = map[string]string{}
 	}
 	labelled.Labels[moatv1alpha1.IsolationLabel] = "true"
+	for i := 0; i+1 < len(extra); i += 2 {
+		labelled.Labels[extra[i]] = extra[i+1]
+	}
 	raw := func(ns *corev1.Namespace) runtime.RawExtension {
 		ns = ns.DeepCopy()
 		ns.APIVersion, ns.Kind = "v1", "Namespace"
@@ -227,6 +231,23 @@ var _ = Describe("Isolation that holds", func() {
 			By("still isolating the namespace when its owner really labels it")
 			labelIsolated(victim)
 			waitForManagedPolicy(victim.Name, policy.DefaultIngressPolicyName)
+		})
+
+		It("renders what it writes from the stored namespace, never from the request's other labels", func() {
+			victim := createNamespace(nil)
+			By("a forged review whose object also carries another project's group label")
+			Expect(postToWebhook(webhook.MutateNamespacePath, forgedReview(victim, projectLabel, "e2e-forged-group")).Allowed).To(BeTrue())
+			// The one write the guard admits renders the stored namespace
+			// (no group): no peer selects the forged group.
+			np := waitForManagedPolicy(victim.Name, policy.DefaultIngressPolicyName)
+			for _, rule := range np.Spec.Ingress {
+				for _, peer := range rule.From {
+					if peer.NamespaceSelector != nil {
+						Expect(peer.NamespaceSelector.MatchLabels).NotTo(HaveKey(projectLabel), "a peer admits the forged group")
+					}
+				}
+			}
+			Expect(listManagedNetworkPolicies(victim.Name)).To(HaveLen(1))
 		})
 	})
 
