@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -33,7 +34,11 @@ func neverIsolated(name, systemNamespace string, protected []string) bool {
 // isolated from the start. It answers with a JSON patch of that one label and
 // never denies. It leaves alone:
 //   - every request when Selector is nil or empty (the feature is off),
-//   - a namespace that does not match, and the protected namespaces,
+//   - a namespace that does not match, and the protected namespaces; but a
+//     namespace that would match without the labels the selector names
+//     (a creator who sets moat.dev/not-a-tenant against the selector
+//     !moat.dev/not-a-tenant) is isolated all the same unless the requester
+//     is trusted: only admins may opt a new namespace out,
 //   - a request that sets the label itself, when the requester is trusted
 //     (Trust: admin groups and the cluster's own controllers). Anyone else who
 //     sets it to something other than "true" gets it overwritten with "true"
@@ -83,11 +88,17 @@ func (h *NewNamespaceIsolator) Handle(_ context.Context, req admission.Request) 
 			nsLabels[k] = s
 		}
 	}
-	if !h.Selector.Matches(nsLabels) {
-		return admission.Allowed("")
-	}
-
 	var warnings []string
+	if !h.Selector.Matches(nsLabels) {
+		// Only the trusted may opt a new namespace out with labels: for
+		// anyone else, the labels the selector names count only when
+		// they bring the namespace in.
+		if h.Trust.Trusted(req.UserInfo) || !matchesWithoutOptOuts(nsLabels, h.Selector) {
+			return admission.Allowed("")
+		}
+		warnings = append(warnings, "moat: namespaces are created isolated unless moat serve's --isolate-new-namespaces ("+h.Selector.String()+
+			") leaves them out, and only cluster admins may leave one out with labels; it is created isolated")
+	}
 	if value, set := nsLabels[v1alpha1.IsolationLabel]; set {
 		if value == v1alpha1.IsolationOn || h.Trust.Trusted(req.UserInfo) {
 			return admission.Allowed("")
@@ -106,4 +117,27 @@ func (h *NewNamespaceIsolator) Handle(_ context.Context, req admission.Request) 
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	return admission.PatchResponseFromRaw(req.Object.Raw, patched).WithWarnings(warnings...)
+}
+
+// matchesWithoutOptOuts reports whether the selector matches the labels
+// once every label that makes one of its requirements fail is taken away:
+// whether the namespace would match had its creator not set the labels that
+// leave it out (moat.dev/not-a-tenant against !moat.dev/not-a-tenant, env=prod
+// against env notin (prod)). Labels that bring it in still count.
+func matchesWithoutOptOuts(set labels.Set, selector labels.Selector) bool {
+	requirements, selectable := selector.Requirements()
+	if !selectable {
+		return false
+	}
+	for _, r := range requirements {
+		if r.Matches(set) {
+			continue
+		}
+		without := maps.Clone(set)
+		delete(without, r.Key())
+		if !r.Matches(without) {
+			return false
+		}
+	}
+	return true
 }

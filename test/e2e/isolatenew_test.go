@@ -103,37 +103,58 @@ var _ = Describe("Isolated by default (--isolate-new-namespaces)", Ordered, Seri
 			WithTimeout(2 * time.Second).Should(BeEmpty())
 	})
 
+	It("lets only a cluster admin opt a new namespace out with the selector's labels", func() {
+		optOut := map[string]string{isolateNewLabel: "true", notATenantLabel: "yes"}
+		byAdmin := createNamespace(optOut)
+		Expect(getNamespace(byAdmin.Name).Labels).NotTo(HaveKey(moatv1alpha1.IsolationLabel))
+
+		c, rec := namespaceCreator()
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: optOut}}
+		Eventually(func() error { return c.Create(ctx, ns) }).Should(Succeed())
+		Expect(getNamespace(ns.Name).Labels).To(HaveKeyWithValue(moatv1alpha1.IsolationLabel, "true"))
+		warnings := rec.take()
+		Expect(warnings).To(ContainElement(ContainSubstring("only cluster admins may leave one out with labels")), "%q", warnings)
+	})
+
 	It("keeps an explicit opt-out by a cluster admin, and overrides one by anyone else with a warning", func() {
 		optOut := map[string]string{isolateNewLabel: "true", moatv1alpha1.IsolationLabel: "false"}
 		byAdmin := createNamespace(optOut)
 		Expect(getNamespace(byAdmin.Name).Labels).To(HaveKeyWithValue(moatv1alpha1.IsolationLabel, "false"))
 
-		creator := "e2e-namespace-creator-" + rand.String(5)
-		role := &rbacv1.ClusterRole{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-creator-"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}}},
-		}
-		Expect(k8sClient.Create(ctx, role)).To(Succeed())
-		crb := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-creator-"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: creator}},
-		}
-		Expect(k8sClient.Create(ctx, crb)).To(Succeed())
-		DeferCleanup(func() {
-			Expect(k8sClient.Delete(ctx, crb)).To(Succeed())
-			Expect(k8sClient.Delete(ctx, role)).To(Succeed())
-		})
-
-		rec := &warningRecorder{}
-		userCfg := rest.CopyConfig(cfg)
-		userCfg.Impersonate = rest.ImpersonationConfig{UserName: creator}
-		userCfg.WarningHandler, userCfg.WarningHandlerWithContext = nil, rec
-		c, err := client.New(userCfg, client.Options{Scheme: scheme})
-		Expect(err).NotTo(HaveOccurred())
+		c, rec := namespaceCreator()
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: optOut}}
 		Eventually(func() error { return c.Create(ctx, ns) }).Should(Succeed())
 		Expect(getNamespace(ns.Name).Labels).To(HaveKeyWithValue(moatv1alpha1.IsolationLabel, "true"))
 		Expect(rec.take()).To(ContainElement(ContainSubstring("only cluster admins may create one with moat.dev/isolated=false")))
 	})
 })
+
+// namespaceCreator returns a client of a user who may create namespaces and
+// nothing else, with its warnings recorded; its rights go when the spec ends.
+func namespaceCreator() (client.Client, *warningRecorder) {
+	GinkgoHelper()
+	creator := "e2e-namespace-creator-" + rand.String(5)
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-creator-"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}}},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-namespace-creator-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: creator}},
+	}
+	Expect(k8sClient.Create(ctx, crb)).To(Succeed())
+	DeferCleanup(func() {
+		Expect(k8sClient.Delete(ctx, crb)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, role)).To(Succeed())
+	})
+
+	rec := &warningRecorder{}
+	userCfg := rest.CopyConfig(cfg)
+	userCfg.Impersonate = rest.ImpersonationConfig{UserName: creator}
+	userCfg.WarningHandler, userCfg.WarningHandlerWithContext = nil, rec
+	c, err := client.New(userCfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	return c, rec
+}

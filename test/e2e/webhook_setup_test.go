@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -55,9 +56,21 @@ func defaultWebhookValidation() validation.Config {
 }
 
 // isolateNewLabel selects the namespaces that the webhooks isolate at
-// creation (--isolate-new-namespaces=e2e.moat.dev/isolate-by-default=true).
+// creation (--isolate-new-namespaces=e2e.moat.dev/isolate-by-default=true,!e2e.moat.dev/not-a-tenant).
 // Its webhook configuration is installed only by the specs that test it.
 const isolateNewLabel = "e2e.moat.dev/isolate-by-default"
+
+// notATenant is the selector's opt-out (!e2e.moat.dev/not-a-tenant): only
+// admins may use it.
+var notATenant = func() *labels.Requirement {
+	r, err := labels.NewRequirement(notATenantLabel, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+const notATenantLabel = "e2e.moat.dev/not-a-tenant"
 
 // webhookSystemNamespace is moat's own namespace as the webhooks of the next
 // manager see it (never isolated at creation).
@@ -80,7 +93,7 @@ func setupWebhooks(mgr manager.Manager, converger webhook.Converger) error {
 		Converger:           converger,
 		ProjectLabelWriters: []string{workspaceController},
 
-		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}),
+		IsolateNewNamespaces: labels.SelectorFromSet(labels.Set{isolateNewLabel: "true"}).Add(*notATenant),
 		SystemNamespace:      webhookSystemNamespace,
 
 		Reader:    &countingReader{Reader: mgr.GetCache(), log: webhookReads, source: "cache"},
