@@ -28,8 +28,6 @@ var (
 	node1IP = netip.MustParseAddr("10.250.0.1")
 	// node2IP is the second node's InternalIP, a host routed through node1.
 	node2IP = netip.MustParseAddr("10.250.0.2")
-	// podPrefix holds every pod address (node1's pod range).
-	podPrefix = netip.MustParsePrefix("10.244.1.0/24")
 	// outsideIP is a host outside the cluster (TEST-NET-1).
 	outsideIP = netip.MustParseAddr("192.0.2.10")
 	// dnsIP is the node-local DNS cache, the address passed to --dns-ips.
@@ -39,7 +37,7 @@ var (
 // routedPrefixes are the prefixes every host routes through node1: the
 // topology's addresses and nothing else (no default route).
 var routedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("10.244.0.0/16"),
+	netip.MustParsePrefix("10.244.0.0/16"), // pods (node1's are 10.244.1.x)
 	netip.MustParsePrefix("10.250.0.0/24"),
 	netip.MustParsePrefix("192.0.2.0/24"),
 	netip.PrefixFrom(dnsIP, 32),
