@@ -44,8 +44,10 @@ const (
 // and webhooks, `moat serve` running against it, and, once StartEnforcer
 // ran, kube-router's firewall enforcing NetworkPolicies in node1.
 type Cluster struct {
-	// Admin is a cluster admin (system:masters) client.
-	Admin client.Client
+	// Admin is a cluster admin (system:masters) client; Watcher the same
+	// with watches.
+	Admin   client.Client
+	Watcher client.WithWatch
 	// Scheme knows the core types and moat's.
 	Scheme *runtime.Scheme
 
@@ -94,9 +96,10 @@ func StartCluster(ctx context.Context, repo, dir, moatBinary string, moatArgs []
 	if c.guard, err = watchdog.Start(pids); err != nil {
 		return c, err
 	}
-	if c.Admin, err = client.New(cfg, client.Options{Scheme: c.Scheme}); err != nil {
+	if c.Watcher, err = client.NewWithWatch(cfg, client.Options{Scheme: c.Scheme}); err != nil {
 		return c, err
 	}
+	c.Admin = c.Watcher
 	if err := os.WriteFile(filepath.Join(dir, "admin.kubeconfig"), c.env.KubeConfig, 0o600); err != nil {
 		return c, err
 	}

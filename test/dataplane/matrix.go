@@ -141,15 +141,19 @@ func (c *Convergence) Record(kind string, results []Result, flipped []Cell) {
 		found = true
 		worst = max(worst, r.After)
 	}
-	if !found {
-		return
+	if found {
+		c.Add(kind, worst)
 	}
+}
+
+// Add adds a sample for kind.
+func (c *Convergence) Add(kind string, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.samples == nil {
 		c.samples = map[string][]time.Duration{}
 	}
-	c.samples[kind] = append(c.samples[kind], worst)
+	c.samples[kind] = append(c.samples[kind], d)
 }
 
 // ConvergenceStats are the figures of one kind of change.
@@ -188,9 +192,9 @@ func stats(kind string, samples []time.Duration) ConvergenceStats {
 	return ConvergenceStats{Kind: kind, N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
 }
 
-// PrintConvergence writes the figures as a table.
-func PrintConvergence(w io.Writer, stats []ConvergenceStats) {
-	fmt.Fprintln(w, "\n== convergence: API call → first probe with the new verdict")
+// PrintConvergence writes the figures as a table under title.
+func PrintConvergence(w io.Writer, title string, stats []ConvergenceStats) {
+	fmt.Fprintf(w, "\n== %s\n", title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  CHANGE\tN\tP50\tP99\tMAX")
 	for _, s := range stats {

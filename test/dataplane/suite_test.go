@@ -73,7 +73,46 @@ type suite struct {
 	mu   sync.Mutex
 	last map[string]bool
 
-	convergence Convergence
+	// convergence is API call → packets; policyWrites API call → moat's
+	// first NetworkPolicy event in proj-a, for the same changes.
+	convergence, policyWrites Convergence
+	policyEvents              policyEvents
+}
+
+// policyEvents records when moat's NetworkPolicies in proj-a changed.
+type policyEvents struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+// watch records every event of moat's NetworkPolicies in ns until ctx ends.
+func (e *policyEvents) watch(ctx context.Context, c client.WithWatch, ns string) error {
+	w, err := c.Watch(ctx, &networkingv1.NetworkPolicyList{}, client.InNamespace(ns),
+		client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer w.Stop()
+		for range w.ResultChan() {
+			e.mu.Lock()
+			e.times = append(e.times, time.Now())
+			e.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// firstAfter returns how long after start the first event came.
+func (e *policyEvents) firstAfter(start time.Time) (time.Duration, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.times {
+		if !t.Before(start) {
+			return t.Sub(start), true
+		}
+	}
+	return 0, false
 }
 
 // missingPrerequisites names what this machine lacks to run the suite, or
@@ -138,8 +177,8 @@ func TestDataPlane(t *testing.T) {
 			}
 		})
 	}
-	stats := s.convergence.Stats()
-	PrintConvergence(os.Stdout, stats)
+	PrintConvergence(os.Stdout, "moat: API call → first event of moat's NetworkPolicies in proj-a", s.policyWrites.Stats())
+	PrintConvergence(os.Stdout, "data plane: API call → first probe with the new verdict", s.convergence.Stats())
 }
 
 // setUp builds what is missing, starts the control plane and moat, and
@@ -201,6 +240,9 @@ func setUp(t *testing.T) *suite {
 		t.Fatal(err)
 	}
 	s.createWorld(t)
+	if err := s.policyEvents.watch(ctx, s.cluster.Watcher, projA); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -314,6 +356,9 @@ func (s *suite) step(t *testing.T, title, kind string, change func() error, cell
 	s.mu.Unlock()
 	if kind != "" {
 		s.convergence.Record(kind, results, flipped)
+		if d, ok := s.policyEvents.firstAfter(start); ok && d < matrixDeadline {
+			s.policyWrites.Add(kind, d)
+		}
 	}
 	for _, r := range Mismatches(results) {
 		t.Errorf("%s: %s: expected %s, observed %s (%s, %d probes)", title, r.Key(), verdict(r.Want), verdict(r.Got), r.Detail, r.Probes)
