@@ -86,16 +86,19 @@ $(BIN)/kubectl:
 $(ENFORCER):
 	cd test/dataplane/enforcer && CGO_ENABLED=0 $(GO) build -trimpath -o $@ github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 
-# What the data-plane suite runs on: ip, iptables and ipset (kube-router
-# shells out to them). Installed with apt when missing and we are root (CI);
-# elsewhere the suite skips with one line.
+# What the data-plane suite runs on: root, ip, iptables and ipset (kube-router
+# shells out to them). As root (CI), the tools are installed with apt when
+# missing; otherwise one line says that the suite will skip (go test does not
+# print skips of passing packages).
 .PHONY: dataplane-tools
 dataplane-tools:
-	@if ! command -v ip >/dev/null || ! command -v iptables-restore >/dev/null || ! command -v ipset >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing iproute2, iptables and ipset for the data-plane suite"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables ipset >/dev/null; \
-	  else echo "ip, iptables or ipset missing and cannot install them: the data-plane suite will skip"; fi; \
+	@need() { ! command -v ip >/dev/null || ! command -v iptables-restore >/dev/null || ! command -v ipset >/dev/null; }; \
+	if need && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing iproute2, iptables and ipset for the data-plane suite"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables ipset >/dev/null; \
+	fi; \
+	if [ "$$(id -u)" != 0 ] || need; then \
+	  echo "data-plane suite: SKIPPED, it needs root, ip, iptables and ipset (run make test-dataplane as root)"; \
 	fi
 
 ##@ Test
