@@ -51,7 +51,9 @@ type Cluster struct {
 	// Scheme knows the core types and moat's.
 	Scheme *runtime.Scheme
 
-	repo, bin, dir string
+	// bin holds the control plane and kube-router; dir is this run's
+	// scratch directory (certificates, kubeconfigs, logs).
+	bin, dir       string
 	moatBinary     string
 	env            *envtest.Environment
 	guard          *watchdog.Watchdog
@@ -66,7 +68,7 @@ type Cluster struct {
 // CRD, RBAC and webhooks, and runs moatBinary serve with moatArgs (as
 // test/localrun does). Stop undoes it, also after a partial start.
 func StartCluster(ctx context.Context, repo, dir, moatBinary string, moatArgs []string) (*Cluster, error) {
-	c := &Cluster{moatBinary: moatBinary, repo: repo, bin: filepath.Join(repo, "bin"), dir: dir, moatExited: make(chan error, 1), enforcerExited: make(chan error, 1)}
+	c := &Cluster{moatBinary: moatBinary, bin: filepath.Join(repo, "bin"), dir: dir, moatExited: make(chan error, 1), enforcerExited: make(chan error, 1)}
 	c.Scheme = runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(c.Scheme))
 	utilruntime.Must(moatv1alpha1.AddToScheme(c.Scheme))

@@ -140,6 +140,16 @@ func missingPrerequisites() string {
 	return strings.Join(missing, "; ")
 }
 
+// TestDataPlane is the data-plane suite: a negative control without an
+// enforcer, then every scenario with kube-router's firewall enforcing moat's
+// policies, then the convergence figures.
+//
+// Not covered yet: the fail-closed cases of the issue "Fail closed under
+// change and abuse" (a flood of Node addresses; laundering a tenant
+// NetworkPolicy through a temporary allowlist). Tried by hand on 2026-12-04:
+// after the tenant deletes the allowlist, its policy stays and the data plane
+// keeps admitting the peer, the open bug of that issue; the case belongs here
+// once it is fixed.
 func TestDataPlane(t *testing.T) {
 	logf.SetLogger(logr.Discard())
 	if reason := missingPrerequisites(); reason != "" {
