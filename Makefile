@@ -22,6 +22,11 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 CONTROL_PLANE := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)
 
+# The data-plane suite's NetworkPolicy enforcer: kube-router's firewall,
+# built from its own module (test/dataplane/enforcer). kube-router v2.1.0 has
+# reported security issues: a local test enforcer only, never shipped.
+ENFORCER := $(BIN)/kube-router
+
 FUZZTIME ?= 30s
 
 .PHONY: all
@@ -78,11 +83,33 @@ $(BIN)/etcd:
 $(BIN)/kubectl:
 	cd test/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kubectl
 
+$(ENFORCER):
+	cd test/dataplane/enforcer && CGO_ENABLED=0 $(GO) build -trimpath -o $@ github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+
+# What the data-plane suite runs on: root, ip, iptables and ipset (kube-router
+# shells out to them). As root (CI), the tools are installed with apt when
+# missing; otherwise one line says that the suite will skip (go test does not
+# print skips of passing packages).
+.PHONY: dataplane-tools
+dataplane-tools:
+	@need() { ! command -v ip >/dev/null || ! command -v iptables-restore >/dev/null || ! command -v ipset >/dev/null; }; \
+	if need && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing iproute2, iptables and ipset for the data-plane suite"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables ipset >/dev/null; \
+	fi; \
+	if [ "$$(id -u)" != 0 ] || need; then \
+	  echo "data-plane suite: SKIPPED, it needs root, ip, iptables and ipset (run make test-dataplane as root)"; \
+	fi
+
 ##@ Test
 
 .PHONY: test
-test: control-plane ## Run every test: unit, fuzz seed corpora, and the suites on the real API server.
+test: control-plane $(ENFORCER) dataplane-tools ## Run every test: unit, fuzz seed corpora, the suites on the real API server, and the data-plane suite.
 	$(GO) test -count=1 ./...
+
+.PHONY: test-dataplane
+test-dataplane: control-plane $(ENFORCER) dataplane-tools ## Prove isolation on real packets: moat + kube-router's firewall on network namespaces (needs root).
+	$(GO) test -count=1 -v -timeout 15m -run 'TestTopology|TestDataPlane' ./test/dataplane/
 
 # make bench: BENCHCOUNT runs of each Go benchmark, BENCHFLAGS for bin/moat-bench
 # (e.g. BENCHFLAGS="-runs 3 -sections validate,admission").
