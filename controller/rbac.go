@@ -8,6 +8,10 @@ package controller
 // about it) uses a Role in moat's own namespace, written by hand in
 // manifests/rbac/leader_election_role.yaml.
 
+// moat's ValidatingWebhookConfiguration: read once at start-up to check its
+// routing against the flags (webhook.CheckRouting).
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=moat-validating-webhook-configuration,verbs=get
+
 // Namespaces: watch the moat.dev/isolated label.
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -70,6 +72,9 @@ type serveOptions struct {
 	systemNamespace string
 	clientCAName    string
 	labelWriters    []string
+	// webhookConfiguration is --webhook-configuration: the
+	// ValidatingWebhookConfiguration checked against the flags at start-up.
+	webhookConfiguration string
 	// reconcileWorkers is --concurrent-reconciles.
 	reconcileWorkers int
 	// cfg is moat's one configuration value, handed unchanged to the
@@ -136,6 +141,8 @@ replica serves webhooks.`,
 		"namespaces the isolation controller converges in parallel; raise it in clusters with many isolated namespaces, where a "+
 			"node address change (--allow-ingress-from-nodes) or a DNS Service change rewrites every one of them")
 	addConfigFlags(fs, podNamespace, &o.cfg)
+	fs.StringVar(&o.webhookConfiguration, "webhook-configuration", webhook.DefaultValidatingConfiguration,
+		`moat's ValidatingWebhookConfiguration, checked at start-up against --project-label and --protected-namespaces (moat refuses to start when it would not route what they need to moat); "" skips the check`)
 
 	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	config.RegisterFlags(goFlags) // --kubeconfig
@@ -239,6 +246,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	if err := checkWebhookRouting(ctx, mgr.GetAPIReader(), o.webhookConfiguration, o.cfg.Policy); err != nil {
+		return err
+	}
+
 	if err := mgr.Add(certWatcher); err != nil {
 		return fmt.Errorf("adding the certificate watcher: %w", err)
 	}
@@ -295,4 +306,23 @@ func parseIsolateNewNamespaces(s string) (labels.Selector, error) {
 		return nil, fmt.Errorf("--isolate-new-namespaces: %q selects nothing: use a selector such as \"tenant\", or leave the flag empty to turn the feature off", s)
 	}
 	return sel, nil
+}
+
+// checkWebhookRouting reads moat's ValidatingWebhookConfiguration and
+// refuses to start when it would not route to moat what the flags need
+// (webhook.CheckRouting). A configuration that does not exist (a local run
+// without webhooks) is logged and not checked.
+func checkWebhookRouting(ctx context.Context, reader client.Reader, name string, cfg policy.Config) error {
+	if name == "" {
+		return nil
+	}
+	config := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := reader.Get(ctx, client.ObjectKey{Name: name}, config); err != nil {
+		if apierrors.IsNotFound(err) {
+			ctrl.Log.WithName("serve").Info("moat's ValidatingWebhookConfiguration does not exist: its routing is not checked against the flags", "name", name)
+			return nil
+		}
+		return fmt.Errorf("reading the ValidatingWebhookConfiguration %s to check it against the flags (--webhook-configuration=\"\" skips the check): %w", name, err)
+	}
+	return webhook.CheckRouting(config, cfg.ProjectLabel, cfg.ProtectedNamespaces)
 }

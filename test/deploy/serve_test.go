@@ -74,6 +74,9 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 		servingCert *certs.KeyPair
 		healthAddr  string
 		metricsAddr string
+		// moatBinary and moatArgs start the process under test.
+		moatBinary string
+		moatArgs   []string
 	)
 
 	BeforeAll(func() {
@@ -120,6 +123,7 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 		args = withFlag(args, "kubeconfig", kubeconfigPath)
 		args = withFlag(args, "leader-election-namespace", systemNamespace)
 
+		moatBinary, moatArgs = binary, args
 		By("starting moat " + strings.Join(args, " "))
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "POD_NAMESPACE="+systemNamespace)
@@ -146,6 +150,24 @@ var _ = Describe("moat serve with the Deployment's arguments and moat's ServiceA
 			_ = resp.Body.Close()
 			return resp.StatusCode, nil
 		}).WithTimeout(time.Minute).Should(Equal(http.StatusOK), "/readyz")
+	})
+
+	It("refuses to start when its webhook configuration is routed on another project label than --project-label", func() {
+		// The rendered manifests route kubesphere.io/workspace changes to
+		// moat; with Rancher's label, changes of it would never reach moat.
+		args := withFlag(moatArgs, "project-label", "field.cattle.io/projectId")
+		args = withFlag(args, "health-probe-bind-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort())))
+		args = withFlag(args, "metrics-bind-address", "0")
+		args = withFlag(args, "webhook-port", strconv.Itoa(freePort()))
+		cmd := exec.Command(moatBinary, args...)
+		cmd.Env = append(os.Environ(), "POD_NAMESPACE="+systemNamespace)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		Eventually(done).WithTimeout(time.Minute).Should(BeClosed())
+		Expect(err).To(HaveOccurred(), "moat serve started: %s", out)
+		Expect(string(out)).To(ContainSubstring("project-label.namespaces.moat.dev is routed on another label than --project-label=field.cattle.io/projectId"))
 	})
 
 	It("becomes leader through its Lease in moat-system", func() {
