@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,9 +43,11 @@ func init() {
 	metrics.Registry.MustRegister(tenantPoliciesBeyondIsolation)
 }
 
-// tenantVerdict is what the check of one user policy found, and against
-// what: the key of the tenant model and the policy's generation.
+// tenantVerdict is what the check of one user policy (named name) found,
+// and against what: the key of the tenant model and the policy's
+// generation.
 type tenantVerdict struct {
+	name   string
 	key    string
 	beyond bool
 }
@@ -94,6 +97,21 @@ func beyond(verdicts map[types.UID]tenantVerdict) int {
 	return n
 }
 
+// TenantPoliciesBeyondIsolation returns the names, sorted, of the
+// NetworkPolicies of namespace that its last check found admitting more
+// than moat does: those that moat_tenant_network_policies_beyond_isolation
+// counts for it.
+func (r *Reconciler) TenantPoliciesBeyondIsolation(namespace string) []string {
+	var names []string
+	for _, v := range r.tenantReports.get(namespace) {
+		if v.beyond {
+			names = append(names, v.name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // reportTenantPolicies checks every NetworkPolicy of ns that moat does not
 // manage against the tenant model (validation.TenantModel and
 // validation.ValidateTenantNetworkPolicyAgainst) whenever the policy
@@ -125,7 +143,7 @@ func (r *Reconciler) reportTenantPolicies(ctx context.Context, ns *corev1.Namesp
 			continue
 		}
 		errs := validation.ValidateTenantNetworkPolicyAgainst(np, m)
-		verdicts[np.UID] = tenantVerdict{key: key, beyond: len(errs) > 0}
+		verdicts[np.UID] = tenantVerdict{name: np.Name, key: key, beyond: len(errs) > 0}
 		if len(errs) == 0 {
 			continue
 		}

@@ -20,18 +20,18 @@ func TestTenantReportsGauge(t *testing.T) {
 			t.Errorf("gauge = %v, want %v", got, want)
 		}
 	}
-	reports.set("a", map[types.UID]tenantVerdict{"a1": {"k/1", true}, "a2": {"k/1", true}, "a3": {"k/1", false}})
-	reports.set("b", map[types.UID]tenantVerdict{"b1": {"k/1", true}, "b2": {"k/1", true}, "b3": {"k/1", true}})
+	reports.set("a", map[types.UID]tenantVerdict{"a1": {"p", "k/1", true}, "a2": {"p", "k/1", true}, "a3": {"p", "k/1", false}})
+	reports.set("b", map[types.UID]tenantVerdict{"b1": {"p", "k/1", true}, "b2": {"p", "k/1", true}, "b3": {"p", "k/1", true}})
 	gauge(5)
 	// a2 fixed, a3 deleted.
-	reports.set("a", map[types.UID]tenantVerdict{"a1": {"k/1", true}, "a2": {"k/2", false}})
+	reports.set("a", map[types.UID]tenantVerdict{"a1": {"p", "k/1", true}, "a2": {"p", "k/2", false}})
 	gauge(4)
 	reports.set("b", nil)
 	gauge(1)
 	if reports.get("b") != nil {
 		t.Error("a forgotten namespace still has verdicts")
 	}
-	if v := reports.get("a")["a1"]; v != (tenantVerdict{"k/1", true}) {
+	if v := reports.get("a")["a1"]; v != (tenantVerdict{"p", "k/1", true}) {
 		t.Errorf("verdict of a1 = %+v", v)
 	}
 	reports.set("a", nil)
