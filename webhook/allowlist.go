@@ -44,11 +44,15 @@ var _ admission.Validator[*v1alpha1.NetworkAllowlist] = &AllowlistValidator{}
 // moat admits unless it is the namespace's first to declare egress, which
 // restricts egress: then the namespace's NetworkPolicies are checked too.
 func (v *AllowlistValidator) ValidateCreate(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
-	warnings, err := v.validate(ctx, nal, nil)
-	if err != nil || len(nal.Spec.Egress) == 0 || !v.mayRestrictEgress(ctx, nal.Namespace) {
+	s := v.sessions(ctx)
+	warnings, err := v.validate(s, nal, nil)
+	if err != nil || len(nal.Spec.Egress) == 0 {
 		return warnings, err
 	}
-	return v.keepsTenantPolicies(ctx, nal, warnings)
+	if check, err := v.checksTenantPolicies(ctx); !check || err != nil || !mayRestrictEgress(s, nal.Namespace) {
+		return warnings, err
+	}
+	return v.keepsTenantPolicies(ctx, s, nal, warnings)
 }
 
 // ValidateUpdate checks an allowlist whose spec changes, ratcheted against
@@ -60,17 +64,18 @@ func (v *AllowlistValidator) ValidateUpdate(ctx context.Context, oldObj, newObj 
 	if equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
 		return nil, nil
 	}
-	warnings, err := v.validate(ctx, newObj, oldObj)
+	s := v.sessions(ctx)
+	warnings, err := v.validate(s, newObj, oldObj)
 	if err != nil {
 		return warnings, err
 	}
-	return v.keepsTenantPolicies(ctx, newObj, warnings)
+	return v.keepsTenantPolicies(ctx, s, newObj, warnings)
 }
 
 // ValidateDelete admits a deletion unless it would leave a NetworkPolicy of
 // the isolated namespace admitting more than moat does (tenantchange.go).
 func (v *AllowlistValidator) ValidateDelete(ctx context.Context, nal *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
-	errs, warnings, err := v.strandedPolicies(ctx, nal.Namespace, nal.Name, nil, field.NewPath("metadata", "name"))
+	errs, warnings, err := v.strandedPolicies(ctx, v.sessions(ctx), nal.Namespace, nal.Name, nil, field.NewPath("metadata", "name"))
 	if err != nil || len(errs) == 0 {
 		return validation.Strings(warnings), err
 	}
@@ -82,11 +87,11 @@ func (v *AllowlistValidator) ValidateDelete(ctx context.Context, nal *v1alpha1.N
 // allowlist with egress rules restricts its egress. A failed read answers
 // true: the check then reads everything from the API server. Creating
 // allowlists, the tenants' common write, thus costs no API round trip.
-func (v *AllowlistValidator) mayRestrictEgress(ctx context.Context, namespace string) bool {
-	if v.Cached == nil {
+func mayRestrictEgress(s *sessions, namespace string) bool {
+	cached := s.cachedSession()
+	if cached == nil {
 		return true
 	}
-	cached := v.Cached.Session(ctx)
 	ns, err := cached.Namespace(namespace)
 	if err != nil {
 		return true
@@ -101,8 +106,8 @@ func (v *AllowlistValidator) mayRestrictEgress(ctx context.Context, namespace st
 // keepsTenantPolicies adds to the answer of a create or update (warnings,
 // already admitted by the other rules) the check of the namespace's
 // NetworkPolicies against the model with nal in place.
-func (v *AllowlistValidator) keepsTenantPolicies(ctx context.Context, nal *v1alpha1.NetworkAllowlist, warnings admission.Warnings) (admission.Warnings, error) {
-	errs, more, err := v.strandedPolicies(ctx, nal.Namespace, nal.Name, nal, field.NewPath("spec"))
+func (v *AllowlistValidator) keepsTenantPolicies(ctx context.Context, s *sessions, nal *v1alpha1.NetworkAllowlist, warnings admission.Warnings) (admission.Warnings, error) {
+	errs, more, err := v.strandedPolicies(ctx, s, nal.Namespace, nal.Name, nal, field.NewPath("spec"))
 	warnings = append(warnings, validation.Strings(more)...)
 	if err != nil {
 		return warnings, err
@@ -110,17 +115,44 @@ func (v *AllowlistValidator) keepsTenantPolicies(ctx context.Context, nal *v1alp
 	return warnings, invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
 }
 
-// validate checks nal, ratcheted against old when old is not nil. Each
-// distinct object is read at most once per source in this request, however
-// many peers name it (lookup.Session).
-func (v *AllowlistValidator) validate(ctx context.Context, nal, old *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
+// sessions are the lookups of one admission request: each distinct object
+// is read at most once per source (the cache, the API server), however many
+// peers name it and whichever check asks (lookup.Session). A session is
+// made when first asked for; nil when its Cluster is.
+type sessions struct {
+	ctx          context.Context
+	cached, live *lookup.Cluster
+	c, l         *lookup.Session
+}
+
+func (v *AllowlistValidator) sessions(ctx context.Context) *sessions {
+	return &sessions{ctx: ctx, cached: v.Cached, live: v.Live}
+}
+
+func (s *sessions) cachedSession() *lookup.Session {
+	if s.c == nil && s.cached != nil {
+		s.c = s.cached.Session(s.ctx)
+	}
+	return s.c
+}
+
+func (s *sessions) liveSession() *lookup.Session {
+	if s.l == nil && s.live != nil {
+		s.l = s.live.Session(s.ctx)
+	}
+	return s.l
+}
+
+// validate checks nal, ratcheted against old when old is not nil, with the
+// request's lookups s.
+func (v *AllowlistValidator) validate(s *sessions, nal, old *v1alpha1.NetworkAllowlist) (admission.Warnings, error) {
 	var cluster validation.Cluster
-	if v.Cached != nil {
-		cluster = v.Cached.Session(ctx)
+	if c := s.cachedSession(); c != nil {
+		cluster = c
 	}
 	errs, warnings := validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, cluster)
 	if v.Live != nil && fromLookups(nal, old, v.Config, errs, warnings) {
-		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, v.Live.Session(ctx))
+		errs, warnings = validation.ValidateNetworkAllowlistUpdate(nal, old, v.Config, s.liveSession())
 	}
 	return validation.Strings(warnings), invalid(v1alpha1.GroupVersion.WithKind("NetworkAllowlist").GroupKind(), nal.Name, errs)
 }

@@ -16,25 +16,18 @@ import (
 // allowlist name of namespace becomes changed (nil: deleted), by anyone but
 // the identities Trust names, in an isolated namespace, every NetworkPolicy
 // of the namespace that moat does not manage must stay inside the model
+// (read through the request's lookups s)
 // (validation.StrandedTenantPolicies). Everything is read from the API
 // server: the namespace, its allowlists and Services, and its
 // NetworkPolicies, which the cache does not hold; the policies only when the
 // change can shrink the model (validation.ModelMayShrink). The findings are
 // split by Config.TenantNetworkPolicies (errors under restrict, warnings
 // under warn, nothing under off).
-func (v *AllowlistValidator) strandedPolicies(ctx context.Context, namespace, name string, changed *v1alpha1.NetworkAllowlist, fldPath *field.Path) (field.ErrorList, []validation.Warning, error) {
-	mode := v.Config.TenantNetworkPolicies.Effective()
-	if mode == validation.TenantPoliciesOff || v.Live == nil {
-		return nil, nil, nil
+func (v *AllowlistValidator) strandedPolicies(ctx context.Context, s *sessions, namespace, name string, changed *v1alpha1.NetworkAllowlist, fldPath *field.Path) (field.ErrorList, []validation.Warning, error) {
+	if check, err := v.checksTenantPolicies(ctx); !check || err != nil {
+		return nil, nil, err
 	}
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return nil, nil, apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
-	}
-	if v.Trust.Trusted(req.UserInfo) {
-		return nil, nil, nil
-	}
-	live := v.Live.Session(ctx)
+	live := s.liveSession()
 	ns, err := live.Namespace(namespace)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
@@ -56,6 +49,20 @@ func (v *AllowlistValidator) strandedPolicies(ctx context.Context, namespace, na
 		return nil, nil, apierrors.NewInternalError(err)
 	}
 	errs := validation.ValidateTenantPoliciesKept(fldPath, validation.StrandedTenantPolicies(policies, before, after))
-	refused, warnings := mode.Findings(errs)
+	refused, warnings := v.Config.TenantNetworkPolicies.Findings(errs)
 	return refused, warnings, nil
+}
+
+// checksTenantPolicies reports whether an allowlist change in this request
+// is checked against the namespace's NetworkPolicies: unless the mode is
+// off, there is no API reader, or the user is one Trust names.
+func (v *AllowlistValidator) checksTenantPolicies(ctx context.Context) (bool, error) {
+	if v.Config.TenantNetworkPolicies.Effective() == validation.TenantPoliciesOff || v.Live == nil {
+		return false, nil
+	}
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return false, apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
+	}
+	return !v.Trust.Trusted(req.UserInfo), nil
 }
