@@ -128,14 +128,20 @@ func (r *Reconciler) reportTenantPolicies(ctx context.Context, ns *corev1.Namesp
 		r.tenantReports.set(ns.Name, nil)
 		return nil
 	}
-	m := validation.TenantModel(ns, allowlists, cfg, lookup.New(r.client).Session(ctx))
-	modelKey := validation.TenantModelKey(m)
 	policies, err := r.userPolicies(ctx, ns.Name)
 	if err != nil {
 		return err
 	}
+	if len(policies) == 0 {
+		// Nothing to check: the model is not even computed.
+		r.tenantReports.set(ns.Name, map[types.UID]tenantVerdict{})
+		return nil
+	}
+	m := validation.TenantModel(ns, allowlists, cfg, lookup.New(r.client).Session(ctx))
+	modelKey := validation.TenantModelKey(m)
 	last := r.tenantReports.get(ns.Name)
 	verdicts := make(map[types.UID]tenantVerdict, len(policies))
+	var live *policy.Model
 	for _, np := range policies {
 		key := modelKey + "/" + strconv.FormatInt(np.Generation, 10)
 		if v, ok := last[np.UID]; ok && v.key == key {
@@ -143,6 +149,21 @@ func (r *Reconciler) reportTenantPolicies(ctx context.Context, ns *corev1.Namesp
 			continue
 		}
 		errs := validation.ValidateTenantNetworkPolicyAgainst(np, m)
+		if len(errs) > 0 {
+			// The caches of allowlists and of user policies are apart:
+			// an allowlist may reach its cache after the policy it
+			// justifies reaches its own. Confirm against the API server
+			// before reporting; if the cache lags, its catching up
+			// brings another check.
+			if live == nil {
+				lm, err := r.liveTenantModel(ctx, ns)
+				if err != nil {
+					return err
+				}
+				live = &lm
+			}
+			errs = validation.ValidateTenantNetworkPolicyAgainst(np, *live)
+		}
 		verdicts[np.UID] = tenantVerdict{name: np.Name, key: key, beyond: len(errs) > 0}
 		if len(errs) == 0 {
 			continue
@@ -157,6 +178,17 @@ func (r *Reconciler) reportTenantPolicies(ctx context.Context, ns *corev1.Namesp
 	}
 	r.tenantReports.set(ns.Name, verdicts)
 	return nil
+}
+
+// liveTenantModel is the tenant model of ns with its allowlists and
+// Services read from the API server.
+func (r *Reconciler) liveTenantModel(ctx context.Context, ns *corev1.Namespace) (policy.Model, error) {
+	session := lookup.New(r.apiReader).Session(ctx)
+	allowlists, err := session.Allowlists(ns.Name)
+	if err != nil {
+		return policy.Model{}, err
+	}
+	return validation.TenantModel(ns, allowlists, r.tenantConfig, session), nil
 }
 
 // tenantNote is the note of a TenantPolicyBeyondIsolation Event, cut to what
