@@ -16,11 +16,11 @@ import (
 // allowlist name of namespace becomes changed (nil: deleted), by anyone but
 // the identities Trust names, in an isolated namespace, every NetworkPolicy
 // of the namespace that moat does not manage must stay inside the model
-// (read through the request's lookups s)
 // (validation.StrandedTenantPolicies). Everything is read from the API
-// server: the namespace, its allowlists and Services, and its
-// NetworkPolicies, which the cache does not hold; the policies only when the
-// change can shrink the model (validation.ModelMayShrink). The findings are
+// server, through the request's live session s: the namespace, its
+// allowlists and Services, and its NetworkPolicies, which the manager's
+// cache does not hold; the policies only when the change can shrink the
+// model (validation.ModelMayShrink). The findings are
 // split by Config.TenantNetworkPolicies (errors under restrict, warnings
 // under warn, nothing under off).
 func (v *AllowlistValidator) strandedPolicies(ctx context.Context, s *sessions, namespace, name string, changed *v1alpha1.NetworkAllowlist, fldPath *field.Path) (field.ErrorList, []validation.Warning, error) {
