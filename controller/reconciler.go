@@ -64,6 +64,9 @@ type Reconciler struct {
 	// found.
 	tenantConfig  validation.Config
 	tenantReports tenantReports
+	// tenantPolicies reads the NetworkPolicies that moat does not manage
+	// (newTenantPolicyCache); nil: the API reader.
+	tenantPolicies client.Reader
 }
 
 // NewReconciler returns a Reconciler that reads through the manager's cache
@@ -164,7 +167,7 @@ func (r *Reconciler) namespace(ctx context.Context, name string) (*corev1.Namesp
 // that is gone or going.
 func (r *Reconciler) forget(name string) {
 	r.gauges.set(name, namespaceState{})
-	r.tenantReports.set(name, "", 0)
+	r.tenantReports.set(name, nil)
 }
 
 // requeueAfter says when to look at a namespace again without an event:

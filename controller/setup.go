@@ -24,6 +24,7 @@ import (
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // ControllerName is the name of the isolation controller in logs and metrics.
@@ -56,6 +57,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		return nil, err
 	}
 	r.traffic = traffic
+	tenantCheck := opts.Config.TenantNetworkPolicies.Effective() != validation.TenantPoliciesOff
+	var tenantPolicies cache.Cache
+	if tenantCheck {
+		if tenantPolicies, err = newTenantPolicyCache(mgr); err != nil {
+			return nil, err
+		}
+		r.tenantPolicies = tenantPolicies
+	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = DefaultMaxConcurrentReconciles
@@ -77,6 +86,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 			builder.WithPredicates(serviceChanged())).
 		WatchesRawSource(source.Kind(traffic, client.Object(&discoveryv1.EndpointSlice{}),
 			handler.EnqueueRequestsFromMapFunc(r.apiServerToNamespaces), apiServerChanged()))
+	if tenantCheck {
+		// A user policy created, changed (its spec) or deleted is
+		// checked again.
+		b = b.WatchesRawSource(source.Kind(tenantPolicies, client.Object(&networkingv1.NetworkPolicy{}),
+			handler.EnqueueRequestsFromMapFunc(toNamespace), predicate.GenerationChangedPredicate{}))
+	}
 	if opts.Config.Policy.AllowIngressFromNodes {
 		nodes := &nodeWatch{r: r}
 		b = b.WatchesRawSource(source.Kind(traffic, client.Object(&corev1.Node{}),

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -198,6 +199,21 @@ func (s *Session) APIServerEndpointSlices() ([]*discoveryv1.EndpointSlice, error
 		}
 		return out, nil
 	})
+}
+
+// NetworkPolicies returns every NetworkPolicy in the namespace that the
+// reader holds (none when it has none). It is not remembered: each call
+// reads again.
+func (s *Session) NetworkPolicies(namespace string) ([]*networkingv1.NetworkPolicy, error) {
+	list := &networkingv1.NetworkPolicyList{}
+	if err := s.reader.List(s.ctx, list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing NetworkPolicies in namespace %s: %w", namespace, err)
+	}
+	out := make([]*networkingv1.NetworkPolicy, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
 }
 
 // onceValue is once for a Session-wide answer.

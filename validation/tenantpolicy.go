@@ -86,6 +86,10 @@ func ValidateTenantNetworkPolicyAgainst(np *networkingv1.NetworkPolicy, m policy
 	return errs
 }
 
+// tenantFixSeparator begins the advice at the end of every finding of the
+// tenant rule (FindingSummary cuts it off).
+const tenantFixSeparator = "; NetworkPolicies add up, "
+
 // checkRule returns an error for every peer of one rule that the model does
 // not admit, and for every port on which it does not admit an otherwise
 // admitted peer (one error per port, at the port).
@@ -94,7 +98,7 @@ func checkRule(m policy.Model, egress bool, peers []networkingv1.NetworkPolicyPe
 	if egress {
 		direction = "egress to"
 	}
-	fix := fmt.Sprintf("; NetworkPolicies add up, so this would undo moat's isolation of namespace %s: declare the peer in a NetworkAllowlist "+
+	fix := fmt.Sprintf(tenantFixSeparator+"so this would undo moat's isolation of namespace %s: declare the peer in a NetworkAllowlist "+
 		"(the audited path), or ask a member of moat's admin groups to create this policy", m.Namespace)
 	if len(peers) == 0 {
 		return field.ErrorList{field.Forbidden(peersPath, fmt.Sprintf("an empty list admits %s everywhere (every pod of every namespace and every address)", direction)+fix)}

@@ -67,6 +67,7 @@ func TestWebhookManifests(t *testing.T) {
 	wantPolicy := map[string]admissionregistrationv1.FailurePolicyType{
 		"isolate-namespace.moat.dev":        admissionregistrationv1.Ignore,
 		"networkallowlists.moat.dev":        admissionregistrationv1.Fail,
+		"allowlist-deletes.moat.dev":        admissionregistrationv1.Fail,
 		"networkpolicies.moat.dev":          admissionregistrationv1.Ignore,
 		"managed-networkpolicies.moat.dev":  admissionregistrationv1.Fail,
 		"namespaces.moat.dev":               admissionregistrationv1.Fail,
@@ -78,6 +79,7 @@ func TestWebhookManifests(t *testing.T) {
 	wantPath := map[string]string{
 		"isolate-namespace.moat.dev":        MutateNamespacePath,
 		"networkallowlists.moat.dev":        ValidateNetworkAllowlistPath,
+		"allowlist-deletes.moat.dev":        ValidateNetworkAllowlistPath,
 		"networkpolicies.moat.dev":          ValidateNetworkPolicyPath,
 		"managed-networkpolicies.moat.dev":  ValidateNetworkPolicyPath,
 		"namespaces.moat.dev":               ValidateNamespacePath,
@@ -85,8 +87,12 @@ func TestWebhookManifests(t *testing.T) {
 		"protected-namespaces.moat.dev":     ValidateNamespacePath,
 		"project-label.namespaces.moat.dev": ValidateNamespacePath,
 	}
-	// Only isolated namespaces see the tenant NetworkPolicy webhook.
-	wantMatchLabels := map[string]map[string]string{"tenant-networkpolicies.moat.dev": {"moat.dev/isolated": "true"}}
+	// Only isolated namespaces see the tenant NetworkPolicy webhook and
+	// the allowlist deletes.
+	wantMatchLabels := map[string]map[string]string{
+		"tenant-networkpolicies.moat.dev": {"moat.dev/isolated": "true"},
+		"allowlist-deletes.moat.dev":      {"moat.dev/isolated": "true"},
+	}
 	excluded := v1alpha1.DefaultProtectedNamespaces(v1alpha1.DefaultSystemNamespace)
 
 	seen := map[string]bool{}
@@ -153,7 +159,7 @@ func TestWebhookManifests(t *testing.T) {
 	// The tamper guard's match conditions exclude exactly the identities
 	// the handler trusts by default.
 	for _, w := range validating.Webhooks {
-		if w.Name != "managed-networkpolicies.moat.dev" && w.Name != "tenant-networkpolicies.moat.dev" {
+		if w.Name != "managed-networkpolicies.moat.dev" && w.Name != "tenant-networkpolicies.moat.dev" && w.Name != "allowlist-deletes.moat.dev" {
 			continue
 		}
 		var all string

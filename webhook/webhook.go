@@ -146,6 +146,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Config: opts.Validation,
 		Cached: cached,
 		Live:   live,
+		Trust:  opts.Trust,
 	}
 	// The allowlist webhook is the one on every tenant's write path: it
 	// decodes each object once (NewValidatingWebhook) and otherwise answers

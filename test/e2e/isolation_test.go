@@ -372,7 +372,7 @@ var _ = Describe("Isolation that holds", func() {
 			Expect(k8sClient.Create(ctx, before)).To(Succeed())
 			reported := gaugeValue("moat_tenant_network_policies_beyond_isolation")
 			labelIsolated(plain)
-			expectEvent(metav1.NamespaceDefault, "Namespace", plain.Name, controller.EventTenantPolicyBeyondIsolation)
+			expectEvent(plain.Name, "NetworkPolicy", before.Name, controller.EventTenantPolicyBeyondIsolation)
 			Eventually(func() float64 { return gaugeValue("moat_tenant_network_policies_beyond_isolation") }).Should(BeNumerically(">", reported))
 			Consistently(func() error {
 				return k8sClient.Get(ctx, client.ObjectKeyFromObject(before), &networkingv1.NetworkPolicy{})

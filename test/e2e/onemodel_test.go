@@ -69,13 +69,13 @@ var _ = Describe("one model of what a project admits", func() {
 		By("the controller's report")
 		Eventually(func() ([]string, error) {
 			var list eventsv1.EventList
-			if err := k8sClient.List(ctx, &list, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			if err := k8sClient.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
 				return nil, err
 			}
 			var reported []string
 			for _, e := range list.Items {
-				if e.Reason == controller.EventTenantPolicyBeyondIsolation && e.Regarding.Name == ns.Name && e.Related != nil {
-					reported = append(reported, e.Related.Name)
+				if e.Reason == controller.EventTenantPolicyBeyondIsolation && e.Regarding.Kind == "NetworkPolicy" {
+					reported = append(reported, e.Regarding.Name)
 				}
 			}
 			sort.Strings(reported)
