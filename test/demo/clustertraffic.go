@@ -43,15 +43,19 @@ func (d *demo) workspaceProjects(ctx context.Context) error {
 			return err
 		}
 	}
-	var ingress *networkingv1.NetworkPolicy
+	// The group extends the deny in a policy of its own.
+	var group, deny *networkingv1.NetworkPolicy
 	inTime := d.waitFor(ctx, policyDeadline, func() bool {
-		ingress = find(d.list(ctx, workspaceNS1), policy.DefaultIngressPolicyName)
-		return ingress != nil && admitsLabels(ingress, map[string]string{workspaceLabel: workspace})
+		nps := d.list(ctx, workspaceNS1)
+		group, deny = find(nps, policy.GroupIngressPolicyName), find(nps, policy.DefaultIngressPolicyName)
+		return deny != nil && group != nil && admitsLabels(group, map[string]string{workspaceLabel: workspace})
 	})
 	d.policies(workspaceNS1, d.list(ctx, workspaceNS1))
-	d.check(inTime, "within %v %s admits every namespace labelled %s=%s, %s included", policyDeadline, workspaceNS1, workspaceLabel, workspace, workspaceNS2)
-	d.check(ingress != nil && !admitsNamespace(ingress, project2) && !admitsLabels(ingress, map[string]string{moatv1alpha1.NamespaceNameLabel: project2}),
-		"it does not admit %s, which is not in the workspace", project2)
+	d.check(inTime, "within %v %s admits every namespace labelled %s=%s, %s included (%s, beside the deny %s)", policyDeadline, workspaceNS1,
+		workspaceLabel, workspace, workspaceNS2, policy.GroupIngressPolicyName, policy.DefaultIngressPolicyName)
+	d.check(group != nil && deny != nil && !admitsNamespace(group, project2) && !admitsNamespace(deny, project2) &&
+		!admitsLabels(group, map[string]string{moatv1alpha1.NamespaceNameLabel: project2}) && !admitsLabels(deny, map[string]string{moatv1alpha1.NamespaceNameLabel: project2}),
+		"neither admits %s, which is not in the workspace", project2)
 	return nil
 }
 
