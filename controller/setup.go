@@ -85,6 +85,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if err := b.Complete(r); err != nil {
 		return nil, fmt.Errorf("setting up the isolation controller: %w", err)
 	}
+	// Allowed ingress namespaces that do not exist (issue 20, case 10).
+	if a := newAllowedNamespaces(mgr.GetCache(), opts.Config.Policy); a != nil {
+		if err := mgr.Add(a); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
