@@ -187,7 +187,9 @@ func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration 
 // them (see holdAdmissionWrites) nor succeeds with a delete it decided on
 // before (deletes carry the policy's resourceVersion as a precondition).
 // It deletes nothing and never touches a NetworkPolicy that moat does not
-// manage; the controller converges the rest. A namespace that is not
+// manage (when such a policy holds the name of one the namespace needs, it
+// returns a *policy.NamesTakenError after writing the others); the
+// controller converges the rest. A namespace that is not
 // isolated, or is protected (policy.Protected), needs nothing and returns
 // nil. For a namespace that does not exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
