@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -31,8 +32,8 @@ const KubernetesAPIIndex = "moat.dev/kubernetes-api"
 // The cluster-wide facts that policies depend on besides namespaces,
 // allowlists and Services: the nodes' addresses (--allow-ingress-from-nodes)
 // and the API server's endpoints (kubernetesAPI peers). They are read from a
-// cache of their own that holds only what moat needs: the EndpointSlices of
-// default/kubernetes, and Nodes stripped to their name, annotations and
+// cache of their own that holds only what moat needs: the API server's own
+// EndpointSlice (default/kubernetes, policy.IsAPIServerEndpointSlice), and Nodes stripped to their name, annotations and
 // addresses, so that memory stays small in large clusters.
 
 // trafficCache is a cache that the manager starts, and waits for, with its
@@ -45,9 +46,13 @@ func (c trafficCache) GetCache() cache.Cache { return c.Cache }
 // AllowIngressFromNodes) and of the API server's EndpointSlices, added to mgr.
 func newTrafficCache(mgr ctrl.Manager, cfg policy.Config) (cache.Cache, error) {
 	byObject := map[client.Object]cache.ByObject{
+		// Only the slice named like the Service: other slices labelled for
+		// it are not the API server's and are never cached, however many
+		// there are.
 		&discoveryv1.EndpointSlice{}: {
 			Namespaces: map[string]cache.Config{policy.APIServerNamespace: {}},
 			Label:      labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: policy.APIServerName}),
+			Field:      fields.OneTermEqualSelector("metadata.name", policy.APIServerName),
 		},
 	}
 	if cfg.AllowIngressFromNodes {

@@ -192,7 +192,9 @@ func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration 
 // them (see holdAdmissionWrites) nor succeeds with a delete it decided on
 // before (deletes carry the policy's resourceVersion as a precondition).
 // It deletes nothing and never touches a NetworkPolicy that moat does not
-// manage; the controller converges the rest. A namespace that is not
+// manage (when such a policy holds the name of one the namespace needs, it
+// returns a *policy.NamesTakenError after writing the others); the
+// controller converges the rest. A namespace that is not
 // isolated, or is protected (policy.Protected), needs nothing and returns
 // nil. For a namespace that does not exist yet the apply fails with a NotFound error: the controller then
 // writes the policies as soon as the namespace is stored.
@@ -208,7 +210,10 @@ func (r *Reconciler) ApplyNamespace(ctx context.Context, ns *corev1.Namespace) e
 // namespace's NetworkPolicies from the API server when the cache lacks one
 // it needs) and returns its writes without making them: write(ctx) then
 // applies exactly what ApplyNamespace would. write is nil when there is
-// nothing to write. The mutating webhook prepares while its forgery guard
+// nothing to write and nothing to report. When policies moat does not manage
+// hold names of policies the namespace needs, write applies the others and
+// returns a *policy.NamesTakenError naming them (joined with any failed
+// write), so that the labelling request can say so. The mutating webhook prepares while its forgery guard
 // reads the stored namespace, and writes only if the guard admits the
 // request.
 func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace) (write func(context.Context) error, err error) {
@@ -235,7 +240,14 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 			metav1.SetMetaDataAnnotation(&toApply[i].ObjectMeta, AdmissionVersionAnnotation, ns.ResourceVersion)
 		}
 	}
+	var taken error
+	if len(c.plan.conflicts) > 0 {
+		taken = &policy.NamesTakenError{Namespace: ns.Name, Names: slices.Clone(c.plan.conflicts)}
+	}
 	if len(toApply) == 0 {
+		if taken != nil {
+			return func(context.Context) error { return taken }, nil
+		}
 		return nil, nil
 	}
 	return func(ctx context.Context) error {
@@ -243,7 +255,7 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 		for _, err := range r.applyAll(ctx, ns, toApply, c.live) {
 			errs = append(errs, err)
 		}
-		return errors.Join(errs...)
+		return errors.Join(append(errs, taken)...)
 	}, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -100,6 +99,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if err := b.Complete(r); err != nil {
 		return nil, fmt.Errorf("setting up the isolation controller: %w", err)
 	}
+	// Allowed ingress namespaces that do not exist (issue 20, case 10).
+	if a := newAllowedNamespaces(mgr.GetCache(), opts.Config.Policy); a != nil {
+		if err := mgr.Add(a); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -173,10 +178,7 @@ func (r *Reconciler) isolatedNamespaces(ctx context.Context) []reconcile.Request
 func concernsMoat() predicate.Predicate {
 	relevant := func(obj client.Object) bool {
 		name := obj.GetName()
-		return policy.IsManaged(obj) ||
-			name == policy.DefaultIngressPolicyName ||
-			name == policy.DefaultEgressPolicyName ||
-			strings.HasPrefix(name, policy.AllowlistPolicyPrefix)
+		return policy.IsManaged(obj) || policy.IsReservedPolicyName(name)
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return relevant(e.Object) },

@@ -23,9 +23,10 @@ func (x *Index) indexClusterObject(o *Object) {
 
 // clusterFacts returns the cluster-wide part of a render input: with
 // cfg.AllowIngressFromNodes the addresses of the Nodes of the manifests and
-// the live cluster, and the endpoints of the API server from the
-// EndpointSlices of default/kubernetes in the manifests and the live
-// cluster. The manifests win over the live cluster for objects of the same
+// the live cluster, and the endpoints of the API server from its own
+// EndpointSlice (policy.IsAPIServerEndpointSlice; other slices of
+// default/kubernetes are ignored) in the manifests or the live cluster.
+// The manifests win over the live cluster for objects of the same
 // name.
 func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 	var in policy.Input

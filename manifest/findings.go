@@ -210,6 +210,7 @@ func validateObject(out []Finding, o *Object, cluster validation.Cluster, cfg va
 		errs, warnings = validation.ValidateNetworkAllowlist(obj, cfg, cluster)
 	case *networkingv1.NetworkPolicy:
 		errs, warnings = validation.ValidateNetworkPolicy(obj, cfg)
+		warnings = append(warnings, validation.ValidateNetworkPolicyName(obj)...)
 	case *corev1.Namespace:
 		errs = append(validation.ValidateNamespace(obj), validation.ValidateNamespaceProtection(obj, cfg)...)
 	}

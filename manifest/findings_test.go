@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"moat.dev/moat/validation"
 )
@@ -155,5 +157,47 @@ func TestWriteJSONEmpty(t *testing.T) {
 	}
 	if b.String() != "[]\n" {
 		t.Errorf("WriteJSON(nil) = %q, want %q", b.String(), "[]\n")
+	}
+}
+
+// TestCheckReservedPolicyName: issue 20, case 9. A NetworkPolicy under a
+// name moat writes, without moat's label, is reported at its name; moat's
+// own (labelled) is not.
+func TestCheckReservedPolicyName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "squat.yaml")
+	if err := os.WriteFile(path, []byte(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: moat-default-ingress
+  namespace: shop
+spec:
+  podSelector: {}
+  ingress:
+  - {}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: moat-default-egress
+  namespace: shop
+  labels:
+    app.kubernetes.io/managed-by: moat
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, findings, err := Check([]string{path}, nil, nil, validation.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Finding{{
+		File: path, Line: 1, Kind: "NetworkPolicy", Namespace: "shop", Name: "moat-default-ingress", Field: "metadata.name",
+		Message:  validation.ValidateNetworkPolicyName(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "moat-default-ingress"}})[0].Detail,
+		Severity: SeverityWarning,
+	}}
+	if diff := cmp.Diff(want, findings); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 }

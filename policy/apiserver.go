@@ -12,13 +12,34 @@ import (
 	"moat.dev/moat/api/v1alpha1"
 )
 
-// APIServerService is the Service through which pods reach the Kubernetes
-// API server; its EndpointSlices (labelled kubernetes.io/service-name:
-// kubernetes) list the API server's addresses and ports.
+// APIServerNamespace and APIServerName name the Service through which pods
+// reach the Kubernetes API server, and the EndpointSlice that the API
+// server itself writes for it (see IsAPIServerEndpointSlice).
 const (
 	APIServerNamespace = "default"
 	APIServerName      = "kubernetes"
 )
+
+// IsAPIServerEndpointSlice reports whether s is the API server's own
+// EndpointSlice: kube-apiserver's endpoint reconciler
+// (k8s.io/kubernetes pkg/controlplane/reconcilers) writes exactly one, named
+// like the Service (default/kubernetes), labelled
+// kubernetes.io/service-name: kubernetes and without an
+// endpointslice.kubernetes.io/managed-by label. Any other EndpointSlice
+// labelled for that Service is someone else's (a user who may create
+// EndpointSlices in default, or a controller: the EndpointSlice and
+// mirroring controllers set managed-by and generate their names) and must
+// not widen a kubernetesAPI peer. The name is held by the API server's
+// slice as long as the API server runs, so no one else can take it without
+// the right to delete or update that slice.
+func IsAPIServerEndpointSlice(s *discoveryv1.EndpointSlice) bool {
+	if s == nil || s.Namespace != APIServerNamespace || s.Name != APIServerName ||
+		s.Labels[discoveryv1.LabelServiceName] != APIServerName {
+		return false
+	}
+	_, managed := s.Labels[discoveryv1.LabelManagedBy]
+	return !managed
+}
 
 // Endpoints are addresses reachable on the same ports: what one
 // EndpointSlice of the API server says.
@@ -29,9 +50,10 @@ type Endpoints struct {
 	Ports []networkingv1.NetworkPolicyPort
 }
 
-// APIServerEndpoints turns the EndpointSlices of the default/kubernetes
-// Service into Endpoints, one per slice that has a ready endpoint, sorted by
-// their first address. Endpoints that are not ready (conditions.ready false)
+// APIServerEndpoints turns the API server's own EndpointSlice (see
+// IsAPIServerEndpointSlice; every other slice given is ignored) into
+// Endpoints, one per slice that has a ready endpoint, sorted by their first
+// address. Endpoints that are not ready (conditions.ready false)
 // and FQDN slices are left out; an unset ready condition counts as ready, as
 // the EndpointSlice API defines it. Nil slices are skipped, and so are ports
 // without a number and slices left without ports (fail closed: they would
@@ -40,7 +62,7 @@ type Endpoints struct {
 func APIServerEndpoints(endpointSlices []*discoveryv1.EndpointSlice) []Endpoints {
 	var out []Endpoints
 	for _, s := range endpointSlices {
-		if s == nil || s.AddressType == discoveryv1.AddressTypeFQDN {
+		if !IsAPIServerEndpointSlice(s) || s.AddressType == discoveryv1.AddressTypeFQDN {
 			continue
 		}
 		var addrs []netip.Addr

@@ -248,31 +248,81 @@ func TestRenderKubernetesAPI(t *testing.T) {
 }
 
 func TestAPIServerEndpoints(t *testing.T) {
-	slice := func(name string, addressType discoveryv1.AddressType, ports []discoveryv1.EndpointPort, endpoints ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
-		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name}, AddressType: addressType, Ports: ports, Endpoints: endpoints}
+	// slice returns the API server's own EndpointSlice (default/kubernetes,
+	// as kube-apiserver writes it) with the given content.
+	slice := func(addressType discoveryv1.AddressType, ports []discoveryv1.EndpointPort, endpoints ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: APIServerNamespace, Name: APIServerName,
+				Labels: map[string]string{discoveryv1.LabelServiceName: APIServerName}},
+			AddressType: addressType, Ports: ports, Endpoints: endpoints,
+		}
 	}
 	ep := func(ready *bool, a ...string) discoveryv1.Endpoint {
 		return discoveryv1.Endpoint{Addresses: a, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
 	}
 	https := []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](6443), Protocol: ptr.To(corev1.ProtocolTCP)}}
-	got := APIServerEndpoints([]*discoveryv1.EndpointSlice{
-		slice("v6", discoveryv1.AddressTypeIPv6, https, ep(nil, "fd00::2")),
-		nil,
-		slice("fqdn", discoveryv1.AddressTypeFQDN, https, ep(nil, "api.example.com")),
-		slice("v4", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](6443)}},
-			ep(ptr.To(true), "172.18.0.3"), ep(ptr.To(false), "172.18.0.9"), ep(nil, "172.18.0.2")),
-		slice("none-ready", discoveryv1.AddressTypeIPv4, https, ep(ptr.To(false), "172.18.0.8")),
-		// A slice without ports, or whose ports have no number, would
-		// open every port of its addresses: left out.
-		slice("no-ports", discoveryv1.AddressTypeIPv4, nil, ep(nil, "10.0.0.66")),
-		slice("unnumbered", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Name: ptr.To("any")}}, ep(nil, "10.0.0.67")),
-	})
-	want := []Endpoints{
-		{Addresses: addrs("172.18.0.2", "172.18.0.3"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))},
-		{Addresses: addrs("fd00::2"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))},
+	tweak := func(s *discoveryv1.EndpointSlice, f func(*discoveryv1.EndpointSlice)) *discoveryv1.EndpointSlice {
+		f(s)
+		return s
 	}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-		t.Errorf("APIServerEndpoints() (-want +got):\n%s", diff)
+	v4 := func() *discoveryv1.EndpointSlice {
+		return slice(discoveryv1.AddressTypeIPv4, https, ep(nil, "172.18.0.2"))
+	}
+	ownV4 := []Endpoints{{Addresses: addrs("172.18.0.2"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))}}
+	for _, tc := range []struct {
+		name   string
+		slices []*discoveryv1.EndpointSlice
+		want   []Endpoints
+	}{{
+		name:   "ready and unset-ready endpoints, unnamed ports default to TCP",
+		slices: []*discoveryv1.EndpointSlice{slice(discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](6443)}}, ep(ptr.To(true), "172.18.0.3"), ep(ptr.To(false), "172.18.0.9"), ep(nil, "172.18.0.2"))},
+		want:   []Endpoints{{Addresses: addrs("172.18.0.2", "172.18.0.3"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))}},
+	}, {
+		name:   "IPv6",
+		slices: []*discoveryv1.EndpointSlice{nil, slice(discoveryv1.AddressTypeIPv6, https, ep(nil, "fd00::2"))},
+		want:   []Endpoints{{Addresses: addrs("fd00::2"), Ports: npPorts(npPort(corev1.ProtocolTCP, 6443))}},
+	}, {
+		name:   "FQDN",
+		slices: []*discoveryv1.EndpointSlice{slice(discoveryv1.AddressTypeFQDN, https, ep(nil, "api.example.com"))},
+	}, {
+		name:   "no ready endpoint",
+		slices: []*discoveryv1.EndpointSlice{slice(discoveryv1.AddressTypeIPv4, https, ep(ptr.To(false), "172.18.0.8"))},
+	}, {
+		// A slice without ports, or whose ports have no number, would open
+		// every port of its addresses: left out.
+		name:   "no ports",
+		slices: []*discoveryv1.EndpointSlice{slice(discoveryv1.AddressTypeIPv4, nil, ep(nil, "10.0.0.66"))},
+	}, {
+		name:   "unnumbered port",
+		slices: []*discoveryv1.EndpointSlice{slice(discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Name: ptr.To("any")}}, ep(nil, "10.0.0.67"))},
+	}, {
+		// Issue 20, case 8: only the API server's own slice counts.
+		name: "other slices labelled for default/kubernetes are ignored",
+		slices: []*discoveryv1.EndpointSlice{
+			tweak(slice(discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](22)}, {Port: ptr.To[int32](3389)}}, ep(nil, "10.201.0.1")),
+				func(s *discoveryv1.EndpointSlice) { s.Name = "kubernetes-x7k2p" }),
+			tweak(v4(), func(s *discoveryv1.EndpointSlice) {
+				s.Labels[discoveryv1.LabelManagedBy] = "endpointslicemirroring-controller.k8s.io"
+			}),
+			tweak(v4(), func(s *discoveryv1.EndpointSlice) { s.Labels[discoveryv1.LabelManagedBy] = "" }),
+			tweak(v4(), func(s *discoveryv1.EndpointSlice) { s.Namespace = "tenant" }),
+			tweak(v4(), func(s *discoveryv1.EndpointSlice) { s.Labels = nil }),
+		},
+	}, {
+		name: "the API server's slice among others",
+		slices: []*discoveryv1.EndpointSlice{
+			tweak(slice(discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{{Port: ptr.To[int32](22)}}, ep(nil, "10.201.0.1")),
+				func(s *discoveryv1.EndpointSlice) { s.Name = "kubernetes-x7k2p" }),
+			v4(),
+		},
+		want: ownV4,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := APIServerEndpoints(tc.slices)
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("APIServerEndpoints() (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

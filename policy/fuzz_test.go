@@ -104,6 +104,9 @@ func checkResult(r Result, egressDeclared bool) error {
 		if !IsManaged(&np) {
 			return fmt.Errorf("policy %s lacks the managed-by label", np.Name)
 		}
+		if !IsReservedPolicyName(np.Name) {
+			return fmt.Errorf("policy name %q is not reserved for moat (IsReservedPolicyName): a tenant could take it first", np.Name)
+		}
 		if len(np.Spec.PolicyTypes) == 0 {
 			return fmt.Errorf("policy %s has no policyTypes", np.Name)
 		}

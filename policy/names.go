@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
@@ -35,6 +36,11 @@ const (
 	// NetworkAllowlist.
 	AllowlistPolicyPrefix = "moat-allowlist-"
 
+	// ReservedPolicyNamePrefix starts the name of every NetworkPolicy moat
+	// writes (the names above, and any it may write in the future): such
+	// names are moat's in every namespace (see IsReservedPolicyName).
+	ReservedPolicyNamePrefix = "moat-"
+
 	// AllowlistLabel names, on a generated policy, the allowlist it comes from.
 	// It is informational only (set when the name fits a label value);
 	// ownership is carried by the owner reference and the managed-by label.
@@ -55,13 +61,6 @@ const AdmissionGrace = 11 * time.Second
 // policies that extend it.
 func IsDenyPolicy(name string) bool {
 	return name == DefaultIngressPolicyName || name == DefaultEgressPolicyName
-}
-
-// IsGeneratedName reports whether moat generates NetworkPolicies of this
-// name: its default and extension policies and every allowlist policy.
-func IsGeneratedName(name string) bool {
-	return IsDenyPolicy(name) || name == GroupIngressPolicyName || name == NodesIngressPolicyName ||
-		strings.HasPrefix(name, AllowlistPolicyPrefix)
 }
 
 // policyNameHashLen is the number of hex digits of the hash suffix that keeps
@@ -96,4 +95,32 @@ func ManagedLabels() map[string]string {
 // interface is not managed; obj must not be a nil pointer.
 func IsManaged(obj metav1.Object) bool {
 	return obj != nil && obj.GetLabels()[v1alpha1.ManagedByLabel] == v1alpha1.ManagedByValue
+}
+
+// IsReservedPolicyName reports whether name is reserved for the
+// NetworkPolicies moat writes: every name that starts with
+// ReservedPolicyNamePrefix. A policy under such a name that moat does not
+// manage would keep moat from writing its own (moat never takes over a
+// policy it did not write), so that, for example, a tenant's
+// moat-default-ingress created before the namespace is isolated would
+// leave it open; only moat and the admins may create one.
+func IsReservedPolicyName(name string) bool {
+	return strings.HasPrefix(name, ReservedPolicyNamePrefix)
+}
+
+// NamesTakenError reports NetworkPolicies that moat needs in a namespace
+// but did not write because policies it does not manage (without its
+// managed-by label) hold their names: moat never takes over such a policy,
+// so what its own would enforce (the isolation itself, for
+// DefaultIngressPolicyName) is missing until they are deleted or renamed.
+type NamesTakenError struct {
+	// Namespace is the namespace of the policies.
+	Namespace string
+	// Names are the names taken, sorted.
+	Names []string
+}
+
+func (e *NamesTakenError) Error() string {
+	return fmt.Sprintf("NetworkPolicies %q in namespace %s are not managed by moat (they lack the label %s=%s) and hold names of the policies moat writes, so moat did not write its own",
+		e.Names, e.Namespace, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)
 }

@@ -46,3 +46,21 @@ func TestPolicyNameKeepsLongNamesDistinct(t *testing.T) {
 func hash10(s string) string {
 	return sha256Hex(s)[:10]
 }
+
+// TestReservedPolicyNames checks that every name moat writes is reserved,
+// and that names users commonly give their policies are not.
+func TestReservedPolicyNames(t *testing.T) {
+	for _, name := range []string{
+		DefaultIngressPolicyName, DefaultEgressPolicyName, PolicyName("web"),
+		PolicyName(strings.Repeat("x", 300)), AllowlistPolicyPrefix,
+	} {
+		if !IsReservedPolicyName(name) {
+			t.Errorf("IsReservedPolicyName(%q) = false, want true: moat writes it", name)
+		}
+	}
+	for _, name := range []string{"", "default-deny", "allow-moat-default-ingress", "moat", "Moat-default-ingress", "moatdefault"} {
+		if IsReservedPolicyName(name) {
+			t.Errorf("IsReservedPolicyName(%q) = true, want false", name)
+		}
+	}
+}

@@ -337,7 +337,12 @@ func (v *allowlistValidator) namespacePeer(name string, fldPath *field.Path, ing
 		v.warn(fldPath, "could not look up namespace %s, so it was not checked: %v", name, err)
 		return
 	case ns == nil:
-		v.warn(fldPath, "namespace %s does not exist yet; the rule takes effect once it is created", name)
+		// Issue 20, case 10: the name can be claimed.
+		what := "is admitted into this project by this rule"
+		if !ingress {
+			what = "receives this project's traffic through this rule"
+		}
+		v.warn(fldPath, "namespace %s does not exist yet: whoever creates a namespace of that name %s; create it (or correct the name) before relying on the rule", name, what)
 		return
 	}
 	if ingress && v.nal.Namespace != "" && name != v.nal.Namespace {
@@ -407,7 +412,7 @@ func (v *allowlistValidator) servicePeer(ref *v1alpha1.ServiceReference, fldPath
 	}
 	if svc == nil {
 		if ns, err := v.cluster.Namespace(namespace); err == nil && ns == nil {
-			v.warn(fldPath, "Service %s does not exist yet and neither does namespace %s; the peer allows nothing until both are created", key, namespace)
+			v.warn(fldPath, "Service %s does not exist yet and neither does namespace %s; the peer allows nothing until both are created, and whoever creates namespace %s chooses the pods it selects: create the namespace (or correct the name)", key, namespace, namespace)
 			return
 		}
 		v.warn(fldPath, "Service %s does not exist yet; the peer allows nothing until it is created (the Ready condition reports %s meanwhile)",

@@ -392,14 +392,23 @@ func allowlistLookupCases() []allowlistCase {
 				n.Spec.Egress[0].To[0].Service.Namespace = "demo-project-3"
 			},
 			wantWarnings: []string{
-				"spec.egress[0].to[0].service: Service demo-project-3/nginx does not exist yet and neither does namespace demo-project-3; the peer allows nothing until both are created",
+				"spec.egress[0].to[0].service: Service demo-project-3/nginx does not exist yet and neither does namespace demo-project-3; the peer allows nothing until both are created, and whoever creates namespace demo-project-3 chooses the pods it selects: create the namespace (or correct the name)",
+			},
+		},
+		{
+			name: "egress namespace peer does not exist yet",
+			tweak: func(n *v1alpha1.NetworkAllowlist) {
+				n.Spec.Egress[0].To[0] = v1alpha1.Peer{Namespace: "demo-project-9"}
+			},
+			wantWarnings: []string{
+				"spec.egress[0].to[0].namespace: namespace demo-project-9 does not exist yet: whoever creates a namespace of that name receives this project's traffic through this rule; create it (or correct the name) before relying on the rule",
 			},
 		},
 		{
 			name:    "namespace peer does not exist yet",
 			cluster: func(c *mapCluster) { delete(c.namespaces, "demo-project-2") },
 			wantWarnings: []string{
-				"spec.ingress[0].from[0].namespace: namespace demo-project-2 does not exist yet; the rule takes effect once it is created",
+				"spec.ingress[0].from[0].namespace: namespace demo-project-2 does not exist yet: whoever creates a namespace of that name is admitted into this project by this rule; create it (or correct the name) before relying on the rule",
 			},
 		},
 		{
@@ -560,7 +569,7 @@ func TestValidateNetworkAllowlistWithoutLookups(t *testing.T) {
 			n.Spec.Egress[0].To[0].Service.Namespace = ""
 			return n
 		}(), wantWarnings: []string{
-			"spec.ingress[0].from[0].namespace: namespace demo-project-2 does not exist yet; the rule takes effect once it is created",
+			"spec.ingress[0].from[0].namespace: namespace demo-project-2 does not exist yet: whoever creates a namespace of that name is admitted into this project by this rule; create it (or correct the name) before relying on the rule",
 		}},
 	}
 	for _, tc := range cases {

@@ -1,8 +1,13 @@
 package validation
 
 import (
+	"fmt"
+
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // ValidateNetworkPolicy checks a user-written networking.k8s.io/v1 NetworkPolicy: CIDRs, ports, SCTP.
@@ -91,4 +96,20 @@ func storedPolicy(old *networkingv1.NetworkPolicy) *stored {
 		add(rule.To, rule.Ports)
 	}
 	return s
+}
+
+// ValidateNetworkPolicyName warns about a NetworkPolicy that moat does not
+// manage under a name reserved for the policies moat writes
+// (policy.IsReservedPolicyName): moat's webhook refuses to create it for
+// everyone but moat and the admins, and while it exists moat does not write
+// its own policy of that name (issue 20, case 9). It is a warning, not an
+// error, because only the identity that applies it decides; `moat validate`
+// reports it. A nil policy has nothing to check.
+func ValidateNetworkPolicyName(np *networkingv1.NetworkPolicy) []Warning {
+	if np == nil || !policy.IsReservedPolicyName(np.Name) || policy.IsManaged(np) {
+		return nil
+	}
+	return []Warning{newWarning(field.NewPath("metadata", "name"), fmt.Sprintf(
+		"names starting with %q are reserved for the NetworkPolicies moat writes: only moat and cluster admins may create one, and while a policy without the label %s=%s holds such a name moat does not write its own (for %s, the namespace is not isolated); choose another name",
+		policy.ReservedPolicyNamePrefix, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue, policy.DefaultIngressPolicyName))}
 }

@@ -5,6 +5,7 @@ import (
 
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -121,4 +122,28 @@ func TestValidateNetworkPolicy(t *testing.T) {
 		errs, warnings := ValidateNetworkPolicy(nil, Config{})
 		checkFindings(t, errs, warnings, nil, nil)
 	})
+}
+
+func TestValidateNetworkPolicyName(t *testing.T) {
+	np := func(name string, labels map[string]string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: name, Labels: labels}}
+	}
+	reserved := []Warning{{Field: "metadata.name", Detail: `names starting with "moat-" are reserved for the NetworkPolicies moat writes: only moat and cluster admins may create one, and while a policy without the label app.kubernetes.io/managed-by=moat holds such a name moat does not write its own (for moat-default-ingress, the namespace is not isolated); choose another name`}}
+	for _, tc := range []struct {
+		name string
+		np   *networkingv1.NetworkPolicy
+		want []Warning
+	}{
+		{"nil", nil, nil},
+		{"a user's name", np("allow-web", nil), nil},
+		{"moat's default ingress name", np("moat-default-ingress", nil), reserved},
+		{"an allowlist policy's name", np("moat-allowlist-web", map[string]string{"team": "a"}), reserved},
+		{"a policy moat manages", np("moat-default-ingress", map[string]string{"app.kubernetes.io/managed-by": "moat"}), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, ValidateNetworkPolicyName(tc.np)); diff != "" {
+				t.Errorf("ValidateNetworkPolicyName() (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

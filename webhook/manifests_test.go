@@ -65,27 +65,29 @@ func TestWebhookManifests(t *testing.T) {
 	}
 
 	wantPolicy := map[string]admissionregistrationv1.FailurePolicyType{
-		"isolate-namespace.moat.dev":        admissionregistrationv1.Ignore,
-		"networkallowlists.moat.dev":        admissionregistrationv1.Fail,
-		"allowlist-deletes.moat.dev":        admissionregistrationv1.Fail,
-		"networkpolicies.moat.dev":          admissionregistrationv1.Ignore,
-		"managed-networkpolicies.moat.dev":  admissionregistrationv1.Fail,
-		"namespaces.moat.dev":               admissionregistrationv1.Fail,
-		"tenant-networkpolicies.moat.dev":   admissionregistrationv1.Fail,
-		"protected-namespaces.moat.dev":     admissionregistrationv1.Fail,
-		"project-label.namespaces.moat.dev": admissionregistrationv1.Fail,
+		"isolate-namespace.moat.dev":            admissionregistrationv1.Ignore,
+		"networkallowlists.moat.dev":            admissionregistrationv1.Fail,
+		"allowlist-deletes.moat.dev":            admissionregistrationv1.Fail,
+		"networkpolicies.moat.dev":              admissionregistrationv1.Ignore,
+		"managed-networkpolicies.moat.dev":      admissionregistrationv1.Fail,
+		"reserved-networkpolicy-names.moat.dev": admissionregistrationv1.Fail,
+		"namespaces.moat.dev":                   admissionregistrationv1.Fail,
+		"tenant-networkpolicies.moat.dev":       admissionregistrationv1.Fail,
+		"protected-namespaces.moat.dev":         admissionregistrationv1.Fail,
+		"project-label.namespaces.moat.dev":     admissionregistrationv1.Fail,
 	}
 	wantSideEffects := map[string]admissionregistrationv1.SideEffectClass{"isolate-namespace.moat.dev": admissionregistrationv1.SideEffectClassNoneOnDryRun}
 	wantPath := map[string]string{
-		"isolate-namespace.moat.dev":        MutateNamespacePath,
-		"networkallowlists.moat.dev":        ValidateNetworkAllowlistPath,
-		"allowlist-deletes.moat.dev":        ValidateNetworkAllowlistPath,
-		"networkpolicies.moat.dev":          ValidateNetworkPolicyPath,
-		"managed-networkpolicies.moat.dev":  ValidateNetworkPolicyPath,
-		"namespaces.moat.dev":               ValidateNamespacePath,
-		"tenant-networkpolicies.moat.dev":   ValidateNetworkPolicyPath,
-		"protected-namespaces.moat.dev":     ValidateNamespacePath,
-		"project-label.namespaces.moat.dev": ValidateNamespacePath,
+		"isolate-namespace.moat.dev":            MutateNamespacePath,
+		"networkallowlists.moat.dev":            ValidateNetworkAllowlistPath,
+		"allowlist-deletes.moat.dev":            ValidateNetworkAllowlistPath,
+		"networkpolicies.moat.dev":              ValidateNetworkPolicyPath,
+		"managed-networkpolicies.moat.dev":      ValidateNetworkPolicyPath,
+		"reserved-networkpolicy-names.moat.dev": ValidateNetworkPolicyPath,
+		"namespaces.moat.dev":                   ValidateNamespacePath,
+		"tenant-networkpolicies.moat.dev":       ValidateNetworkPolicyPath,
+		"protected-namespaces.moat.dev":         ValidateNamespacePath,
+		"project-label.namespaces.moat.dev":     ValidateNamespacePath,
 	}
 	// Only isolated namespaces see the tenant NetworkPolicy webhook and
 	// the allowlist deletes.

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 	"moat.dev/moat/validation"
 )
 
@@ -65,7 +68,11 @@ func (v *NamespaceValidator) ValidateDelete(context.Context, *corev1.Namespace) 
 // through the Converger before answering. It never changes the Namespace
 // itself (no patch) and never denies: when the write fails, the request is
 // admitted with a warning, the failure is logged and counted, and the
-// isolation controller converges. Dry-run requests write nothing.
+// isolation controller converges. When NetworkPolicies that moat does not
+// manage hold the names of the ones it writes (policy.NamesTakenError),
+// the request is admitted with a warning per policy saying what is missing
+// and how to fix it, logged and counted as a failure. Dry-run requests write
+// nothing.
 type NamespaceMutator struct {
 	// Converger writes the policies.
 	Converger Converger
@@ -164,12 +171,26 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 	if err == nil && write != nil {
 		err = write(ctx)
 	}
+	taken, err := splitNamesTaken(err)
+	var warnings []string
+	if taken != nil {
+		// Issue 20, case 9: the label is admitted, but the user's
+		// policies keep moat's own from being written; say so here, not
+		// only in Events.
+		log.FromContext(ctx).Info("NetworkPolicies not managed by moat hold the names of its policies; they were not written",
+			"namespace", ns.Name, "policies", taken.Names, "user", req.UserInfo.Username)
+		warnings = namesTakenWarnings(taken)
+		if err == nil {
+			isolationApplies.WithLabelValues(resultFailure).Inc()
+			return admission.Allowed("").WithWarnings(warnings...)
+		}
+	}
 	if err != nil {
 		isolationApplies.WithLabelValues(resultFailure).Inc()
 		log.FromContext(ctx).Error(err, "writing the default isolation policies during admission failed; the controller will converge", "namespace", ns.Name)
-		return admission.Allowed("").WithWarnings(
-			"moat could not write the isolation NetworkPolicies of namespace " + ns.Name +
-				" during this request; its controller applies them shortly (" + err.Error() + ")")
+		return admission.Allowed("").WithWarnings(append(warnings,
+			"moat could not write the isolation NetworkPolicies of namespace "+ns.Name+
+				" during this request; its controller applies them shortly ("+err.Error()+")")...)
 	}
 	isolationApplies.WithLabelValues(resultSuccess).Inc()
 	log.FromContext(ctx).Info("isolation policies written during admission", "namespace", ns.Name,
@@ -187,5 +208,46 @@ func storedWithIsolation(stored *corev1.Namespace, resourceVersion string) *core
 	}
 	out.Labels[v1alpha1.IsolationLabel] = "true"
 	out.ResourceVersion = resourceVersion
+	return out
+}
+
+// splitNamesTaken separates a *policy.NamesTakenError from the other errors
+// of a Converger's write (errors.Join of both, or either alone).
+func splitNamesTaken(err error) (*policy.NamesTakenError, error) {
+	var taken *policy.NamesTakenError
+	if !errors.As(err, &taken) {
+		return nil, err
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return taken, nil
+	}
+	var rest []error
+	for _, e := range joined.Unwrap() {
+		var t *policy.NamesTakenError
+		if !errors.As(e, &t) {
+			rest = append(rest, e)
+		}
+	}
+	return taken, errors.Join(rest...)
+}
+
+// namesTakenWarnings are the admission warnings, one per policy, for
+// policies moat did not write because policies it does not manage hold
+// their names.
+func namesTakenWarnings(taken *policy.NamesTakenError) []string {
+	out := make([]string, 0, len(taken.Names))
+	for _, name := range taken.Names {
+		what := "what moat would enforce with it is missing"
+		switch name {
+		case policy.DefaultIngressPolicyName:
+			what = "the namespace is NOT isolated: its ingress stays as that policy says"
+		case policy.DefaultEgressPolicyName:
+			what = "the namespace's egress restriction is missing"
+		}
+		out = append(out, fmt.Sprintf("NetworkPolicy %s/%s exists and is not managed by moat (it lacks the label %s=%s), so moat did not write its own policy of that name and %s; "+
+			"delete or rename it (names starting with %q are moat's) and moat writes its own within seconds",
+			taken.Namespace, name, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue, what, policy.ReservedPolicyNamePrefix))
+	}
 	return out
 }

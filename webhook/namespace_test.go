@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // recordingConverger records the namespaces it is asked to converge and
@@ -102,6 +104,42 @@ func TestNamespaceMutatorApplies(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(isolationApplies.WithLabelValues(resultSuccess)) - before; got != 1 {
 				t.Errorf("success counter grew by %v, want 1", got)
+			}
+		})
+	}
+}
+
+// TestNamespaceMutatorReportsNamesTaken: issue 20, case 9. Policies that
+// moat does not manage hold the names of its own: the labelling is admitted
+// with one warning per name, alone or next to the warning of a failed write.
+func TestNamespaceMutatorReportsNamesTaken(t *testing.T) {
+	taken := &policy.NamesTakenError{Namespace: "demo-project-1", Names: []string{"moat-allowlist-web", "moat-default-ingress"}}
+	wantTaken := []string{
+		`NetworkPolicy demo-project-1/moat-allowlist-web exists and is not managed by moat (it lacks the label app.kubernetes.io/managed-by=moat), so moat did not write its own policy of that name and what moat would enforce with it is missing; delete or rename it (names starting with "moat-" are moat's) and moat writes its own within seconds`,
+		`NetworkPolicy demo-project-1/moat-default-ingress exists and is not managed by moat (it lacks the label app.kubernetes.io/managed-by=moat), so moat did not write its own policy of that name and the namespace is NOT isolated: its ingress stays as that policy says; delete or rename it (names starting with "moat-" are moat's) and moat writes its own within seconds`,
+	}
+	failed := errors.New("applying NetworkPolicy demo-project-1/moat-default-egress: boom")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"names taken only", taken, wantTaken},
+		{"names taken and a failed write", errors.Join(failed, taken), append(slices.Clone(wantTaken),
+			"moat could not write the isolation NetworkPolicies of namespace demo-project-1 during this request; its controller applies them shortly ("+failed.Error()+")")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(isolationApplies.WithLabelValues(resultFailure))
+			resp := newMutator(&recordingConverger{err: tc.err}).Handle(context.Background(),
+				namespaceRequest(t, admissionv1.Update, namespace(unlabelled), namespace(isolated), false))
+			if !resp.Allowed {
+				t.Errorf("response = %+v, want allowed", resp)
+			}
+			if diff := cmp.Diff(tc.want, []string(resp.Warnings)); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(isolationApplies.WithLabelValues(resultFailure)) - before; got != 1 {
+				t.Errorf("failure counter grew by %v, want 1", got)
 			}
 		})
 	}

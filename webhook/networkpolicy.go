@@ -34,10 +34,14 @@ type NetworkPolicyValidator struct {
 var _ admission.Validator[*networkingv1.NetworkPolicy] = &NetworkPolicyValidator{}
 
 // ValidateCreate checks a new policy; only trusted users may create one
-// labelled managed-by moat, and such a policy is not checked further (see
-// exemptFromChecks).
+// labelled managed-by moat or named like the policies moat writes
+// (policy.IsReservedPolicyName), and a managed policy is not checked further
+// (see exemptFromChecks).
 func (v *NetworkPolicyValidator) ValidateCreate(ctx context.Context, np *networkingv1.NetworkPolicy) (admission.Warnings, error) {
 	if err := v.guard(ctx, np, "create"); err != nil {
+		return nil, err
+	}
+	if err := v.reservedName(ctx, np); err != nil {
 		return nil, err
 	}
 	if exemptFromChecks(np) {
@@ -118,4 +122,30 @@ func (v *NetworkPolicyValidator) guard(ctx context.Context, np *networkingv1.Net
 			"change the NetworkAllowlists or the %s label of namespace %s instead (only %s may change managed policies)",
 			req.UserInfo.Username, verb, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue,
 			v1alpha1.IsolationLabel, np.Namespace, trusted))
+}
+
+// reservedName returns a Forbidden error when a user that Trust does not
+// trust creates a NetworkPolicy under a name reserved for moat
+// (policy.IsReservedPolicyName), in any namespace: moat never takes over a
+// policy it did not write, so such a policy would keep moat's own from being
+// written once the namespace is isolated (issue 20, case 9: a tenant's
+// moat-default-ingress with ingress: [{}], created before an admin isolates
+// the namespace, kept it open). Updates are not refused: a policy stored
+// before moat was installed keeps working, and the labelling that isolates
+// its namespace reports it.
+func (v *NetworkPolicyValidator) reservedName(ctx context.Context, np *networkingv1.NetworkPolicy) error {
+	if !policy.IsReservedPolicyName(np.Name) {
+		return nil
+	}
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
+	}
+	if v.Trust.Trusted(req.UserInfo) {
+		return nil
+	}
+	return apierrors.NewForbidden(networkingv1.SchemeGroupVersion.WithResource("networkpolicies").GroupResource(), np.Name,
+		fmt.Errorf("user %q may not create a NetworkPolicy named %q: names starting with %q are reserved for the policies moat writes "+
+			"(a policy of that name that moat does not manage would keep moat from isolating namespace %s); choose another name",
+			req.UserInfo.Username, np.Name, policy.ReservedPolicyNamePrefix, np.Namespace))
 }

@@ -50,6 +50,17 @@ func tamperDenied(user, verb string) error {
 			"(only moat itself, the namespace controller and the garbage collector, and members of system:masters may change managed policies)", user, verb))
 }
 
+func reservedDenied(user, name string) error {
+	return apierrors.NewForbidden(networkingv1.SchemeGroupVersion.WithResource("networkpolicies").GroupResource(), name,
+		fmt.Errorf("user %q may not create a NetworkPolicy named %q: names starting with \"moat-\" are reserved for the policies moat writes "+
+			"(a policy of that name that moat does not manage would keep moat from isolating namespace demo-project-1); choose another name", user, name))
+}
+
+func named(np *networkingv1.NetworkPolicy, name string) *networkingv1.NetworkPolicy {
+	np.Name = name
+	return np
+}
+
 func TestNetworkPolicyTamperGuard(t *testing.T) {
 	v := &NetworkPolicyValidator{Trust: testTrust}
 	tenant := authenticationv1.UserInfo{Username: "alice", Groups: []string{"system:authenticated"}}
@@ -88,6 +99,22 @@ func TestNetworkPolicyTamperGuard(t *testing.T) {
 			_, err := v.ValidateCreate(ctx, networkPolicy(true))
 			return err
 		}, tenant, admissionv1.Create, tamperDenied("alice", "create")},
+		{"tenant squats the name of the default ingress policy", func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, networkPolicy(false))
+			return err
+		}, tenant, admissionv1.Create, reservedDenied("alice", "moat-default-ingress")},
+		{"tenant squats the name of an allowlist's policy", func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, named(networkPolicy(false), "moat-allowlist-web"))
+			return err
+		}, tenant, admissionv1.Create, reservedDenied("alice", "moat-allowlist-web")},
+		{"tenant creates a policy under another name", func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, named(networkPolicy(false), "allow-moat-default-ingress"))
+			return err
+		}, tenant, admissionv1.Create, nil},
+		{"an admin creates a policy under a reserved name", func(ctx context.Context) error {
+			_, err := v.ValidateCreate(ctx, networkPolicy(false))
+			return err
+		}, admin, admissionv1.Create, nil},
 		{"tenant deletes their own policy", func(ctx context.Context) error {
 			_, err := v.ValidateDelete(ctx, networkPolicy(false))
 			return err
@@ -120,7 +147,7 @@ func TestNetworkPolicyTamperGuard(t *testing.T) {
 }
 
 func TestNetworkPolicyChecks(t *testing.T) {
-	sctp := networkPolicy(false)
+	sctp := named(networkPolicy(false), "sctp")
 	sctp.Spec.Ingress[0].Ports = []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To(intstr.FromInt32(9000))}}
 	ctx := requestContext(admissionv1.Create, authenticationv1.UserInfo{Username: "alice"})
 

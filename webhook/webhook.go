@@ -57,7 +57,10 @@ type Converger interface {
 	// that the namespace ns, as it is about to be stored, needs. It returns
 	// once they are written. ns.ResourceVersion is that of the stored
 	// namespace the request changes, so that what is written can be tied to
-	// the request that has not been stored yet.
+	// the request that has not been stored yet. When policies it does not
+	// manage hold the names of policies the namespace needs, it writes the
+	// others and returns a *policy.NamesTakenError (possibly joined with
+	// other errors), which the webhook reports in its answer.
 	ApplyNamespace(ctx context.Context, ns *corev1.Namespace) error
 }
 

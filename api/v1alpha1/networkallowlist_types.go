@@ -127,8 +127,9 @@ type Peer struct {
 	Project string `json:"project,omitempty"`
 
 	// KubernetesAPI is the cluster's API server: the current endpoints of
-	// the default/kubernetes Service (its EndpointSlices), followed as they
-	// change, on their own ports. Egress only; the rule's ports do not apply
+	// the default/kubernetes Service in the EndpointSlice the API server
+	// itself writes (named kubernetes; other slices are ignored), followed
+	// as they change, on their own ports. Egress only; the rule's ports do not apply
 	// to it.
 	// +optional
 	KubernetesAPI *KubernetesAPIPeer `json:"kubernetesAPI,omitempty"`

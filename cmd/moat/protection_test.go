@@ -33,7 +33,7 @@ func TestProtectedNamespaceCLI(t *testing.T) {
 		`(moat serve --protected-namespaces=kube-system,kube-public,kube-node-lease,moat-system): isolating it would cut every other namespace ` +
 		`off from it (cluster DNS, the API server's webhooks, moat itself), so moat never writes NetworkPolicies into it; ` +
 		`remove the label or set it to "false"` + "\n" +
-		"<stdin>:8: warning: NetworkAllowlist/kube-system/dns-clients: spec.ingress[0].from[0].namespace: namespace default does not exist yet; the rule takes effect once it is created\n"
+		"<stdin>:8: warning: NetworkAllowlist/kube-system/dns-clients: spec.ingress[0].from[0].namespace: namespace default does not exist yet: whoever creates a namespace of that name is admitted into this project by this rule; create it (or correct the name) before relying on the rule\n"
 	if code != 1 || stdout != want {
 		t.Errorf("validate: exit %d, stdout\n%s\nwant 1 and\n%s", code, stdout, want)
 	}

@@ -89,6 +89,9 @@ func (d *demo) nodeLocalDNSAndAPIServer(ctx context.Context) error {
 	}
 	var want []string
 	for _, s := range endpointSlices.Items {
+		if !policy.IsAPIServerEndpointSlice(&s) {
+			continue
+		}
 		for _, ep := range s.Endpoints {
 			for _, a := range ep.Addresses {
 				addr := netip.MustParseAddr(a)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -217,15 +217,20 @@ var _ = Describe("Cluster traffic", func() {
 	})
 
 	Describe("the kubernetesAPI peer", Serial, func() {
-		It("renders the addresses and port of the API server's EndpointSlices and follows a change within 1 s", func() {
+		// Issue 20, case 8: only the API server's own EndpointSlice counts.
+		// Before, every slice in default labelled
+		// kubernetes.io/service-name: kubernetes widened the peer.
+		It("renders the addresses and port of the API server's own EndpointSlice, and of no other slice labelled for default/kubernetes", func() {
 			ns := createIsolatedNamespace().Name
 			createAllowlist(ns, "operator", moatv1alpha1.NetworkAllowlistSpec{
 				Egress: []moatv1alpha1.EgressRule{{To: []moatv1alpha1.Peer{{KubernetesAPI: &moatv1alpha1.KubernetesAPIPeer{}}}}},
 			})
 
-			By("the API server's own EndpointSlice")
+			By("the API server's own EndpointSlice: named kubernetes, without a managed-by label")
 			var own discoveryv1.EndpointSlice
 			Eventually(k8sClient.Get).WithArguments(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, &own).Should(Succeed())
+			Expect(own.Labels).To(Equal(map[string]string{discoveryv1.LabelServiceName: "kubernetes"}), "what kube-apiserver writes")
+			Expect(policy.IsAPIServerEndpointSlice(&own)).To(BeTrue())
 			Expect(own.Ports).To(HaveLen(1))
 			Expect(own.Endpoints).NotTo(BeEmpty())
 			var ownPeers []networkingv1.NetworkPolicyPeer
@@ -241,43 +246,60 @@ var _ = Describe("Cluster traffic", func() {
 			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(egressSpec(ownRule))))
 			expectApplied(ns, "operator", "moat-allowlist-operator")
 
-			By("a second control-plane address appears in another EndpointSlice of default/kubernetes, on another port")
-			extra := &discoveryv1.EndpointSlice{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "kubernetes-e2e-",
-					Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
-				AddressType: discoveryv1.AddressTypeIPv4,
-				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.201.0.1"}}},
-				Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](16443)}},
+			By("a user who may only create EndpointSlices in default adds one for default/kubernetes with ports 22 and 3389")
+			const sliceWriter = "e2e-endpointslice-writer"
+			grantEndpointSliceCreate(sliceWriter)
+			writer := impersonatingClient(sliceWriter, "system:authenticated")
+			forged := func(name, generateName string, labels map[string]string, addr string) *discoveryv1.EndpointSlice {
+				return &discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: name, GenerateName: generateName, Labels: labels},
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}}},
+					Ports: []discoveryv1.EndpointPort{
+						{Name: ptr.To("ssh"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](22)},
+						{Name: ptr.To("rdp"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](3389)},
+					},
+				}
 			}
-			Expect(k8sClient.Create(ctx, extra)).To(Succeed())
+			extra := forged("", "kubernetes-e2e-", map[string]string{discoveryv1.LabelServiceName: "kubernetes"}, "10.201.0.1")
+			Eventually(func() error { return writer.Create(ctx, extra) }).Should(Succeed(), "RBAC lets the user create EndpointSlices in default")
 			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, extra))).To(Succeed()) })
-			extraRule := func(addr string) networkingv1.NetworkPolicyEgressRule {
-				return networkingv1.NetworkPolicyEgressRule{
-					To:    []networkingv1.NetworkPolicyPeer{npIPBlockPeer(addr + "/32")},
-					Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(16443))}},
-				}
-			}
-			both := func(addr string) networkingv1.NetworkPolicySpec {
-				// One rule per EndpointSlice, sorted by first address.
-				rules := []networkingv1.NetworkPolicyEgressRule{ownRule, extraRule(addr)}
-				if netip.MustParseAddr(addr).Less(netip.MustParsePrefix(ownPeers[0].IPBlock.CIDR).Addr()) {
-					rules = []networkingv1.NetworkPolicyEgressRule{extraRule(addr), ownRule}
-				}
-				return egressSpec(rules...)
-			}
-			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(both("10.201.0.1"))))
+			// One as the mirroring controller would write for a
+			// hand-written Endpoints object of the same name.
+			mirrored := forged("", "kubernetes-e2e-", map[string]string{
+				discoveryv1.LabelServiceName: "kubernetes",
+				discoveryv1.LabelManagedBy:   "endpointslicemirroring-controller.k8s.io",
+			}, "10.201.0.2")
+			Expect(writer.Create(ctx, mirrored)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, mirrored))).To(Succeed()) })
+			// The API server's slice holds its name.
+			err := writer.Create(ctx, forged("kubernetes", "", map[string]string{discoveryv1.LabelServiceName: "kubernetes"}, "10.201.0.3"))
+			Expect(apierrors.IsAlreadyExists(err)).To(BeTrue(), "want AlreadyExists, got %v", err)
 
-			By("that EndpointSlice changes its address")
-			extra.Endpoints[0].Addresses = []string{"10.201.0.2"}
-			Expect(k8sClient.Update(ctx, extra)).To(Succeed())
-			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(both("10.201.0.2"))))
-
-			By("it goes away")
-			Expect(k8sClient.Delete(ctx, extra)).To(Succeed())
-			Eventually(managedSpecs).WithArguments(ns).WithTimeout(guarantee).WithPolling(poll).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(egressSpec(ownRule))))
+			By("the peer keeps the API server's own address and port only")
+			Consistently(managedSpecs).WithArguments(ns).WithTimeout(3 * guarantee).WithPolling(50 * time.Millisecond).Should(HaveKeyWithValue("moat-allowlist-operator", specMatcher(egressSpec(ownRule))))
 		})
 	})
 })
+
+// grantEndpointSliceCreate lets user create (and read) EndpointSlices in
+// default, and nothing else.
+func grantEndpointSliceCreate(user string) {
+	GinkgoHelper()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "e2e-endpointslice-writer-"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{discoveryv1.GroupName}, Resources: []string{"endpointslices"}, Verbs: []string{"create", "get", "list"},
+		}},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "e2e-endpointslice-writer-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+}
 
 func npProjectPeer(group string) networkingv1.NetworkPolicyPeer {
 	return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{projectLabel: group}}}
