@@ -114,63 +114,83 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
 	}
+	write, err, refused := m.prepare(ctx, req, ns, old)
+	if refused != nil {
+		return *refused
+	}
+	if err == nil && write != nil {
+		err = write(ctx)
+	}
+	return m.answer(ctx, req, ns, old, err)
+}
+
+// prepare returns the write that the request may make: nil with a response
+// when the guard does not trust the request (or could not check it), and
+// otherwise the Converger's write of the policies rendered from the stored
+// namespace with only the isolation label turned on (err: its reads
+// failed).
+func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, ns, old *corev1.Namespace) (write func(context.Context) error, err error, refused *admission.Response) {
 	// The namespace as it is about to be stored, at the version of the
 	// stored object it changes (see Converger).
 	target := ns.DeepCopy()
 	target.ResourceVersion = old.ResourceVersion
-	write := func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
-	var prepareErr error
-	if m.Guard != nil {
-		var (
-			stored *corev1.Namespace
-			reason string
-			err    error
-		)
-		preparing, canPrepare := m.Converger.(PreparingConverger)
+	write = func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
+	if m.Guard == nil {
+		return write, nil, nil
+	}
+	var (
+		stored     *corev1.Namespace
+		reason     string
+		guardErr   error
+		prepareErr error
+	)
+	preparing, canPrepare := m.Converger.(PreparingConverger)
+	if canPrepare {
+		// The converger's reads run while the guard reads the stored
+		// namespace; its writes wait for the guard's answer.
+		var wg sync.WaitGroup
+		wg.Go(func() { stored, reason, guardErr = m.Guard.AdmitStored(ctx, ns, old) })
+		write, prepareErr = preparing.PrepareNamespace(ctx, target)
+		wg.Wait()
+	} else {
+		stored, reason, guardErr = m.Guard.AdmitStored(ctx, ns, old)
+	}
+	if guardErr != nil {
+		isolationApplies.WithLabelValues(resultFailure).Inc()
+		log.FromContext(ctx).Error(guardErr, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
+		resp := admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+			" during this request; its controller applies them once the label is stored (" + guardErr.Error() + ")")
+		return nil, nil, &resp
+	}
+	if reason != "" {
+		admissionWritesRefused.WithLabelValues(reason).Inc()
+		log.FromContext(ctx).Info("admission request not trusted for a write; nothing written", "namespace", ns.Name,
+			"reason", reason, "user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
+		resp := admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
+			" during this request (" + reason + "); its controller applies them once the label is stored")
+		return nil, nil, &resp
+	}
+	// What is written comes from the stored namespace with only the
+	// isolation label turned on: the rest of the request's object is not
+	// trusted. When it differs (another label changed in the same request,
+	// or a forged object), the write is prepared again from the stored
+	// state.
+	fromStored := storedWithIsolation(stored, old.ResourceVersion)
+	if !maps.Equal(fromStored.Labels, target.Labels) {
+		target = fromStored
 		if canPrepare {
-			// The converger's reads run while the guard reads the stored
-			// namespace; its writes wait for the guard's answer.
-			var wg sync.WaitGroup
-			wg.Go(func() { stored, reason, err = m.Guard.AdmitStored(ctx, ns, old) })
-			var prepared func(context.Context) error
-			prepared, prepareErr = preparing.PrepareNamespace(ctx, target)
-			wg.Wait()
-			write = prepared
+			write, prepareErr = preparing.PrepareNamespace(ctx, target)
 		} else {
-			stored, reason, err = m.Guard.AdmitStored(ctx, ns, old)
-		}
-		if err != nil {
-			isolationApplies.WithLabelValues(resultFailure).Inc()
-			log.FromContext(ctx).Error(err, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
-			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
-				" during this request; its controller applies them once the label is stored (" + err.Error() + ")")
-		}
-		if reason != "" {
-			admissionWritesRefused.WithLabelValues(reason).Inc()
-			log.FromContext(ctx).Info("admission request not trusted for a write; nothing written", "namespace", ns.Name,
-				"reason", reason, "user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
-			return admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
-				" during this request (" + reason + "); its controller applies them once the label is stored")
-		}
-		// What is written comes from the stored namespace with only the
-		// isolation label turned on: the rest of the request's object
-		// is not trusted. When it differs (another label changed in the
-		// same request, or a forged object), the write is prepared again
-		// from the stored state.
-		fromStored := storedWithIsolation(stored, old.ResourceVersion)
-		if !maps.Equal(fromStored.Labels, target.Labels) {
-			target = fromStored
-			if canPrepare {
-				write, prepareErr = preparing.PrepareNamespace(ctx, target)
-			} else {
-				write = func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
-			}
+			write = func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
 		}
 	}
-	err := prepareErr
-	if err == nil && write != nil {
-		err = write(ctx)
-	}
+	return write, prepareErr, nil
+}
+
+// answer is the response to a request whose write ended with err: admitted
+// always, with warnings for policies not written (names held by user
+// policies, failed writes); logged and counted.
+func (m *NamespaceMutator) answer(ctx context.Context, req admission.Request, ns, old *corev1.Namespace, err error) admission.Response {
 	taken, err := splitNamesTaken(err)
 	var warnings []string
 	if taken != nil {
