@@ -17,8 +17,10 @@
 //     range, listeners on a few TCP and UDP ports, and a Pod object (nodeName,
 //     labels, status.podIP, status.hostIP, phase Running) for the enforcer.
 //   - an outside host (an address outside the pod range), a node-local DNS
-//     cache (the address given to moat's --dns-ips) and a second node (whose
-//     address is a Node's InternalIP, for --allow-ingress-from-nodes).
+//     cache (the address given to moat's --dns-ips), a second node (whose
+//     address is a Node's InternalIP, for --allow-ingress-from-nodes), and,
+//     for the node flood scenario, hosts at three of the 3,000 InternalIPs
+//     of a flooding Node (within and beyond --max-node-addresses-per-node).
 //
 // Each scenario changes API objects as a user would and then checks a verdict
 // matrix, source → destination:port/protocol, expected against observed,

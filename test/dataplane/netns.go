@@ -32,6 +32,10 @@ var (
 	outsideIP = netip.MustParseAddr("192.0.2.10")
 	// dnsIP is the node-local DNS cache, the address passed to --dns-ips.
 	dnsIP = netip.MustParseAddr("169.254.25.10")
+	// floodPrefix holds the addresses of the Node that floods its status
+	// (the node flood scenario); a few of them are hosts routed through
+	// node1.
+	floodPrefix = netip.MustParsePrefix("10.251.0.0/16")
 )
 
 // routedPrefixes are the prefixes every host routes through node1: the
@@ -41,6 +45,7 @@ var routedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("10.250.0.0/24"),
 	netip.MustParsePrefix("192.0.2.0/24"),
 	netip.PrefixFrom(dnsIP, 32),
+	floodPrefix,
 }
 
 // Host is a network namespace attached to the node: a pod, the outside

@@ -13,14 +13,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// CreateNode creates a Node object whose InternalIP is ip, as a kubelet
-// would report it (through the status subresource).
-func CreateNode(ctx context.Context, c client.Client, name string, ip netip.Addr) error {
+// CreateNode creates a Node object whose InternalIPs are ips, in that
+// order, as a kubelet would report them (through the status subresource).
+func CreateNode(ctx context.Context, c client.Client, name string, ips ...netip.Addr) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := c.Create(ctx, node); err != nil {
 		return fmt.Errorf("creating Node %s: %w", name, err)
 	}
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip.String()}}
+	node.Status.Addresses = make([]corev1.NodeAddress, len(ips))
+	for i, ip := range ips {
+		node.Status.Addresses[i] = corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()}
+	}
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
 	if err := c.Status().Update(ctx, node); err != nil {
 		return fmt.Errorf("setting the status of Node %s: %w", name, err)
