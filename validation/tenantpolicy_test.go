@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -24,7 +23,7 @@ func tenantConfig() Config {
 	return Config{Policy: policy.Config{
 		AllowedIngressNamespaces: []string{"monitoring"},
 		AllowedIngressCIDRs:      []string{"10.0.0.0/24"},
-		DNSService:               &types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"},
+		DNSService:               ptr.To(policy.DefaultDNSService),
 	}}
 }
 
