@@ -114,7 +114,7 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
 	}
-	write, err, refused := m.prepare(ctx, req, ns, old)
+	write, refused, err := m.prepare(ctx, req, ns, old)
 	if refused != nil {
 		return *refused
 	}
@@ -129,7 +129,7 @@ func (m *NamespaceMutator) Handle(ctx context.Context, req admission.Request) ad
 // otherwise the Converger's write of the policies rendered from the stored
 // namespace with only the isolation label turned on (err: its reads
 // failed).
-func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, ns, old *corev1.Namespace) (write func(context.Context) error, err error, refused *admission.Response) {
+func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, ns, old *corev1.Namespace) (write func(context.Context) error, refused *admission.Response, err error) {
 	// The namespace as it is about to be stored, at the version of the
 	// stored object it changes (see Converger).
 	target := ns.DeepCopy()
@@ -160,7 +160,7 @@ func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, n
 		log.FromContext(ctx).Error(guardErr, "could not check the request against the stored namespace; nothing written, the controller will converge", "namespace", ns.Name)
 		resp := admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
 			" during this request; its controller applies them once the label is stored (" + guardErr.Error() + ")")
-		return nil, nil, &resp
+		return nil, &resp, nil
 	}
 	if reason != "" {
 		admissionWritesRefused.WithLabelValues(reason).Inc()
@@ -168,7 +168,7 @@ func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, n
 			"reason", reason, "user", req.UserInfo.Username, "uid", ns.UID, "resourceVersion", old.ResourceVersion)
 		resp := admission.Allowed("").WithWarnings("moat did not write the isolation NetworkPolicies of namespace " + ns.Name +
 			" during this request (" + reason + "); its controller applies them once the label is stored")
-		return nil, nil, &resp
+		return nil, &resp, nil
 	}
 	// What is written comes from the stored namespace with only the
 	// isolation label turned on: the rest of the request's object is not
@@ -184,7 +184,7 @@ func (m *NamespaceMutator) prepare(ctx context.Context, req admission.Request, n
 			write = func(ctx context.Context) error { return m.Converger.ApplyNamespace(ctx, target) }
 		}
 	}
-	return write, prepareErr, nil
+	return write, nil, prepareErr
 }
 
 // answer is the response to a request whose write ended with err: admitted
