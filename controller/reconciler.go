@@ -184,8 +184,10 @@ func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration 
 
 // ApplyNamespace renders the policies of ns as given (during admission, its
 // labels are the ones being admitted, not yet stored) with the namespace's
-// allowlists and Services from the cache, and server-side applies the ones
-// that are missing or differ, as field manager "moat". When ns carries a
+// allowlists and Services from the cache, and server-side applies its deny
+// policies (policy.IsDenyPolicy) that are missing or differ, as field
+// manager "moat": the namespace is closed when the request returns, and the
+// controller writes what extends the deny once the label is stored. When ns carries a
 // resourceVersion (that of the stored namespace the request changes), every
 // policy it needs is also marked with AdmissionVersionAnnotation, so that a
 // reconcile that still sees the namespace without the label neither deletes
@@ -224,14 +226,18 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	toApply := c.plan.apply
+	// Only the deny policies are written inside the request: the
+	// namespace is closed when the request returns, in one round of
+	// writes; what extends the deny (the group, the nodes, allowlists) is
+	// written by the controller right after the label is stored.
+	toApply := slices.DeleteFunc(c.plan.apply, func(np networkingv1.NetworkPolicy) bool { return !policy.IsDenyPolicy(np.Name) })
 	if ns.ResourceVersion != "" {
 		// Policies left from an earlier isolation that the controller has
 		// not deleted yet are marked too, so that it keeps them
 		// (admission.go).
 		for _, np := range c.rendered.Policies {
 			cur := c.live[np.Name]
-			if cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
+			if policy.IsDenyPolicy(np.Name) && cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
 				!slices.ContainsFunc(toApply, func(a networkingv1.NetworkPolicy) bool { return a.Name == np.Name }) {
 				toApply = append(toApply, np)
 			}

@@ -129,8 +129,10 @@ var _ = Describe("Cluster traffic", func() {
 		// spec's among them), not one: the per-namespace guarantee does not
 		// bound that fan-out on two shared cores. fanOut does; the fan-out's
 		// cost is measured in "Cluster traffic at scale" and recorded in
-		// docs/benchmarks.md.
-		const fanOut = 10 * time.Second
+		// docs/benchmarks.md. 10 s was once missed with other CPU-heavy
+		// work on the same two cores: the bound is generous, the figure
+		// is the benchmark's.
+		const fanOut = 30 * time.Second
 
 		It("follows a node that joins, changes its address and leaves, in every isolated namespace, and writes nothing for a change that keeps the addresses", func() {
 			createIsolatedNamespace()
