@@ -67,6 +67,9 @@ type Reconciler struct {
 	// tenantPolicies reads the NetworkPolicies that moat does not manage
 	// (newTenantPolicyCache); nil: the API reader.
 	tenantPolicies client.Reader
+	// later holds a slot per running background write (applyLater); nil:
+	// none is started.
+	later chan struct{}
 }
 
 // NewReconciler returns a Reconciler that reads through the manager's cache
@@ -89,6 +92,7 @@ func NewReconciler(mgr ctrl.Manager, opts Options) *Reconciler {
 		recorder:     mgr.GetEventRecorder(EventSource),
 		gauges:       newGauges(),
 		tenantConfig: opts.Config,
+		later:        make(chan struct{}, maxLaterApplies),
 	}
 }
 
@@ -186,8 +190,9 @@ func requeueAfter(admissionRecheck time.Duration, conflicts bool) time.Duration 
 // labels are the ones being admitted, not yet stored) with the namespace's
 // allowlists and Services from the cache, and server-side applies its deny
 // policies (policy.IsDenyPolicy) that are missing or differ, as field
-// manager "moat": the namespace is closed when the request returns, and the
-// controller writes what extends the deny once the label is stored. When ns carries a
+// manager "moat": the namespace is closed when the request returns. The
+// policies that extend the deny are then written in the background
+// (applyLater), and by the controller once the label is stored. When ns carries a
 // resourceVersion (that of the stored namespace the request changes), every
 // policy it needs is also marked with AdmissionVersionAnnotation, so that a
 // reconcile that still sees the namespace without the label neither deletes
@@ -226,18 +231,20 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	// Only the deny policies are written inside the request: the
-	// namespace is closed when the request returns, in one round of
-	// writes; what extends the deny (the group, the nodes, allowlists) is
-	// written by the controller right after the label is stored.
-	toApply := slices.DeleteFunc(c.plan.apply, func(np networkingv1.NetworkPolicy) bool { return !policy.IsDenyPolicy(np.Name) })
+	// The deny policies are written inside the request, on their own and
+	// first: the namespace is closed when the request returns. What
+	// extends the deny (the group, the nodes, allowlists) is written right
+	// after, in the background (applyLater), and by the controller once
+	// the label is stored.
+	isDeny := func(np networkingv1.NetworkPolicy) bool { return policy.IsDenyPolicy(np.Name) }
+	toApply := slices.Clone(c.plan.apply)
 	if ns.ResourceVersion != "" {
 		// Policies left from an earlier isolation that the controller has
 		// not deleted yet are marked too, so that it keeps them
 		// (admission.go).
 		for _, np := range c.rendered.Policies {
 			cur := c.live[np.Name]
-			if policy.IsDenyPolicy(np.Name) && cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
+			if cur != nil && policy.IsManaged(cur) && cur.Annotations[AdmissionVersionAnnotation] != ns.ResourceVersion &&
 				!slices.ContainsFunc(toApply, func(a networkingv1.NetworkPolicy) bool { return a.Name == np.Name }) {
 				toApply = append(toApply, np)
 			}
@@ -246,11 +253,13 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 			metav1.SetMetaDataAnnotation(&toApply[i].ObjectMeta, AdmissionVersionAnnotation, ns.ResourceVersion)
 		}
 	}
+	extensions := slices.DeleteFunc(slices.Clone(toApply), isDeny)
+	toApply = slices.DeleteFunc(toApply, func(np networkingv1.NetworkPolicy) bool { return !isDeny(np) })
 	var taken error
 	if len(c.plan.conflicts) > 0 {
 		taken = &policy.NamesTakenError{Namespace: ns.Name, Names: slices.Clone(c.plan.conflicts)}
 	}
-	if len(toApply) == 0 {
+	if len(toApply) == 0 && len(extensions) == 0 {
 		if taken != nil {
 			return func(context.Context) error { return taken }, nil
 		}
@@ -261,8 +270,42 @@ func (r *Reconciler) PrepareNamespace(ctx context.Context, ns *corev1.Namespace)
 		for _, err := range r.applyAll(ctx, ns, toApply, c.live) {
 			errs = append(errs, err)
 		}
+		if len(errs) == 0 {
+			r.applyLater(ns, extensions, c.live)
+		}
 		return errors.Join(append(errs, taken)...)
 	}, nil
+}
+
+// maxLaterApplies bounds the extension writes that admission leaves running
+// (applyLater): a burst of label requests cannot start more; past it the
+// controller writes them once the labels are stored.
+const maxLaterApplies = 32
+
+// laterApplyTimeout bounds one background write of extensions.
+const laterApplyTimeout = 10 * time.Second
+
+// applyLater writes the extension policies of a namespace whose deny an
+// admission request has just written, without holding up that request. It
+// writes nothing when maxLaterApplies such writes are running already; a
+// failure is logged, and the controller converges either way.
+func (r *Reconciler) applyLater(ns *corev1.Namespace, nps []networkingv1.NetworkPolicy, live map[string]*networkingv1.NetworkPolicy) {
+	if len(nps) == 0 {
+		return
+	}
+	select {
+	case r.later <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-r.later }()
+		ctx, cancel := context.WithTimeout(context.Background(), laterApplyTimeout)
+		defer cancel()
+		for name, err := range r.applyAll(ctx, ns, nps, live) {
+			logf.FromContext(ctx).Info("writing an extension policy after admission failed; the controller will converge", "namespace", ns.Name, "networkPolicy", name, "error", err.Error())
+		}
+	}()
 }
 
 // namespaceRequest is the reconcile request for a namespace.
