@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -359,5 +360,15 @@ func TestNodeAddressBounds(t *testing.T) {
 	got, overflow = BoundedNodeAddresses([]*corev1.Node{flood}, Config{NodeAddressAnnotations: []string{"tunnel"}})
 	if len(got) != DefaultMaxNodeAddressesPerNode || overflow.Empty() {
 		t.Errorf("default bound: %d addresses, %+v", len(got), overflow)
+	}
+	// A node with exactly the bound of distinct addresses, one of them
+	// repeated, is not over it: repeats do not count.
+	full := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "full"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: "192.168.1.1"}, {Type: corev1.NodeInternalIP, Address: "192.168.1.1"},
+		{Type: corev1.NodeInternalIP, Address: "192.168.1.2"}, {Type: corev1.NodeInternalIP, Address: "192.168.1.3"},
+	}}}
+	got, overflow = BoundedNodeAddresses([]*corev1.Node{full}, Config{MaxNodeAddressesPerNode: 3})
+	if !slices.Equal(got, addrs("192.168.1.1", "192.168.1.2", "192.168.1.3")) || !overflow.Empty() {
+		t.Errorf("exactly the bound: %v, %+v", got, overflow)
 	}
 }

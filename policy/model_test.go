@@ -112,6 +112,7 @@ func TestCoversPort(t *testing.T) {
 		{"same name", admitted(npNamedPort(corev1.ProtocolTCP, "http")), ptr.To(npNamedPort(corev1.ProtocolTCP, "http")), true},
 		{"name for a number", admitted(tcp80), ptr.To(npNamedPort(corev1.ProtocolTCP, "http")), false},
 		{"number for a name", admitted(npNamedPort(corev1.ProtocolTCP, "http")), &tcp80, false},
+		{"other name", admitted(npNamedPort(corev1.ProtocolTCP, "http")), ptr.To(npNamedPort(corev1.ProtocolTCP, "metrics")), false},
 		{"a second admission", append(admitted(tcp80), admitted(npPort(corev1.ProtocolTCP, 443))...), ptr.To(npPort(corev1.ProtocolTCP, 443)), true},
 	} {
 		if got := CoversPort(tc.admitted, tc.port); got != tc.want {
@@ -146,5 +147,39 @@ func TestSelectionsPods(t *testing.T) {
 		if len(sels) != 1 || (len(sels[0].By) > 0) != tc.held {
 			t.Errorf("%s: %+v, want held %t", tc.name, sels, tc.held)
 		}
+	}
+}
+
+// TestNarrowestModel: the narrowest model is what an isolated namespace
+// admits with no flag set and an allowlist whose only egress peer is
+// dropped: its own namespace, both ways, egress restricted.
+func TestNarrowestModel(t *testing.T) {
+	closed := allowlist("closed", v1alpha1.NetworkAllowlistSpec{Egress: []v1alpha1.EgressRule{egress(peers(svcRef("demo-project-1", "missing")))}})
+	m, err := Compute(Input{Namespace: isolatedNamespace("demo-project-1"), Allowlists: []*v1alpha1.NetworkAllowlist{closed}}, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Allowlists = nil
+	if diff := cmp.Diff(NarrowestModel("demo-project-1"), m); diff != "" {
+		t.Errorf("NarrowestModel (-want +got):\n%s", diff)
+	}
+}
+
+// TestComputeServiceInAllowlistNamespace: a Service peer without a
+// namespace names a Service of the allowlist's namespace, and of the
+// project's namespace when the allowlist has none (a manifest rendered
+// offline).
+func TestComputeServiceInAllowlistNamespace(t *testing.T) {
+	web := service("demo-project-1", "web", map[string]string{"app": "web"}, svcPort("http", corev1.ProtocolTCP, 80, intstr.FromInt32(8080)))
+	al := allowlist("local", v1alpha1.NetworkAllowlistSpec{Egress: []v1alpha1.EgressRule{egress(peers(svcRef("", "web")))}})
+	al.Namespace = ""
+	m, err := Compute(Input{Namespace: isolatedNamespace("demo-project-1"), Allowlists: []*v1alpha1.NetworkAllowlist{al}}, servicesOf(web), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Admission{Peer: Peer{Kind: PeerPods, Namespace: "demo-project-1", Selector: map[string]string{"app": "web"}},
+		Ports: npPorts(npPort(corev1.ProtocolTCP, 8080)), Source: Source{Allowlist: "local", Field: "spec.egress[0].to[0]"}}
+	if len(m.Egress) != 2 || !cmp.Equal(m.Egress[1], want) || len(m.Allowlists[0].Problems) != 0 {
+		t.Errorf("egress %+v, problems %+v; want the Service's pods", m.Egress, m.Allowlists[0].Problems)
 	}
 }

@@ -872,3 +872,46 @@ func TestRenderPolicyNameCollision(t *testing.T) {
 		t.Errorf("allowlist results (-want +got):\n%s", diff)
 	}
 }
+
+// TestRenderKeepsDeclaredRules: two declared rules with the same ports stay
+// two rules in the generated policy (one per declared rule and port list),
+// so that the policy reads like the allowlist it comes from.
+func TestRenderKeepsDeclaredRules(t *testing.T) {
+	web := allowlist("web", v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{
+		ingress(peers(nsRef("demo-project-2")), port(corev1.ProtocolTCP, 80)),
+		ingress(peers(nsRef("demo-project-3")), port(corev1.ProtocolTCP, 80)),
+	}})
+	r, err := Render(Input{Namespace: isolatedNamespace("demo-project-1"), Allowlists: []*v1alpha1.NetworkAllowlist{web}}, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []networkingv1.NetworkPolicyIngressRule{
+		{From: npPeers(npNamespace("demo-project-2")), Ports: npPorts(npPort(corev1.ProtocolTCP, 80))},
+		{From: npPeers(npNamespace("demo-project-3")), Ports: npPorts(npPort(corev1.ProtocolTCP, 80))},
+	}
+	if len(r.Policies) != 2 || r.Policies[0].Name != "moat-allowlist-web" {
+		t.Fatalf("policies: %+v", r.Policies)
+	}
+	if diff := cmp.Diff(want, r.Policies[0].Spec.Ingress); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestRenderRepeatedAllowlistName: should the input repeat an allowlist
+// name (a manifest given twice offline), the one with the lowest UID is
+// used, whatever the input order.
+func TestRenderRepeatedAllowlistName(t *testing.T) {
+	a := allowlist("web", v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{ingress(peers(nsRef("demo-project-2")))}})
+	a.UID = "a"
+	b := allowlist("web", v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{ingress(peers(nsRef("demo-project-3")))}})
+	b.UID = "b"
+	for _, in := range [][]*v1alpha1.NetworkAllowlist{{a, b}, {b, a}} {
+		m, err := Compute(Input{Namespace: isolatedNamespace("demo-project-1"), Allowlists: in}, nil, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Allowlists) != 1 || m.Allowlists[0].UID != "a" || m.Ingress[len(m.Ingress)-1].Peer.Namespace != "demo-project-2" {
+			t.Errorf("allowlists %+v, ingress %+v; want the one with UID a", m.Allowlists, m.Ingress)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"moat.dev/moat/api/v1alpha1"
 )
 
 const genericCIDRDetail = "must be a CIDR such as 10.1.0.0/24, 192.168.1.1/32 or 2001:db8::/64"
@@ -205,5 +207,22 @@ func TestCanonicalCIDR(t *testing.T) {
 				t.Errorf("CanonicalCIDR(%q) = %q, which ValidateCIDR refuses: %v", tc.cidr, got, errs)
 			}
 		}
+	}
+}
+
+// TestValidateIPBlockExceptLimit: v1alpha1.MaxExcept except entries are
+// accepted, one more is too many.
+func TestValidateIPBlockExceptLimit(t *testing.T) {
+	var except []string
+	for i := range v1alpha1.MaxExcept + 1 {
+		except = append(except, fmt.Sprintf("10.%d.0.0/16", i+1))
+	}
+	if errs, _ := ValidateIPBlock("10.0.0.0/8", except[:v1alpha1.MaxExcept], ipBlockPath, Config{}); len(errs) != 0 {
+		t.Errorf("%d except entries: %v", v1alpha1.MaxExcept, errs)
+	}
+	errs, _ := ValidateIPBlock("10.0.0.0/8", except, ipBlockPath, Config{})
+	want := field.ErrorList{field.TooMany(ipBlockPath.Child("except"), v1alpha1.MaxExcept+1, v1alpha1.MaxExcept)}
+	if diff := cmp.Diff(want, errs); diff != "" {
+		t.Errorf("%d except entries (-want +got):\n%s", v1alpha1.MaxExcept+1, diff)
 	}
 }

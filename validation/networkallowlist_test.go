@@ -633,3 +633,24 @@ func TestValidatePeer(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateNetworkAllowlistAtLimits: exactly MaxRules rules of MaxPeers
+// peers and MaxPorts ports are accepted.
+func TestValidateNetworkAllowlistAtLimits(t *testing.T) {
+	var peers []v1alpha1.Peer
+	for i := range v1alpha1.MaxPeers {
+		peers = append(peers, v1alpha1.Peer{Namespace: fmt.Sprintf("ns-%d", i)})
+	}
+	var ports []v1alpha1.Port
+	for i := range v1alpha1.MaxPorts {
+		ports = append(ports, v1alpha1.Port{Port: ptr.To(intstr.FromInt32(int32(8000 + i)))})
+	}
+	nal := &v1alpha1.NetworkAllowlist{ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "full"}}
+	for range v1alpha1.MaxRules {
+		nal.Spec.Ingress = append(nal.Spec.Ingress, v1alpha1.IngressRule{From: peers, Ports: ports})
+		nal.Spec.Egress = append(nal.Spec.Egress, v1alpha1.EgressRule{To: peers, Ports: ports})
+	}
+	if errs, _ := ValidateNetworkAllowlist(nal, Config{}, nil); len(errs) != 0 {
+		t.Errorf("at the limits: %v", errs[:min(len(errs), 3)])
+	}
+}

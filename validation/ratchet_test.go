@@ -166,3 +166,30 @@ func TestValidateNetworkPolicyUpdateRatchets(t *testing.T) {
 	errs, warnings = ValidateNetworkPolicyUpdate(edited, stored, Config{})
 	checkFindings(t, errs, warnings, field.ErrorList{sctp(1)}, []string{ratcheted(hostBits), ratcheted(sctp(0))})
 }
+
+// TestValidateNetworkPolicyUpdateRatchetsEgress: an egress ipBlock the
+// stored policy holds is kept too.
+func TestValidateNetworkPolicyUpdateRatchetsEgress(t *testing.T) {
+	stored := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "legacy"},
+		Spec: networkingv1.NetworkPolicySpec{
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.1.0.1/24"}}}}},
+		},
+	}
+	hostBits := field.Invalid(field.NewPath("spec", "egress").Index(0).Child("to").Index(0).Child("ipBlock", "cidr"), "10.1.0.1/24", hostBitsDetail)
+	errs, warnings := ValidateNetworkPolicyUpdate(stored, stored.DeepCopy(), Config{})
+	checkFindings(t, errs, warnings, nil, []string{ratcheted(hostBits)})
+}
+
+// TestValidateNetworkAllowlistUpdateNewNamespacePeer: an update ratchets
+// only the namespace names the stored allowlist holds; a new invalid one
+// is refused.
+func TestValidateNetworkAllowlistUpdateNewNamespacePeer(t *testing.T) {
+	old := validAllowlist()
+	nal := validAllowlist()
+	nal.Spec.Ingress[0].From = append(nal.Spec.Ingress[0].From, v1alpha1.Peer{Namespace: "Demo_Project"})
+	errs, _ := ValidateNetworkAllowlistUpdate(nal, old, Config{}, nil)
+	if len(errs) != 1 || errs[0].Field != "spec.ingress[0].from[2].namespace" {
+		t.Errorf("errors %v, want one at spec.ingress[0].from[2].namespace", errs)
+	}
+}

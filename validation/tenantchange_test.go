@@ -38,6 +38,8 @@ func TestTenantModelKey(t *testing.T) {
 	second := &v1alpha1.NetworkAllowlist{ObjectMeta: metav1.ObjectMeta{Namespace: "demo-project-1", Name: "a-second"},
 		Spec: v1alpha1.NetworkAllowlistSpec{Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Namespace: "demo-project-3"}}}}}}
 	withSecond := TenantModel(ns, append(reversed, second), tenantConfig(), tenantCluster())
+	otherEgress := tenantAllowlists()
+	otherEgress[0].Spec.Egress[0].To[0].IPBlock.CIDR = "198.51.100.0/24"
 	secondFirst := TenantModel(ns, []*v1alpha1.NetworkAllowlist{second, tenantAllowlists()[0]}, tenantConfig(), tenantCluster())
 
 	moved := ns.DeepCopy()
@@ -56,6 +58,7 @@ func TestTenantModelKey(t *testing.T) {
 		{"allowlists in another order", withSecond, secondFirst, true},
 		{"an allowlist deleted", before, after, false},
 		{"an allowlist added", before, withSecond, false},
+		{"an egress peer changed", before, TenantModel(ns, otherEgress, tenantConfig(), tenantCluster()), false},
 		{"a group move", TenantModel(inA, nil, cfg, nil), TenantModel(moved, nil, cfg, nil), false},
 		{"a Service's selector changed", before, TenantModel(ns, tenantAllowlists(), tenantConfig(), newCluster()), false},
 		{"isolation off", TenantModel(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-project-1"}}, nil, tenantConfig(), nil), policy.Model{}, true},

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -549,5 +550,86 @@ func TestTenantRulePins(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestTenantRuleLookupFailureFailsClosed: when Services cannot be looked up,
+// the tenant model leaves their pods out and keeps the rest: the rule still
+// refuses what moat does not admit instead of letting everything through.
+func TestTenantRuleLookupFailureFailsClosed(t *testing.T) {
+	cluster := tenantCluster()
+	cluster.err = errors.New("API server unreachable")
+	ns := isolatedNamespace("demo-project-1")
+	for _, tc := range []struct {
+		name    string
+		np      *networkingv1.NetworkPolicy
+		refused bool
+	}{
+		{"an admitted namespace", ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("demo-project-2")}), false},
+		{"the pods of a Service that could not be looked up", ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: pinned("other"), PodSelector: labels("app", "web")}), true},
+		{"every namespace", ingressPolicy(networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}), true},
+	} {
+		if errs := ValidateTenantNetworkPolicy(tc.np, ns, tenantAllowlists(), tenantConfig(), cluster); (len(errs) > 0) != tc.refused {
+			t.Errorf("%s: %v, want refused %t", tc.name, errs, tc.refused)
+		}
+	}
+}
+
+// TestRatchetTenantFindingsKeptRules: a finding is kept only in a rule the
+// stored policy holds unchanged (egress rules too, and spec.ingress[1] is
+// not spec.ingress[10]), under a pod selector that keeps every term of the
+// stored one (matchExpressions too) and the same policy types.
+func TestRatchetTenantFindingsKeptRules(t *testing.T) {
+	ns := isolatedNamespace("demo-project-1")
+	findings := func(np *networkingv1.NetworkPolicy) field.ErrorList {
+		return ValidateTenantNetworkPolicy(np, ns, tenantAllowlists(), tenantConfig(), tenantCluster())
+	}
+	unpinned := networkingv1.NetworkPolicyPeer{NamespaceSelector: labels("team", "monitoring")}
+	confined := networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{PodSelector: labels("app", "web")}}}
+	stored := ingressPolicy(unpinned)
+	stored.Spec.PodSelector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"a"}}}}
+	stored.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+
+	// The stored rule moved to index 1, a new unadmitted rule at index 10.
+	eleven := stored.DeepCopy()
+	eleven.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{confined, stored.Spec.Ingress[0]}
+	for range 8 {
+		eleven.Spec.Ingress = append(eleven.Spec.Ingress, confined)
+	}
+	eleven.Spec.Ingress = append(eleven.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: labels("team", "other")}}})
+
+	withoutExpression := stored.DeepCopy()
+	withoutExpression.Spec.PodSelector = metav1.LabelSelector{}
+	withEgressType := stored.DeepCopy()
+	withEgressType.Spec.PolicyTypes = append(withEgressType.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+
+	storedEgress := egressPolicy(unpinned)
+	movedEgress := storedEgress.DeepCopy()
+	movedEgress.Spec.Egress = append([]networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{dbPods}, Ports: []networkingv1.NetworkPolicyPort{tcp(5432)}}}, movedEgress.Spec.Egress...)
+
+	for _, tc := range []struct {
+		name     string
+		np, old  *networkingv1.NetworkPolicy
+		wantAct  []string
+		wantKept []string
+	}{
+		{"unchanged", stored, stored, nil, []string{"spec.ingress[0].from[0].namespaceSelector"}},
+		{"a new rule at index 10 beside the kept rule at 1", eleven, stored,
+			[]string{"spec.ingress[10].from[0].namespaceSelector"}, []string{"spec.ingress[1].from[0].namespaceSelector"}},
+		{"a pod selector without the stored expression", withoutExpression, stored, []string{"spec.ingress[0].from[0].namespaceSelector"}, nil},
+		{"egress added to the policy types", withEgressType, stored, []string{"spec.ingress[0].from[0].namespaceSelector"}, nil},
+		{"an unchanged egress rule that moved", movedEgress, storedEgress, nil, []string{"spec.egress[1].to[0].namespaceSelector"}},
+	} {
+		act, kept := RatchetTenantFindings(tc.np, tc.old, findings(tc.np))
+		fields := func(errs field.ErrorList) []string {
+			var out []string
+			for _, e := range errs {
+				out = append(out, e.Field)
+			}
+			return out
+		}
+		if !cmp.Equal(fields(act), tc.wantAct) || !cmp.Equal(fields(kept), tc.wantKept) {
+			t.Errorf("%s: act %v, kept %v; want %v and %v", tc.name, fields(act), fields(kept), tc.wantAct, tc.wantKept)
+		}
 	}
 }
