@@ -248,6 +248,12 @@ var _ = Describe("Isolation that holds", func() {
 				}
 			}
 			Expect(listManagedNetworkPolicies(victim.Name)).To(HaveLen(1))
+
+			// The label is never stored: the controller removes the
+			// policy once the admission grace ends. Waiting for it keeps
+			// that delete out of the specs that count writes.
+			Eventually(func() []networkingv1.NetworkPolicy { return listNetworkPolicies(victim.Name) }).
+				WithTimeout(time.Minute).Should(BeEmpty())
 		})
 	})
 
