@@ -5,12 +5,15 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 )
 
 // Allowlists, built as a project admin writes them.
@@ -264,9 +268,10 @@ func (s *suite) projectGroups(t *testing.T) {
 // and NetworkAllowlists in proj-a, nothing else.
 const tenant = "tenant-of-proj-a"
 
-func (s *suite) tenantPolicies(t *testing.T) {
-	ctx, admin := s.ctx, s.cluster.Admin
-	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
+// tenantClient binds the tenant's Role in proj-a (once: reset keeps RBAC)
+// and returns a client acting as the tenant, whom moat does not trust.
+func (s *suite) tenantClient(t *testing.T) client.Client {
+	t.Helper()
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: projA},
 		Rules: []rbacv1.PolicyRule{
@@ -280,7 +285,7 @@ func (s *suite) tenantPolicies(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: tenant}},
 	}
 	for _, obj := range []client.Object{role, binding} {
-		if err := admin.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := s.cluster.Admin.Create(s.ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 	}
@@ -288,6 +293,13 @@ func (s *suite) tenantPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return user
+}
+
+func (s *suite) tenantPolicies(t *testing.T) {
+	ctx := s.ctx
+	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
+	user := s.tenantClient(t)
 	// A policy that admits proj-c: beyond what moat admits, so refused.
 	wide := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "let-proj-c-in", Namespace: projA},
@@ -338,6 +350,112 @@ func (s *suite) tenantPolicies(t *testing.T) {
 		Allow(s.other, s.tcp(s.web, portHTTP)),
 		Deny(s.client, s.tcp(s.web, portHTTP)),
 	)
+}
+
+// eventDeadline bounds how long the controller may take to record an Event
+// after the change that calls for it.
+const eventDeadline = 10 * time.Second
+
+// laundering is case 2 of issue 20: a tenant justifies a NetworkPolicy
+// with an allowlist, then tries to drop the allowlist and keep the policy.
+// moat refuses the tenant's delete, naming the policy; an admin's delete is
+// admitted and the controller reports the stranded policy (never deletes
+// it), so the data plane still admits the peer until someone removes it.
+// The policy selects proj-a/web only: proj-c → proj-a/db shows what the
+// allowlist itself opens, so that after the admin's delete web's opening is
+// the stranded policy's, not moat's policies lagging behind.
+func (s *suite) laundering(t *testing.T) {
+	ctx := s.ctx
+	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
+	user := s.tenantClient(t)
+	al := allowlist(projA, "temporary-from-proj-c", v1alpha1.NetworkAllowlistSpec{
+		Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Namespace: projC}}, Ports: ports(corev1.ProtocolTCP, portHTTP)}},
+	})
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "laundered-proj-c", Namespace: projA},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: projC}},
+				}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt(portHTTP))}},
+			}},
+		},
+	}
+	s.step(t, "tenant creates an allowlist admitting proj-c on TCP 80, then a NetworkPolicy for proj-a/web pinned to proj-c on port 80 (admitted: the allowlist justifies it)", "", func() error {
+		if err := user.Create(ctx, al); err != nil {
+			return fmt.Errorf("the tenant's allowlist: %w", err)
+		}
+		if err := user.Create(ctx, np); err != nil {
+			return fmt.Errorf("the tenant's NetworkPolicy, justified by its allowlist, was refused: %w", err)
+		}
+		return nil
+	},
+		Allow(s.other, s.tcp(s.web, portHTTP)),
+		Allow(s.other, s.tcp(s.db, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+		Deny(s.other, s.tcp(s.web, portAlt)),
+	)
+	s.step(t, "tenant deletes the allowlist: refused, naming the policy it would strand; proj-c still admitted, as the allowlist still declares", "", func() error {
+		err := user.Delete(ctx, al.DeepCopy())
+		switch {
+		case err == nil:
+			t.Errorf("the tenant deleted the allowlist that NetworkPolicy %s needs", np.Name)
+		case !strings.Contains(err.Error(), np.Name):
+			t.Errorf("the tenant's delete failed, but the error does not name NetworkPolicy %s: %v", np.Name, err)
+		default:
+			t.Logf("refused as expected: %v", err)
+		}
+		return s.cluster.Admin.Get(ctx, client.ObjectKeyFromObject(al), &v1alpha1.NetworkAllowlist{})
+	},
+		Allow(s.other, s.tcp(s.web, portHTTP)),
+		Allow(s.other, s.tcp(s.db, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+	)
+	s.step(t, "admin deletes the allowlist: admitted; the stranded policy is reported (Event "+controller.EventTenantPolicyBeyondIsolation+"), never deleted, so proj-c still gets into proj-a/web (not into proj-a/db: the allowlist's opening is gone)", "", func() error {
+		start := time.Now()
+		if err := s.delete(al)(); err != nil {
+			return fmt.Errorf("the admin's delete of the allowlist: %w", err)
+		}
+		event, err := s.waitForEvent(np, controller.EventTenantPolicyBeyondIsolation, eventDeadline)
+		if err != nil {
+			return fmt.Errorf("no %s Event on NetworkPolicy %s/%s within %s of the admin's delete: %w",
+				controller.EventTenantPolicyBeyondIsolation, np.Namespace, np.Name, eventDeadline, err)
+		}
+		t.Logf("Event on NetworkPolicy %s/%s %s after the delete: %s", np.Namespace, np.Name, time.Since(start).Round(time.Millisecond), event)
+		return s.cluster.Admin.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{})
+	},
+		Allow(s.other, s.tcp(s.web, portHTTP)),
+		Deny(s.other, s.tcp(s.db, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+	)
+	s.step(t, "clean-up: the stranded NetworkPolicy deleted: proj-c denied again", "", s.delete(np),
+		Deny(s.other, s.tcp(s.web, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+	)
+}
+
+// waitForEvent waits until an Event with reason regarding obj (by UID: an
+// earlier object of the same name may have Events too) is recorded, and
+// returns its note.
+func (s *suite) waitForEvent(obj client.Object, reason string, timeout time.Duration) (string, error) {
+	var note string
+	err := wait.PollUntilContextTimeout(s.ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list := &eventsv1.EventList{}
+		if err := s.cluster.Admin.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return false, err
+		}
+		for _, e := range list.Items {
+			if e.Reason == reason && e.Regarding.UID == obj.GetUID() {
+				note = e.Note
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return note, err
 }
 
 func (s *suite) ingressFromNodes(t *testing.T) {

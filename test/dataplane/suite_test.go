@@ -144,12 +144,11 @@ func missingPrerequisites() string {
 // enforcer, then every scenario with kube-router's firewall enforcing moat's
 // policies, then the convergence figures.
 //
-// Not covered yet: laundering a tenant NetworkPolicy through a temporary
-// allowlist (case 2 of the issue "Fail closed under change and abuse"; its
-// case 1, the node flood, is a scenario). Tried by hand on 2026-12-04:
-// after the tenant deletes the allowlist, its policy stays and the data plane
-// keeps admitting the peer, the open bug of that issue; the case belongs here
-// once it is fixed.
+// Cases 1 and 2 of the issue "Fail closed under change and abuse" (issue
+// 20) are scenarios: the node flood, and laundering a tenant NetworkPolicy
+// through a temporary allowlist (the tenant's delete of the allowlist is
+// refused, naming the policy; an admin's is admitted, and the stranded
+// policy is reported with an Event, never deleted).
 func TestDataPlane(t *testing.T) {
 	logf.SetLogger(logr.Discard())
 	if reason := missingPrerequisites(); reason != "" {
@@ -173,6 +172,7 @@ func TestDataPlane(t *testing.T) {
 		{"isolation off again restores connectivity", s.isolationOff},
 		{"project groups admit each other", s.projectGroups},
 		{"tenant NetworkPolicy refused, confined one accepted", s.tenantPolicies},
+		{"laundering through a temporary allowlist", s.laundering},
 		{"ingress from nodes", s.ingressFromNodes},
 		{"node flood: the deny holds, node addresses bounded per node", s.nodeFlood},
 		{"convergence", s.convergenceRounds},
