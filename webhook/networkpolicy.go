@@ -106,22 +106,19 @@ func (v *NetworkPolicyValidator) guard(ctx context.Context, np *networkingv1.Net
 	if !policy.IsManaged(np) {
 		return nil
 	}
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
+	req, trusted, err := v.requester(ctx)
+	if err != nil || trusted {
+		return err
 	}
-	if v.Trust.Trusted(req.UserInfo) {
-		return nil
-	}
-	trusted := "moat itself, the namespace controller and the garbage collector"
+	who := "moat itself, the namespace controller and the garbage collector"
 	if len(v.Trust.AdminGroups) > 0 {
-		trusted += ", and members of " + strings.Join(v.Trust.AdminGroups, ", ")
+		who += ", and members of " + strings.Join(v.Trust.AdminGroups, ", ")
 	}
 	return apierrors.NewForbidden(networkingv1.SchemeGroupVersion.WithResource("networkpolicies").GroupResource(), np.Name,
 		fmt.Errorf("user %q may not %s a NetworkPolicy labelled %s=%s: moat manages it and would put it back; "+
 			"change the NetworkAllowlists or the %s label of namespace %s instead (only %s may change managed policies)",
 			req.UserInfo.Username, verb, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue,
-			v1alpha1.IsolationLabel, np.Namespace, trusted))
+			v1alpha1.IsolationLabel, np.Namespace, who))
 }
 
 // reservedName returns a Forbidden error when a user that Trust does not
@@ -137,15 +134,22 @@ func (v *NetworkPolicyValidator) reservedName(ctx context.Context, np *networkin
 	if !policy.IsReservedPolicyName(np.Name) {
 		return nil
 	}
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
-	}
-	if v.Trust.Trusted(req.UserInfo) {
-		return nil
+	req, trusted, err := v.requester(ctx)
+	if err != nil || trusted {
+		return err
 	}
 	return apierrors.NewForbidden(networkingv1.SchemeGroupVersion.WithResource("networkpolicies").GroupResource(), np.Name,
 		fmt.Errorf("user %q may not create a NetworkPolicy named %q: names starting with %q are reserved for the policies moat writes "+
 			"(a policy of that name that moat does not manage would keep moat from isolating namespace %s); choose another name",
 			req.UserInfo.Username, np.Name, policy.ReservedPolicyNamePrefix, np.Namespace))
+}
+
+// requester returns the admission request in ctx and whether Trust trusts
+// its user.
+func (v *NetworkPolicyValidator) requester(ctx context.Context) (admission.Request, bool, error) {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return req, false, apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
+	}
+	return req, v.Trust.Trusted(req.UserInfo), nil
 }

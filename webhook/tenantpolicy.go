@@ -2,12 +2,10 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/validation"
@@ -27,12 +25,8 @@ func (v *NetworkPolicyValidator) tenant(ctx context.Context, np, old *networking
 	if mode == validation.TenantPoliciesOff || v.Cached == nil {
 		return nil, nil, nil
 	}
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return nil, nil, apierrors.NewInternalError(fmt.Errorf("admission request missing from context: %w", err))
-	}
-	if v.Trust.Trusted(req.UserInfo) {
-		return nil, nil, nil
+	if _, trusted, err := v.requester(ctx); err != nil || trusted {
+		return nil, nil, err
 	}
 	reader := v.Cached
 	if v.Live != nil {

@@ -409,14 +409,7 @@ var _ = Describe("Isolation that holds", func() {
 
 		Context("with --tenant-network-policies=warn", Serial, func() {
 			BeforeEach(func() {
-				stopManager()
-				webhookValidation.TenantNetworkPolicies = validation.TenantPoliciesWarn
-				startManager()
-				DeferCleanup(func() {
-					stopManager()
-					webhookValidation = defaultWebhookValidation()
-					startManager()
-				})
+				restartWithConfig(func(c *validation.Config) { c.TenantNetworkPolicies = validation.TenantPoliciesWarn })
 			})
 
 			It("admits the opening policy with a warning that names the peer", func() {

@@ -14,6 +14,7 @@ import (
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // reservedNameWebhook is how the API server reports a refusal of the
@@ -136,15 +137,8 @@ var _ = Describe("Names others could claim", func() {
 
 			BeforeEach(func() {
 				missing = []string{"e2e-unclaimed-" + rand.String(6), "e2e-unclaimed-" + rand.String(6)}
-				stopManager()
-				cfg := defaultWebhookValidation()
-				cfg.Policy.AllowedIngressNamespaces = append([]string{allowedIngressNamespace}, missing...)
-				webhookValidation = cfg
-				startManager()
-				DeferCleanup(func() {
-					stopManager()
-					webhookValidation = defaultWebhookValidation()
-					startManager()
+				restartWithConfig(func(c *validation.Config) {
+					c.Policy.AllowedIngressNamespaces = append([]string{allowedIngressNamespace}, missing...)
 				})
 			})
 

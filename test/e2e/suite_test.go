@@ -33,6 +33,7 @@ import (
 	"moat.dev/moat/policy"
 	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/watchdog"
+	"moat.dev/moat/validation"
 )
 
 // Package-level state shared by every spec. It is set up once in BeforeSuite.
@@ -206,6 +207,23 @@ func startManager() {
 		return webhookStarted(nil)
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	Expect(mgr.GetCache().WaitForCacheSync(mgrCtx)).To(BeTrue())
+}
+
+// restartWithConfig restarts the manager with the suite's configuration
+// (defaultWebhookValidation) changed by change, for the rest of the spec:
+// its cleanup restarts it with the default again.
+func restartWithConfig(change func(*validation.Config)) {
+	GinkgoHelper()
+	stopManager()
+	cfg := defaultWebhookValidation()
+	change(&cfg)
+	webhookValidation = cfg
+	startManager()
+	DeferCleanup(func() {
+		stopManager()
+		webhookValidation = defaultWebhookValidation()
+		startManager()
+	})
 }
 
 // stopManager stops the running manager, if any, and waits until it has

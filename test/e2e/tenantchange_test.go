@@ -195,14 +195,7 @@ var _ = Describe("tenant NetworkPolicies when what moat admits shrinks", func() 
 
 	Context("with --tenant-network-policies=warn", Serial, func() {
 		BeforeEach(func() {
-			stopManager()
-			webhookValidation.TenantNetworkPolicies = validation.TenantPoliciesWarn
-			startManager()
-			DeferCleanup(func() {
-				stopManager()
-				webhookValidation = defaultWebhookValidation()
-				startManager()
-			})
+			restartWithConfig(func(c *validation.Config) { c.TenantNetworkPolicies = validation.TenantPoliciesWarn })
 		})
 
 		It("admits a tenant's delete that strands a policy, with a warning naming it", func() {

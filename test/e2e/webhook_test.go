@@ -24,6 +24,7 @@ import (
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
+	"moat.dev/moat/validation"
 )
 
 // Names of moat's webhooks as the API server reports them in denials.
@@ -540,14 +541,7 @@ var _ = Describe("Admission webhooks", func() {
 
 		When("moat runs with --sctp-enabled", func() {
 			BeforeEach(func() {
-				stopManager()
-				webhookValidation.SCTPEnabled = true
-				startManager()
-				DeferCleanup(func() {
-					stopManager()
-					webhookValidation = defaultWebhookValidation()
-					startManager()
-				})
+				restartWithConfig(func(c *validation.Config) { c.SCTPEnabled = true })
 			})
 
 			It("is accepted in allowlists and NetworkPolicies", func() {
