@@ -141,5 +141,5 @@ func (e *Evaluator) Allowed(src, dst string, port int, proto corev1.Protocol) (b
 	if s.To4() == nil {
 		fam = corev1.IPv6Protocol
 	}
-	return evaluatePacket(e.c, context.Background(), packet{family: fam, srcIP: s, dstIP: d, proto: proto, srcPort: 40000, dstPort: port}), nil
+	return evaluatePacket(e.c, context.Background(), packet{id: 1, payload: nil, family: fam, srcIP: s, dstIP: d, proto: proto, srcPort: 40000, dstPort: port}), nil
 }
