@@ -36,7 +36,7 @@ var (
 
 func newCorpus(seed uint64, namespaces, podsPerNamespace, tenantPolicies int) *corpus {
 	c := &corpus{rng: rand.New(rand.NewPCG(seed, 1))}
-	c.externals = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("10.9.0.5")}
+	c.externals = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("10.9.0.5"), netip.MustParseAddr("192.0.2.200")}
 	for i := range namespaces {
 		name := fmt.Sprintf("ns-%d", i)
 		lbls := map[string]string{v1alpha1.NamespaceNameLabel: name, "team": teams[c.rng.IntN(len(teams))], "kubesphere.io/workspace": fmt.Sprintf("ws%d", c.rng.IntN(2))}
@@ -130,7 +130,8 @@ func (c *corpus) peer() networkingv1.NetworkPolicyPeer {
 	case 3:
 		return networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
 	case 4:
-		return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: c.pick("10.244.0.0/16", "192.0.2.0/24", "0.0.0.0/0"), Except: []string{c.pick("10.244.1.0/24", "192.0.2.10/32", "10.9.0.0/16")}}}
+		block := [][2]string{{"10.244.0.0/16", "10.244.1.0/24"}, {"192.0.2.0/24", "192.0.2.10/32"}, {"0.0.0.0/0", "10.9.0.0/16"}}[c.rng.IntN(3)]
+		return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: block[0], Except: []string{block[1]}}}
 	}
 	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: c.pick("10.244.2.0/24", "198.51.100.0/24", "10.9.0.5/32")}}
 }
