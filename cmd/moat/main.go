@@ -97,6 +97,7 @@ with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
 	})
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newRenderCommand())
+	root.AddCommand(newExplainCommand())
 	root.AddCommand(newImportCommand())
 	root.AddCommand(newCompletionCommand())
 	root.AddCommand(newServeCommand()) // the in-cluster webhooks and controller: serve.go
