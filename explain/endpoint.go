@@ -21,7 +21,7 @@ const MaxSpecLength = 1024
 type SpecKind string
 
 const (
-	// SpecNamed is NAMESPACE/NAME: a pod, else a Service.
+	// SpecNamed is NAMESPACE/NAME: a Service, else a pod.
 	SpecNamed SpecKind = "named"
 	// SpecLabels is NAMESPACE/KEY=VALUE[,...]: the pods a selector selects.
 	SpecLabels SpecKind = "labels"

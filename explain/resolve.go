@@ -108,17 +108,19 @@ func (x *Index) resolveLabels(t *Target) error {
 	return nil
 }
 
-// resolveNamed reads NAMESPACE/NAME as a pod, else as a Service: its pods
-// (or, when none is known, a pod with its selector's labels) and its ports.
+// resolveNamed reads NAMESPACE/NAME as a Service, else as a pod. A Service
+// is its pods (or, when none is known, a pod with its selector's labels)
+// and its ports.
 func (x *Index) resolveNamed(t *Target) error {
 	ns, name := t.Spec.Namespace, t.Spec.Name
-	if p := x.podByName[types.NamespacedName{Namespace: ns, Name: name}]; p != nil {
-		t.Endpoints = []Endpoint{PodEndpoint(p)}
-		return nil
-	}
 	svc := x.Service(ns, name)
 	if svc == nil {
-		return fmt.Errorf("%s/%s: neither a Pod nor a Service of that name is known", ns, name)
+		p := x.podByName[types.NamespacedName{Namespace: ns, Name: name}]
+		if p == nil {
+			return fmt.Errorf("%s/%s: neither a Service nor a Pod of that name is known", ns, name)
+		}
+		t.Endpoints = []Endpoint{PodEndpoint(p)}
+		return nil
 	}
 	if len(svc.Spec.Selector) == 0 {
 		return fmt.Errorf("Service %s/%s has no selector: its endpoints are not pods that NetworkPolicies select; name the addresses instead", ns, name)

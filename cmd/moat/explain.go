@@ -34,11 +34,11 @@ who must apply it (the destination project for ingress, the source project
 for egress).
 
 Endpoints:
-  NAMESPACE/POD              a pod
+  NAMESPACE/SERVICE[:PORT]   the pods of a Service, on the target port of
+                             its port PORT (a number or a name)
+  NAMESPACE/POD              a pod (when no Service has that name)
   NAMESPACE/KEY=VALUE[,...]  the pods a label selector selects
   NAMESPACE                  the pods of a namespace
-  NAMESPACE/SERVICE:PORT     the pods of a Service, on the target port of
-                             its port PORT (a number or a name)
   node/NAME                  a node, by its address
   ADDRESS or CIDR            a pod, node or host outside the cluster
 
