@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"moat.dev/moat/api/v1alpha1"
@@ -58,6 +60,8 @@ type SideAnswer struct {
 	Reasons []Reason `json:"reasons,omitempty"`
 	// Missing says, when the side denies, what nothing admits.
 	Missing string `json:"missing,omitempty"`
+	// Admits lists, when moat's isolation denies, what moat admits there.
+	Admits []string `json:"admits,omitempty"`
 	// Fix is what would admit it, when moat's isolation is what denies.
 	Fix *Fix `json:"fix,omitempty"`
 }
@@ -95,6 +99,10 @@ func (e *Explainer) Explain(src, dst Target) Report {
 	for _, t := range []Target{src, dst} {
 		if t.Note != "" {
 			r.Notes = append(r.Notes, t.Note)
+		}
+		for _, sp := range t.ServicePorts {
+			r.Notes = append(r.Notes, fmt.Sprintf("Service %s/%s port %s forwards to target port %s of its pods: NetworkPolicies apply to the pods and their target port, not to the Service",
+				t.Service.Namespace, t.Service.Name, servicePortName(sp), targetPortName(sp)))
 		}
 		if t.Total > len(t.Endpoints) {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s names %d pods: only the first %d (by name) are explained", specString(t.Spec), t.Total, len(t.Endpoints)))
@@ -166,6 +174,7 @@ func (e *Explainer) side(s Side, src, dst, self Endpoint, port Port, dstTarget T
 	out.Missing = fmt.Sprintf("no rule of %s admits %s %s on %s", describePolicies(s.Selecting), fromTo(s.Direction), peer, port)
 	restrictsMoat := moat && (s.Direction == Ingress || model.EgressRestricted)
 	if restrictsMoat {
+		out.Admits = admits(model, s.Direction)
 		out.Fix = fixFor(s.Direction, self.Namespace, peer, port, dstTarget)
 		return out
 	}
@@ -208,6 +217,19 @@ func (e *Explainer) isolation(s Side, self Endpoint, m policy.Model, moat bool) 
 		return fmt.Sprintf("no NetworkPolicy selects %s for %s: open (namespace %s is not isolated by moat)", self, s.Direction, self.Namespace)
 	}
 	return fmt.Sprintf("not isolated by moat; %s select(s) %s for %s", describePolicies(s.Selecting), self, s.Direction)
+}
+
+// admits describes what the model admits in a direction, with why.
+func admits(m policy.Model, dir Direction) []string {
+	admissions := m.Ingress
+	if dir == Egress {
+		admissions = m.Egress
+	}
+	out := make([]string, 0, len(admissions))
+	for _, a := range admissions {
+		out = append(out, fmt.Sprintf("%s on %s (%s)", a.Peer.Describe(), policy.DescribePorts(a.Ports), a.Source))
+	}
+	return out
 }
 
 // egressAllowlists names the allowlists that declare egress.
@@ -367,4 +389,17 @@ func allowlistName(prefix string, p v1alpha1.Peer) string {
 		name = strings.TrimRight(name[:63], "-")
 	}
 	return name
+}
+
+func servicePortName(sp corev1.ServicePort) string {
+	name := fmt.Sprintf("%d/%s", sp.Port, v1alpha1.ProtocolOrTCP(&sp.Protocol))
+	if sp.Name != "" {
+		name = sp.Name + " (" + name + ")"
+	}
+	return name
+}
+
+func targetPortName(sp corev1.ServicePort) string {
+	tp := v1alpha1.TargetPort(sp)
+	return tp.String()
 }

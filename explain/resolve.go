@@ -226,7 +226,13 @@ func targetPort(sp corev1.ServicePort, pod *corev1.Pod) Port {
 func givenPort(spec Spec, pod *corev1.Pod) Port {
 	proto := spec.Protocol
 	if n, err := strconv.Atoi(spec.Port); err == nil {
-		return Port{Protocol: v1alpha1.ProtocolOrTCP(&proto), Number: int32(n)}
+		p := Port{Protocol: v1alpha1.ProtocolOrTCP(&proto), Number: int32(n)}
+		for _, cp := range allContainerPorts(pod) {
+			if cp.ContainerPort == p.Number && v1alpha1.ProtocolOrTCP(&cp.Protocol) == p.Protocol {
+				p.Name = cp.Name
+			}
+		}
+		return p
 	}
 	if proto == "" {
 		for _, cp := range allContainerPorts(pod) {

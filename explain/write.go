@@ -53,6 +53,9 @@ func writeSide(b *strings.Builder, s SideAnswer) {
 	if s.Missing != "" {
 		fmt.Fprintf(b, "    denied: %s\n", s.Missing)
 	}
+	for _, a := range s.Admits {
+		fmt.Fprintf(b, "    moat admits %s %s\n", fromTo(s.Direction), a)
+	}
 	if s.Fix == nil {
 		return
 	}
