@@ -46,6 +46,8 @@ func (e Endpoint) String() string {
 	switch {
 	case e.Kind == KindPod && e.Name != "":
 		return e.Namespace + "/" + e.Name
+	case e.Kind == KindPod && len(e.Labels) == 0:
+		return "a pod without labels in namespace " + e.Namespace
 	case e.Kind == KindPod:
 		return fmt.Sprintf("a pod %s in namespace %s", labels.Set(e.Labels).String(), e.Namespace)
 	case e.Kind == KindNode:
