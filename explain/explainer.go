@@ -126,6 +126,21 @@ func (e *Explainer) Explain(src, dst Target) Report {
 	return r
 }
 
+// ExplainArgs parses and resolves the two endpoint arguments, then explains.
+func (e *Explainer) ExplainArgs(src, dst string) (Report, error) {
+	var targets [2]Target
+	for i, arg := range []string{src, dst} {
+		spec, err := ParseSpec(arg)
+		if err != nil {
+			return Report{}, err
+		}
+		if targets[i], err = e.Index.Resolve(spec); err != nil {
+			return Report{}, err
+		}
+	}
+	return e.Explain(targets[0], targets[1]), nil
+}
+
 func specString(s Spec) string {
 	var b strings.Builder
 	switch s.Kind {

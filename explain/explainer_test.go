@@ -89,17 +89,10 @@ func explainWorld(t *testing.T) *Explainer {
 // explainOne explains src → dst and wants exactly one answer.
 func explainOne(t *testing.T, e *Explainer, src, dst string) Answer {
 	t.Helper()
-	var targets [2]Target
-	for i, arg := range []string{src, dst} {
-		spec, err := ParseSpec(arg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if targets[i], err = e.Index.Resolve(spec); err != nil {
-			t.Fatal(err)
-		}
+	r, err := e.ExplainArgs(src, dst)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := e.Explain(targets[0], targets[1])
 	if len(r.Answers) != 1 {
 		t.Fatalf("%s → %s: %d answers, want 1: %+v", src, dst, len(r.Answers), r.Answers)
 	}

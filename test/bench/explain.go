@@ -47,8 +47,8 @@ func benchExplain(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	kubeconfig := filepath.Join(c.dir, "admin.kubeconfig")
-	if err := os.WriteFile(kubeconfig, c.env.KubeConfig, 0o600); err != nil {
+	kubeconfig, err := c.adminKubeconfig()
+	if err != nil {
 		return err
 	}
 	start := time.Now()

@@ -103,17 +103,10 @@ func (serviceLookup) Service(namespace, name string) (*corev1.Service, error) {
 // reads them.
 func explainCell(t *testing.T, e *explain.Explainer, c Cell) explain.Answer {
 	t.Helper()
-	var targets [2]explain.Target
-	for i, arg := range []string{c.From.IP.String(), fmt.Sprintf("%s:%d/%s", c.To.Host.IP, c.To.Port, c.To.Proto)} {
-		spec, err := explain.ParseSpec(arg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if targets[i], err = e.Index.Resolve(spec); err != nil {
-			t.Fatal(err)
-		}
+	r, err := e.ExplainArgs(c.From.IP.String(), fmt.Sprintf("%s:%d/%s", c.To.Host.IP, c.To.Port, c.To.Proto))
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := e.Explain(targets[0], targets[1])
 	if len(r.Answers) != 1 {
 		t.Fatalf("%s: %d answers, want 1", c.Key(), len(r.Answers))
 	}
