@@ -155,8 +155,17 @@ func parsePort(s string) (string, corev1.Protocol, error) {
 	return port, protocol, nil
 }
 
-// PodEndpoint is the endpoint of a pod the objects hold.
+// PodEndpoint is the endpoint of a pod the objects hold. A pod on the host
+// network is its node: NetworkPolicies do not select it, and its traffic
+// comes from the node's address.
 func PodEndpoint(p *corev1.Pod) Endpoint {
+	if p.Spec.HostNetwork {
+		e := Endpoint{Kind: KindNode, Name: p.Spec.NodeName}
+		if ip, err := netip.ParseAddr(p.Status.HostIP); err == nil {
+			e.Prefix = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		return e
+	}
 	e := Endpoint{Kind: KindPod, Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, pod: p}
 	if ips := podIPs(p); len(ips) > 0 {
 		e.Prefix = netip.PrefixFrom(ips[0], ips[0].BitLen())

@@ -110,6 +110,10 @@ func (e *Explainer) Explain(src, dst Target) Report {
 	}
 	for _, s := range src.Endpoints {
 		for _, d := range dst.Endpoints {
+			if names := e.Index.unresolvedNames(s, d); len(names) > 0 {
+				r.Notes = append(r.Notes, fmt.Sprintf("rules name the ports %s, which explain cannot number without the pods of %s: ask by name too (e.g. %s)",
+					strings.Join(names, ", "), d, "NAMESPACE/KEY=VALUE:"+names[0]))
+			}
 			ports, more := e.Index.Ports(dst, s, d)
 			if more {
 				r.Notes = append(r.Notes, fmt.Sprintf("%s → %s: only the first %d ports are explained", s, d, MaxPorts))

@@ -332,3 +332,18 @@ func uniquePorts(ports []Port) []Port {
 	}
 	return out
 }
+
+// unresolvedNames are the port names that rules selecting either side name
+// and that dst, a pod the objects do not hold, cannot number.
+func (x *Index) unresolvedNames(src, dst Endpoint) []string {
+	if dst.Kind != KindPod || dst.pod != nil {
+		return nil
+	}
+	var names []string
+	for _, p := range x.rulePorts(src, dst) {
+		if p.Number == 0 && p.Name != "" && !slices.Contains(names, p.Name) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
