@@ -96,18 +96,7 @@ type Fix struct {
 // by name, then destinations) on every port checked.
 func (e *Explainer) Explain(src, dst Target) Report {
 	r := Report{Source: specString(src.Spec), Destination: specString(dst.Spec)}
-	for _, t := range []Target{src, dst} {
-		if t.Note != "" {
-			r.Notes = append(r.Notes, t.Note)
-		}
-		for _, sp := range t.ServicePorts {
-			r.Notes = append(r.Notes, fmt.Sprintf("Service %s/%s port %s forwards to target port %s of its pods: NetworkPolicies apply to the pods and their target port, not to the Service",
-				t.Service.Namespace, t.Service.Name, servicePortName(sp), targetPortName(sp)))
-		}
-		if t.Total > len(t.Endpoints) {
-			r.Notes = append(r.Notes, fmt.Sprintf("%s names %d pods: only the first %d (by name) are explained", specString(t.Spec), t.Total, len(t.Endpoints)))
-		}
-	}
+	r.Notes = append(targetNotes(src), targetNotes(dst)...)
 	for _, s := range src.Endpoints {
 		for _, d := range dst.Endpoints {
 			if names := e.Index.unresolvedNames(s, d); len(names) > 0 {
@@ -128,6 +117,23 @@ func (e *Explainer) Explain(src, dst Target) Report {
 		}
 	}
 	return r
+}
+
+// targetNotes say how an argument was read: pods stood for, a Service's
+// target ports, pods left out past MaxEndpoints.
+func targetNotes(t Target) []string {
+	var notes []string
+	if t.Note != "" {
+		notes = append(notes, t.Note)
+	}
+	for _, sp := range t.ServicePorts {
+		notes = append(notes, fmt.Sprintf("Service %s/%s port %s forwards to target port %s of its pods: NetworkPolicies apply to the pods and their target port, not to the Service",
+			t.Service.Namespace, t.Service.Name, servicePortName(sp), targetPortName(sp)))
+	}
+	if t.Total > len(t.Endpoints) {
+		notes = append(notes, fmt.Sprintf("%s names %d pods: only the first %d (by name) are explained", specString(t.Spec), t.Total, len(t.Endpoints)))
+	}
+	return notes
 }
 
 // ExplainArgs parses and resolves the two endpoint arguments, then explains.

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -240,5 +241,27 @@ func TestExplainTenantRestrictsMore(t *testing.T) {
 	a := explainOne(t, explainWorld(t), "proj-c/locked", "proj-b/client:80")
 	if a.Egress.Fix != nil || !strings.Contains(a.Egress.Missing, "locked (not moat's)") || !strings.Contains(a.Egress.Missing, "moat does not restrict egress here") {
 		t.Errorf("want the tenant policy named, moat's isolation cleared and no allowlist: %+v", a.Egress)
+	}
+}
+
+// TestBounds: an endpoint that names more than MaxEndpoints pods is cut,
+// and the cut reported; so is an answer list past MaxAnswers.
+func TestBounds(t *testing.T) {
+	var objs Objects
+	for i := range 25 {
+		objs.Pods = append(objs.Pods, corpusPod("big", fmt.Sprintf("p%02d", i), netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)}), nil))
+	}
+	e := &Explainer{Index: New(objs)}
+	r, err := e.ExplainArgs("big", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"big names 25 pods: only the first 20 (by name) are explained",
+		"big names 25 pods: only the first 20 (by name) are explained",
+		fmt.Sprintf("only the first %d answers are given: name fewer pods or a port", MaxAnswers),
+	}
+	if diff := cmp.Diff(want, r.Notes); diff != "" || len(r.Answers) != MaxAnswers {
+		t.Errorf("%d answers, notes (-want +got):\n%s", len(r.Answers), diff)
 	}
 }
