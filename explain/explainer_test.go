@@ -265,3 +265,19 @@ func TestBounds(t *testing.T) {
 		t.Errorf("%d answers, notes (-want +got):\n%s", len(r.Answers), diff)
 	}
 }
+
+// TestServiceTargetPort: a Service's port is checked on its target port, a
+// name resolved on each pod, and the report says so.
+func TestServiceTargetPort(t *testing.T) {
+	r, err := explainWorld(t).ExplainArgs("proj-b/client", "proj-b/nginx:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Answers) != 1 || r.Answers[0].Port != (Port{Protocol: corev1.ProtocolTCP, Number: 8443, Name: "web"}) || !r.Answers[0].Allowed {
+		t.Errorf("want one allowed answer on 8443/TCP (web): %+v", r.Answers)
+	}
+	want := "Service proj-b/nginx port http (80/TCP) forwards to target port web of its pods: NetworkPolicies apply to the pods and their target port, not to the Service"
+	if len(r.Notes) != 1 || r.Notes[0] != want {
+		t.Errorf("notes %q, want %q", r.Notes, want)
+	}
+}
