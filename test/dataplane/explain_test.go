@@ -26,6 +26,8 @@ type offlineState struct {
 	allowlists []*v1alpha1.NetworkAllowlist
 	policies   []*networkingv1.NetworkPolicy
 	noNode2    bool
+	// flood adds the flooding Node of flood_test.go.
+	flood bool
 }
 
 // offlineConfig is the suite's moat serve configuration.
@@ -43,6 +45,13 @@ func (st offlineState) explainer(t *testing.T) *explain.Explainer {
 	nodes := []*corev1.Node{offlineNode(node1Name, node1IP)}
 	if !st.noNode2 {
 		nodes = append(nodes, offlineNode(node2Name, node2IP))
+	}
+	if st.flood {
+		addrs := make([]netip.Addr, floodAddresses)
+		for i := range addrs {
+			addrs[i] = floodAddr(i + 1)
+		}
+		nodes = append(nodes, offlineNode(floodNodeName, addrs...))
 	}
 	objs.Nodes = nodes
 	for _, p := range worldPods {
@@ -83,9 +92,13 @@ func (st offlineState) explainer(t *testing.T) *explain.Explainer {
 	return &explain.Explainer{Index: explain.New(objs), Models: models}
 }
 
-func offlineNode(name string, ip netip.Addr) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip.String()}}}}
+// offlineNode is a Node whose InternalIPs are ips, as CreateNode writes it.
+func offlineNode(name string, ips ...netip.Addr) *corev1.Node {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, ip := range ips {
+		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
+	}
+	return node
 }
 
 // serviceLookup finds the suite's only Service.
@@ -132,6 +145,9 @@ func TestExplainAgreesWithMatrices(t *testing.T) {
 	fromB := func(port int) *v1alpha1.NetworkAllowlist {
 		return ingressFromNamespace(projA, projB, ports(corev1.ProtocolTCP, port)...)
 	}
+	within := &Host{Name: floodNodeName + "#8", IP: floodAddr(maxNodeAddressesPerNode)}
+	beyond := &Host{Name: floodNodeName + "#9", IP: floodAddr(maxNodeAddressesPerNode + 1)}
+	last := &Host{Name: floodNodeName + "#last", IP: floodAddr(floodAddresses)}
 	allWS1 := maps.Clone(groups)
 	allWS1[projC] = "ws1"
 	steps := []struct {
@@ -162,6 +178,11 @@ func TestExplainAgreesWithMatrices(t *testing.T) {
 		{"ingress from nodes", offlineState{isolated: isoA}, s.nodesCells()},
 		{"node deleted", offlineState{isolated: isoA, noNode2: true}, s.nodeDeletedCells()},
 		{"node back", offlineState{isolated: isoA}, s.nodeBackCells()},
+		{"node flood, nothing isolated", offlineState{flood: true}, s.floodOpenCells(within, beyond, last)},
+		{"node flood, proj-a isolated", offlineState{isolated: isoA, flood: true}, s.floodDenyCells()},
+		{"node flood, moat-nodes-ingress", offlineState{isolated: isoA, flood: true}, s.floodNodesCells(within)},
+		{"node flood, bounded", offlineState{isolated: isoA, flood: true}, s.floodBoundedCells(within, beyond, last)},
+		{"node flood, the Node deleted", offlineState{isolated: isoA}, s.floodDeletedCells(within, beyond)},
 	}
 	cells := 0
 	for _, step := range steps {

@@ -305,3 +305,52 @@ func (s *suite) nodeDeletedCells() []Cell {
 func (s *suite) nodeBackCells() []Cell {
 	return []Cell{Allow(s.node2, s.tcp(s.web, portHTTP))}
 }
+
+// The node flood (flood_test.go): within, beyond and last are hosts at the
+// flooding Node's address #maxNodeAddressesPerNode, the next one and its
+// last.
+
+func (s *suite) floodOpenCells(within, beyond, last *Host) []Cell {
+	return []Cell{
+		Allow(within, s.tcp(s.web, portHTTP)),
+		Allow(beyond, s.tcp(s.web, portHTTP)),
+		Allow(last, s.tcp(s.web, portHTTP)),
+		Allow(s.client, s.tcp(s.web, portHTTP)),
+	}
+}
+
+func (s *suite) floodDenyCells() []Cell {
+	return []Cell{
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+		Deny(s.other, s.tcp(s.web, portHTTP)),
+		Deny(s.outside, s.tcp(s.web, portHTTP)),
+		Allow(s.db, s.tcp(s.web, portHTTP)),
+	}
+}
+
+func (s *suite) floodNodesCells(within *Host) []Cell {
+	return []Cell{
+		Allow(s.node2, s.tcp(s.web, portHTTP)),
+		Allow(within, s.tcp(s.web, portHTTP)),
+	}
+}
+
+func (s *suite) floodBoundedCells(within, beyond, last *Host) []Cell {
+	return []Cell{
+		Deny(beyond, s.tcp(s.web, portHTTP)),
+		Deny(last, s.tcp(s.web, portHTTP)),
+		Allow(within, s.tcp(s.web, portHTTP)),
+		Allow(s.node2, s.tcp(s.web, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+		Deny(s.other, s.tcp(s.web, portHTTP)),
+	}
+}
+
+func (s *suite) floodDeletedCells(within, beyond *Host) []Cell {
+	return []Cell{
+		Deny(within, s.tcp(s.web, portHTTP)),
+		Deny(beyond, s.tcp(s.web, portHTTP)),
+		Allow(s.node2, s.tcp(s.web, portHTTP)),
+		Deny(s.client, s.tcp(s.web, portHTTP)),
+	}
+}
