@@ -107,6 +107,7 @@ var supported = map[schema.GroupKind]struct {
 	{Group: corev1.GroupName, Kind: "Service"}:                     {"v1", true, func() client.Object { return &corev1.Service{} }},
 	{Group: corev1.GroupName, Kind: "Namespace"}:                   {"v1", false, func() client.Object { return &corev1.Namespace{} }},
 	{Group: corev1.GroupName, Kind: "Node"}:                        {"v1", false, func() client.Object { return &corev1.Node{} }},
+	{Group: corev1.GroupName, Kind: "Pod"}:                         {"v1", true, func() client.Object { return &corev1.Pod{} }},
 	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}:          {"v1", true, func() client.Object { return &discoveryv1.EndpointSlice{} }},
 }
 
