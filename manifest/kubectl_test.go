@@ -205,7 +205,9 @@ func TestReadLikeKubectlCases(t *testing.T) {
 			npFields = append(npFields, f.Field)
 		}
 	}
-	wantFields := []string{"Kind", "spec.ingress[0].from[0].ipBlock.cidr", "spec.ingress[0].ports[0].port", "spec.ingress[0].ports[0].protocol"}
+	// metadata.namespace: the tenant rule depends on the namespace that
+	// kubectl apply chooses.
+	wantFields := []string{"Kind", "metadata.namespace", "spec.ingress[0].from[0].ipBlock.cidr", "spec.ingress[0].ports[0].port", "spec.ingress[0].ports[0].protocol"}
 	if diff := cmp.Diff(wantFields, npFields); diff != "" {
 		t.Errorf("findings on the NetworkPolicy behind \"Kind\" (-want +got):\n%s\nall: %v", diff, findings)
 	}
