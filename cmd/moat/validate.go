@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -43,7 +45,11 @@ Each finding is printed on one line, sorted by file and line:
 
 Cluster-scoped objects print as KIND/NAME. LINE is the
 first line of the object's document or List item. With -o json a JSON array of
-{file,line,kind,namespace,name,field,message,severity} is printed instead.
+{file,line,kind,namespace,name,field,message,severity} is printed instead;
+-o sarif prints a SARIF 2.1.0 log (GitHub code scanning), -o junit a JUnit
+XML report (one test case per finding; warnings fail only with --strict),
+-o github GitHub Actions workflow commands (::error file=FILE,line=LINE::...)
+that annotate the files of a pull request. Every format carries file and line.
 
 Exit status: 0 when nothing is rejected, 1 when something is (or, with
 --strict, when there is any warning), 2 for bad flags or unreadable paths
@@ -63,8 +69,8 @@ that an admin applies), off skips the check.`,
   moat validate --strict -o json --pod-cidrs 10.244.0.0/16 apps/`,
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
-			if output != "text" && output != "json" {
-				return fmt.Errorf(`invalid value %q for -o/--output: use "text" or "json"`, output)
+			if !slices.Contains(manifest.Formats, output) {
+				return fmt.Errorf(`invalid value %q for -o/--output: use one of %s`, output, strings.Join(manifest.Formats, ", "))
 			}
 			src, err := files.source(paths, kubeconfig)
 			if err != nil {
@@ -78,12 +84,7 @@ that an admin applies), off skips the check.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				err = manifest.WriteJSON(cmd.OutOrStdout(), findings)
-			} else {
-				err = manifest.WriteText(cmd.OutOrStdout(), findings)
-			}
-			if err != nil {
+			if err := manifest.WriteReport(cmd.OutOrStdout(), output, manifest.Report{Findings: findings, Objects: x.ObjectsRead, Strict: strict}); err != nil {
 				return err
 			}
 			errs, warnings := manifest.Count(findings)
@@ -96,7 +97,7 @@ that an admin applies), off skips the check.`,
 	}
 	fs := cmd.Flags()
 	addSourceFlags(fs, &files)
-	fs.StringVarP(&output, "output", "o", "text", `output format: "text" or "json"`)
+	fs.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(manifest.Formats, ", ")+" (sarif: SARIF 2.1.0 for GitHub code scanning; junit: JUnit XML test report; github: GitHub Actions annotations)")
 	fs.BoolVar(&strict, "strict", false, "exit 1 on warnings too")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Services, Namespaces and allowlists that the manifests do not define in this cluster (read-only)")
 	// moat serve's configuration flags, as they are: the tenant rule
