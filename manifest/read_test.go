@@ -126,11 +126,10 @@ func TestReadStdin(t *testing.T) {
 }
 
 func TestReadDirectory(t *testing.T) {
-	dir := t.TempDir()
 	ns := func(name string) string {
 		return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n"
 	}
-	files := map[string]string{
+	dir := writeTree(t, map[string]string{
 		"b.yaml":           ns("b"),
 		"a/nested/c.yml":   ns("c"),
 		"a/d.json":         `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}`,
@@ -139,16 +138,7 @@ func TestReadDirectory(t *testing.T) {
 		"kustomization.x":  ns("not-read-either"),
 		".github/ci.yaml":  "name: not a manifest\n",
 		"a/.hidden/f.yaml": ns("hidden"),
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if err := os.Symlink(filepath.Join(dir, "b.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
 		t.Fatal(err)
 	}

@@ -107,10 +107,12 @@ func (tr *tree) argsFrom(in []byte) {
 }
 
 // applyLikeKubectl is what `kubectl apply [-R] -f ARG...` reads, through
-// cli-runtime's resource builder, without a cluster.
+// cli-runtime's resource builder (FileVisitor, StreamVisitor, unstructured
+// decoding, List flattening), without a cluster.
 func applyLikeKubectl(t *testing.T, src Source) (_ []sourced, err error) {
 	t.Helper()
 	defer func() {
+		// kubectl would crash on such input: it applies nothing.
 		if p := recover(); p != nil {
 			err = fmt.Errorf("kubectl's reader panics: %v", p)
 		}
@@ -124,7 +126,11 @@ func applyLikeKubectl(t *testing.T, src Source) (_ []sourced, err error) {
 		Infos()
 	var out []sourced
 	for _, info := range infos {
-		out = append(out, sourced{File: info.Source, Read: readOf(info.Object.(*unstructured.Unstructured))})
+		u, ok := info.Object.(*unstructured.Unstructured)
+		if !ok {
+			t.Fatalf("kubectl read a %T", info.Object)
+		}
+		out = append(out, sourced{File: info.Source, Read: readOf(u)})
 	}
 	return out, err
 }
