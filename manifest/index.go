@@ -36,6 +36,9 @@ type Index struct {
 	// warnNamespaceUnset makes Validate warn where a finding depends on the
 	// namespace kubectl apply gives objects without one (CheckSource).
 	warnNamespaceUnset bool
+	// unset has the kinds and namespaces of objects without
+	// metadata.namespace (unsetKinds).
+	unset map[kindIn]bool
 	// records has the identity of every object read, for Duplicates.
 	records []record
 

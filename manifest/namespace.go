@@ -61,22 +61,37 @@ func (p *namespaceProbe) Namespace(name string) (*corev1.Namespace, error) {
 	return p.x.Namespace(name)
 }
 
+// Services and Allowlists note a namespace where the manifests have an
+// object of the kind without metadata.namespace (see unsetKinds), rather
+// than looking at each object listed: a listing may be long, and asked for
+// by every allowlist.
 func (p *namespaceProbe) Services(namespace string) ([]*corev1.Service, error) {
 	p.in(namespace)
-	services, err := p.x.Services(namespace)
-	for _, s := range services {
-		p.answered(p.x.services[types.NamespacedName{Namespace: namespace, Name: s.Name}])
-	}
-	return services, err
+	p.dependsOn = p.dependsOn || p.x.unsetKinds()[kindIn{"Service", namespace}]
+	return p.x.Services(namespace)
 }
 
 func (p *namespaceProbe) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
 	p.in(namespace)
-	allowlists, err := p.x.Allowlists(namespace)
-	for _, al := range allowlists {
-		p.answered(p.x.allowlists[types.NamespacedName{Namespace: namespace, Name: al.Name}])
+	p.dependsOn = p.dependsOn || p.x.unsetKinds()[kindIn{"NetworkAllowlist", namespace}]
+	return p.x.Allowlists(namespace)
+}
+
+// kindIn is a kind of object in a namespace.
+type kindIn struct{ kind, namespace string }
+
+// unsetKinds returns the kinds and namespaces of the objects of the index
+// without metadata.namespace, found once.
+func (x *Index) unsetKinds() map[kindIn]bool {
+	if x.unset == nil {
+		x.unset = map[kindIn]bool{}
+		for i := range x.Objects {
+			if o := &x.Objects[i]; o.NamespaceUnset {
+				x.unset[kindIn{o.Kind, o.Object.GetNamespace()}] = true
+			}
+		}
 	}
-	return allowlists, err
+	return x.unset
 }
 
 // checkObject appends the findings about o (validateObject, tenantFindings)

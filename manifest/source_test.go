@@ -120,6 +120,19 @@ func TestSourceServiceNamespace(t *testing.T) {
 	if got := checkSource(t, Source{Filenames: []string{dir}, Namespace: "shop"}); len(got) != 0 {
 		t.Errorf("in shop: %v, want no finding (the Service is there)", got)
 	}
+
+	// The other way round: the allowlist has its namespace, the Service
+	// it names does not.
+	dir = writeTree(t, map[string]string{
+		"ns.yaml":  shopNamespace("true"),
+		"svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  selector: {app: db}\n  ports: [{port: 5432}]\n",
+		"al.yaml":  "apiVersion: moat.dev/v1alpha1\nkind: NetworkAllowlist\nmetadata: {name: to-db, namespace: shop}\nspec:\n  egress:\n  - to:\n    - service: {name: db, namespace: default}\n",
+	})
+	got = summary(dir, checkSource(t, Source{Filenames: []string{dir}}))
+	want = []string{`al.yaml:1: warning: NetworkAllowlist/shop/to-db: what moat finds depends on objects without metadata.namespace (a Service, an allowlist)`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a Service without namespace (-want +got):\n%s", diff)
+	}
 }
 
 // TestSourceDirectories is issue 23's case 2: a directory is read at its
