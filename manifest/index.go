@@ -106,8 +106,8 @@ func (x *Index) Error(e *Error) {
 	x.Errors = append(x.Errors, e)
 }
 
-// Build sorts the errors by position and builds the lookup tables. Call it once after
-// the last Object.
+// Build sorts the errors by position and builds the lookup tables. Call it
+// once after the last Object.
 func (x *Index) Build() {
 	sort.SliceStable(x.Errors, func(i, j int) bool { return x.Errors[i].Position.Less(x.Errors[j].Position) })
 	x.services = map[types.NamespacedName]*Object{}
