@@ -129,3 +129,55 @@ func TestWriteGitHub(t *testing.T) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
+
+// FuzzWriteReports feeds findings with arbitrary file names and messages
+// (read from manifests: user-controlled) to every format: SARIF passes its
+// schema, JUnit parses back with every finding, and -o github writes one
+// workflow command per finding, so that no message can smuggle in a command
+// of its own.
+func FuzzWriteReports(f *testing.F) {
+	f.Add("apps/np.yaml", "NetworkPolicy", "must be 1-65535\n::error::injected", 3)
+	f.Add("<stdin>", "", "invalid YAML: \x00\xff %0A", 0)
+	f.Add("dir,x/ns:1.yaml", "Namespace", "a\r\nb", 1)
+	c := jsonschema.NewCompiler()
+	schema, err := c.Compile("testdata/sarif/sarif-2.1.0-rtm.5.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, file, kind, message string, line int) {
+		r := Report{Findings: []Finding{
+			{File: file, Line: line, Kind: kind, Name: message, Field: message, Message: message, Severity: SeverityError},
+			{File: file, Line: 1, Kind: kind, Message: message, Severity: SeverityWarning},
+		}}
+		if line < 0 {
+			r.Findings[0].Line = 0
+		}
+		var out bytes.Buffer
+		if err := WriteReport(&out, "github", r); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != len(r.Findings) || !strings.HasPrefix(lines[0], "::error ") || !strings.HasPrefix(lines[1], "::warning ") {
+			t.Fatalf("-o github wrote %d lines for %d findings:\n%s", len(lines), len(r.Findings), out.String())
+		}
+		out.Reset()
+		if err := WriteReport(&out, "sarif", r); err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(out.Bytes()))
+		if err == nil {
+			err = schema.Validate(doc)
+		}
+		if err != nil {
+			t.Fatalf("-o sarif: %v\n%s", err, out.String())
+		}
+		out.Reset()
+		if err := WriteReport(&out, "junit", r); err != nil {
+			t.Fatal(err)
+		}
+		var got junitSuites
+		if err := xml.Unmarshal(out.Bytes(), &got); err != nil || len(got.Suite.Cases) != len(r.Findings) {
+			t.Fatalf("-o junit: %v, %d cases for %d findings\n%s", err, len(got.Suite.Cases), len(r.Findings), out.String())
+		}
+	})
+}
