@@ -243,3 +243,29 @@ func TestSourceLinksAndGlobs(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceNothingToRead: like kubectl, an argument that yields no file is
+// an error unless an earlier argument yielded one.
+func TestSourceNothingToRead(t *testing.T) {
+	dir := writeTree(t, map[string]string{"ns.yaml": shopNamespace("true"), "empty/README.md": "not read", "deep/sub/np.yaml": shopOpenAll})
+	empty, deep, ns := filepath.Join(dir, "empty"), filepath.Join(dir, "deep"), filepath.Join(dir, "ns.yaml")
+	for _, args := range [][]string{{empty}, {deep}, {empty, ns}} {
+		if _, err := (Source{Filenames: args}).Files(); err == nil || !strings.Contains(err.Error(), ": no file to read: ") {
+			t.Errorf("%v: err = %v, want no file to read", args, err)
+		}
+		if _, err := applyLikeKubectl(t, Source{Filenames: args}); err == nil {
+			t.Errorf("%v: kubectl reads it without error", args)
+		}
+	}
+	if _, err := applyLikeKubectl(t, Source{Filenames: []string{ns, empty}}); err != nil {
+		t.Errorf("ns.yaml then empty/: kubectl fails: %v", err)
+	}
+	files, err := Source{Filenames: []string{ns, empty}}.Files()
+	if err != nil || !cmp.Equal(files, []string{ns}) {
+		t.Errorf("ns.yaml then empty/: %v, %v; want ns.yaml alone, as kubectl", files, err)
+	}
+	files, err = Source{Filenames: []string{deep}, Recursive: true}.Files()
+	if err != nil || !cmp.Equal(files, []string{filepath.Join(deep, "sub", "np.yaml")}) {
+		t.Errorf("-R deep/: %v, %v", files, err)
+	}
+}
