@@ -38,7 +38,8 @@ func newImportKubeSphereCommand() *cobra.Command {
 		Use:   "kubesphere [PATH...]",
 		Short: "Convert KubeSphere's project network isolation into moat objects",
 		Long: `Import kubesphere reads KubeSphere's network isolation from manifests (files,
-directories, "-" for stdin) and, with --kubeconfig, from a live cluster:
+directories with every directory below them, glob patterns, "-" for stdin:
+what kubectl apply -R -f reads) and, with --kubeconfig, from a live cluster:
 NamespaceNetworkPolicies (network.kubesphere.io/v1alpha1), the project switch
 (Namespace annotation kubesphere.io/network-isolate: enabled), workspace
 isolation (tenant.kubesphere.io Workspaces and WorkspaceTemplates) and the
