@@ -511,6 +511,9 @@ func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSe
 	peer := v1alpha1.Peer{Service: &v1alpha1.ServiceReference{Namespace: s.Namespace, Name: s.Name}}
 	svc, ok := c.services[s.Namespace+"/"+s.Name]
 	if !ok {
+		c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf(
+			"Service %s/%s is not in the input: if it does not exist, KubeSphere's controller refuses the whole policy (none of its rules is in force), "+
+				"while moat admits the policy's other peers now and this one once the Service exists", s.Namespace, s.Name))
 		return peer, true
 	}
 	if selection := v1alpha1.SelectionOf(svc); selection != v1alpha1.ServiceSelectable {

@@ -68,6 +68,14 @@ func converted(s, to string, path *field.Path) Problem {
 		Message: fmt.Sprintf("%q has host bits set or is not in canonical form: converted to %s, the network NetworkPolicy matches", s, to)}
 }
 
+// notInInput is the warning for a Service peer whose Service the input
+// does not hold.
+func notInInput(path *field.Path, namespace, name string) Problem {
+	return Problem{Object: npRef, Field: path.String(), Severity: SeverityWarning, Message: "Service " + namespace + "/" + name +
+		" is not in the input: if it does not exist, KubeSphere's controller refuses the whole policy (none of its rules is in force), " +
+		"while moat admits the policy's other peers now and this one once the Service exists"}
+}
+
 var noPortLeft = "none of the rule's ports carries over, and without ports the rule would admit every port: the rule is not carried over"
 
 // convertPolicy converts np in the isolated namespace web and returns the
@@ -271,6 +279,7 @@ func TestConvertEgressPortsLeftOut(t *testing.T) {
 	wantProblems := []Problem{
 		refused(field.Invalid(egress0.Child("ports").Index(0).Child("port"), int32(99999), "must be between 1 and 65535, inclusive"), "port"),
 		{Object: npRef, Field: egress0.Child("ports").String(), Severity: SeverityError, Message: noPortLeft},
+		notInInput(egress0.Child("to").Index(1).Child("service"), "db", "pg"),
 		{Object: npRef, Field: egress0.Child("ports").String(), Severity: SeverityWarning,
 			Message: "KubeSphere ignores the rule's ports for the Service peer spec.egress[0].to[1] (it admits the Service's ports); so does the conversion"},
 	}
@@ -325,6 +334,7 @@ func TestConvertPeers(t *testing.T) {
 	wantProblems := []Problem{
 		{Object: npRef, Field: from.Index(2).Child("service").String(), Severity: SeverityError, Message: selectorless("manual", "has no selector")},
 		{Object: npRef, Field: from.Index(3).Child("service").String(), Severity: SeverityError, Message: selectorless("alias", "is of type ExternalName")},
+		notInInput(from.Index(4).Child("service"), "db", "absent"),
 		{Object: npRef, Field: from.Index(5).Child("service").String(), Severity: SeverityError,
 			Message: "service.name and service.namespace are both required: KubeSphere's controller cannot resolve the Service and refuses the whole policy"},
 		{Object: npRef, Field: from.Index(6).Child("namespace", "name").String(), Severity: SeverityError, Message: "empty: name the namespace to admit"},
@@ -333,6 +343,7 @@ func TestConvertPeers(t *testing.T) {
 			Message: "a peer must set one of namespace, service or ipBlock: KubeSphere's controller refuses the whole policy for it"},
 		{Object: npRef, Field: from.Index(9).String(), Severity: SeverityWarning,
 			Message: "a peer sets more than one of service, namespace and ipBlock: KubeSphere uses only the first of them in that order; so does the conversion"},
+		notInInput(from.Index(10).Child("service"), "db", "Bad_Name"),
 		refused(field.Invalid(from.Index(10).Child("service", "name"), "Bad_Name", `a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')`), "peer"),
 	}
 	if diff := cmp.Diff(wantProblems, result.Problems); diff != "" {

@@ -289,8 +289,16 @@ func readFidelityCase(t *testing.T, file string) *fidelityCase {
 	}
 	defer f.Close()
 	tc := &fidelityCase{input: kubesphere.NewReader()}
-	var data map[string]string
+	var objs []*unstructured.Unstructured
+	var bad []string
 	err = manifest.ReadUnstructured(file, f, func(_ manifest.Position, u *unstructured.Unstructured) {
+		objs = append(objs, u)
+	}, func(e *manifest.Error) { bad = append(bad, e.Position.String()+": "+e.Message) })
+	if err != nil || len(bad) > 0 {
+		t.Fatal(err, bad)
+	}
+	var data map[string]string
+	for _, u := range objs {
 		tc.input.Add(u, file)
 		switch u.GetKind() {
 		case "NetworkPolicy":
@@ -298,25 +306,26 @@ func readFidelityCase(t *testing.T, file string) *fidelityCase {
 		case "Pod":
 			tc.pods = append(tc.pods, decodeAs[corev1.Pod](t, u))
 		case "Namespace":
-			ns := decodeAs[corev1.Namespace](t, u)
-			if ns.Labels == nil {
-				ns.Labels = map[string]string{}
-			}
-			ns.Labels[v1alpha1.NamespaceNameLabel] = ns.Name
-			ns.Labels[kubeSphereNamespaceLabel] = ns.Name
-			tc.namespaces = append(tc.namespaces, ns)
+			tc.namespaces = append(tc.namespaces, kubeSphereNamespace(decodeAs[corev1.Namespace](t, u)))
 		case "ConfigMap":
 			data = decodeAs[corev1.ConfigMap](t, u).Data
 		}
-	}, func(e *manifest.Error) { t.Fatalf("%s: %s", e.Position, e.Message) })
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(tc.input.Problems) > 0 {
 		t.Fatalf("%s: %v", file, tc.input.Problems)
 	}
 	tc.parseConfig(t, data)
 	return tc
+}
+
+// kubeSphereNamespace labels ns as the API server and KubeSphere do.
+func kubeSphereNamespace(ns corev1.Namespace) corev1.Namespace {
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[v1alpha1.NamespaceNameLabel] = ns.Name
+	ns.Labels[kubeSphereNamespaceLabel] = ns.Name
+	return ns
 }
 
 func (tc *fidelityCase) parseConfig(t *testing.T, data map[string]string) {
