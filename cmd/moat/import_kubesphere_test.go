@@ -86,4 +86,3 @@ func applyOutput(t *testing.T, ctx context.Context, c client.Client, output stri
 		}
 	}
 }
-
