@@ -57,3 +57,30 @@ func TestValidateNamespace(t *testing.T) {
 		})
 	}
 }
+
+// FuzzValidateNamespace: any pair of label values is either accepted, and
+// then read as written, or refused at the field of the bad value; a group
+// ingress value that is not "true" never admits the group (fail closed).
+func FuzzValidateNamespace(f *testing.F) {
+	for _, seed := range [][2]string{{"true", "false"}, {"false", "true"}, {"True", ""}, {"yes", "no"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, isolated, group string) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{
+			v1alpha1.IsolationLabel: isolated, v1alpha1.GroupIngressLabel: group}}}
+		errs := ValidateNamespace(ns)
+		bad := map[string]bool{}
+		for _, e := range errs {
+			bad[e.Field] = true
+		}
+		for label, value := range ns.Labels {
+			valid := value == "true" || value == "false"
+			if path := field.NewPath("metadata", "labels").Key(label).String(); bad[path] == valid {
+				t.Errorf("%s=%q: error at %s = %v, want %v", label, value, path, bad[path], !valid)
+			}
+		}
+		if v1alpha1.Isolated(ns) != (isolated == "true") || v1alpha1.AdmitsGroup(ns) != (group == "true") {
+			t.Errorf("Isolated = %v, AdmitsGroup = %v for %q, %q", v1alpha1.Isolated(ns), v1alpha1.AdmitsGroup(ns), isolated, group)
+		}
+	})
+}
