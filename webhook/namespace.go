@@ -39,19 +39,19 @@ func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Name
 	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, errs)
 }
 
-// ValidateUpdate checks the isolation label when an update changes it. A
-// value stored before moat was installed does not block unrelated updates.
+// ValidateUpdate checks moat's labels (isolation, group ingress) when an
+// update changes one of them. A value stored before moat was installed does
+// not block unrelated updates.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
 	errs := v.ProjectLabel.check(ctx, newObj, oldObj)
-	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
-	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
-	if oldOK != newOK || oldValue != newValue {
+	// ProjectLabelChanged compares any label key.
+	if validation.ProjectLabelChanged(newObj, oldObj, v1alpha1.IsolationLabel) || validation.ProjectLabelChanged(newObj, oldObj, v1alpha1.GroupIngressLabel) {
 		errs = append(errs, v.validate(newObj)...)
 	}
 	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, errs)
 }
 
-// validate checks the isolation label's value and that it does not isolate a
+// validate checks the values of moat's labels and that it does not isolate a
 // protected namespace.
 func (v *NamespaceValidator) validate(ns *corev1.Namespace) field.ErrorList {
 	return append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, v.Config)...)
