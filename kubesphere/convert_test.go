@@ -662,11 +662,13 @@ func TestConvertOutsideWorkspaces(t *testing.T) {
 	}
 	ingressOnly := NamespaceNetworkPolicySpec{Ingress: []IngressRule{{From: []Peer{namespacePeer("a")}}}}
 	egressOnly := NamespaceNetworkPolicySpec{Egress: []EgressRule{{To: []Peer{namespacePeer("a")}}}}
+	// A policy with neither list: the API server defaults its NetworkPolicy's
+	// type to Ingress, and without rules it admits nothing.
 	result := Convert(Input{
-		Namespaces: []*corev1.Namespace{namespace("legacy", "", nil), namespace("outbound", "", nil), namespace("idle", "", nil)},
-		Policies:   []*NamespaceNetworkPolicy{np("legacy", ingressOnly), np("outbound", egressOnly)},
+		Namespaces: []*corev1.Namespace{namespace("legacy", "", nil), namespace("outbound", "", nil), namespace("idle", "", nil), namespace("shut", "", nil)},
+		Policies:   []*NamespaceNetworkPolicy{np("legacy", ingressOnly), np("outbound", egressOnly), np("shut", NamespaceNetworkPolicySpec{})},
 	}, validation.Config{})
-	if diff := cmp.Diff([]*corev1.Namespace{alonePatch("legacy")}, result.Namespaces); diff != "" {
+	if diff := cmp.Diff([]*corev1.Namespace{alonePatch("legacy"), alonePatch("shut")}, result.Namespaces); diff != "" {
 		t.Errorf("namespaces (-want +got):\n%s", diff)
 	}
 	want := []*v1alpha1.NetworkAllowlist{newAllowlist("legacy", "np", v1alpha1.NetworkAllowlistSpec{
@@ -676,6 +678,9 @@ func TestConvertOutsideWorkspaces(t *testing.T) {
 	}
 	wantProblems := []Problem{
 		{Object: ObjectRef{Kind: "Namespace", Name: "legacy"}, Severity: SeverityWarning, Message: "in no workspace, so KubeSphere writes no isolation policy here, " +
+			"but its NamespaceNetworkPolicies are in force: the namespace admits only their peers; moat isolates it on its own with their allowlists, " +
+			"and also admits the namespace itself and what moat serve's --allowed-ingress-namespaces and --allowed-ingress-cidrs admit (moat.dev/group-ingress=false)"},
+		{Object: ObjectRef{Kind: "Namespace", Name: "shut"}, Severity: SeverityWarning, Message: "in no workspace, so KubeSphere writes no isolation policy here, " +
 			"but its NamespaceNetworkPolicies are in force: the namespace admits only their peers; moat isolates it on its own with their allowlists, " +
 			"and also admits the namespace itself and what moat serve's --allowed-ingress-namespaces and --allowed-ingress-cidrs admit (moat.dev/group-ingress=false)"},
 		{Object: ObjectRef{Kind: "NamespaceNetworkPolicy", Namespace: "outbound", Name: "np"}, Severity: SeverityError, Message: "namespace outbound is in no workspace, " +
@@ -705,6 +710,33 @@ func TestConvertWorkspaceWithProjectLabel(t *testing.T) {
 		"moat serve --project-label=kubesphere.io/workspace admits the workspace's namespaces, those that join it later included"}}
 	if diff := cmp.Diff(want, result.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+
+	// Another project label does not group by workspace: the allowlist
+	// names the workspace's namespaces.
+	result = Convert(Input{
+		Namespaces: []*corev1.Namespace{namespace("ws-a", "ws", nil), namespace("ws-b", "ws", nil)},
+		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}},
+	}, validation.Config{Policy: moatpolicy.Config{ProjectLabel: "field.cattle.io/projectId"}})
+	if len(result.Allowlists) != 2 || result.Allowlists[0].Name != WorkspaceAllowlistName {
+		t.Errorf("with another project label: allowlists %v, want %s in each namespace", result.Allowlists, WorkspaceAllowlistName)
+	}
+}
+
+// TestConvertDNSAllowlistOnce: the DNS allowlist goes with any policy of
+// the namespace that has egress rules, whatever the others have.
+func TestConvertDNSAllowlistOnce(t *testing.T) {
+	egress := &NamespaceNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "a-out"},
+		Spec: NamespaceNetworkPolicySpec{Egress: []EgressRule{{To: []Peer{namespacePeer("a")}}}}}
+	ingress := &NamespaceNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "b-in"},
+		Spec: NamespaceNetworkPolicySpec{Ingress: []IngressRule{{From: []Peer{namespacePeer("a")}}}}}
+	result := Convert(Input{Namespaces: []*corev1.Namespace{isolatedNamespace("web")}, Policies: []*NamespaceNetworkPolicy{ingress, egress}}, validation.Config{})
+	var names []string
+	for _, al := range result.Allowlists {
+		names = append(names, al.Name)
+	}
+	if diff := cmp.Diff([]string{"a-out", "b-in", DNSAllowlistName}, names); diff != "" {
+		t.Errorf("allowlists (-want +got):\n%s", diff)
 	}
 }
 
