@@ -130,7 +130,9 @@ type converter struct {
 	// ingressPolicies counts the NamespaceNetworkPolicies of each
 	// namespace that restrict ingress (restrictsIngress).
 	ingressPolicies map[string]int
-	result          Result
+	// members lists the namespaces of each workspace, sorted.
+	members map[string][]string
+	result  Result
 }
 
 // Convert converts KubeSphere's isolation switches, workspace isolation and
@@ -186,10 +188,16 @@ func newConverter(in Input, cfg validation.Config) *converter {
 		services:        map[string]*corev1.Service{},
 		workspaces:      map[string]Workspace{},
 		ingressPolicies: map[string]int{},
+		members:         map[string][]string{},
 	}
 	for _, ns := range in.Namespaces {
 		if ns != nil {
 			c.namespaces[ns.Name] = ns
+		}
+	}
+	for _, name := range sortedKeys(c.namespaces) {
+		if ws := c.namespaces[name].Labels[WorkspaceLabel]; ws != "" {
+			c.members[ws] = append(c.members[ws], name)
 		}
 	}
 	for _, svc := range in.Services {
@@ -346,8 +354,8 @@ func (c *converter) workspaceAllowlist(ns *corev1.Namespace) {
 		return
 	}
 	var peers []v1alpha1.Peer
-	for _, name := range sortedKeys(c.namespaces) {
-		if name != ns.Name && c.namespaces[name].Labels[WorkspaceLabel] == workspace {
+	for _, name := range c.members[workspace] {
+		if name != ns.Name {
 			peers = append(peers, v1alpha1.Peer{Namespace: name})
 		}
 	}
