@@ -21,9 +21,10 @@ import (
 	"moat.dev/moat/manifest"
 )
 
-// startCluster starts a real kube-apiserver and etcd with moat's CRD and
-// returns a client and the path of a kubeconfig for it.
-func startCluster(t *testing.T) (client.Client, string) {
+// startCluster starts a real kube-apiserver and etcd with moat's CRD (and
+// the CRDs of crdDirs) and returns a client and the path of a kubeconfig
+// for it.
+func startCluster(t *testing.T, crdDirs ...string) (client.Client, string) {
 	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -34,7 +35,7 @@ func startCluster(t *testing.T) (client.Client, string) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "manifests", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join("..", "..", "manifests", "crd", "bases")}, crdDirs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
