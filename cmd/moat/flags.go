@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -54,7 +55,63 @@ func addPolicyFlags(fs *pflag.FlagSet, cfg *policy.Config) {
 	fs.Var(&dnsServiceValue{target: &cfg.DNSService}, "dns-service",
 		`the cluster DNS Service (namespace/name) kept reachable once a project restricts egress; "" turns the exception off`)
 	addClusterTrafficFlags(fs, cfg)
+	addEnforcementFlags(fs, cfg)
 }
+
+// addEnforcementFlags registers --enforcement and --admin-tier-priority,
+// which fill cfg.
+func addEnforcementFlags(fs *pflag.FlagSet, cfg *policy.Config) {
+	cfg.Enforcement = policy.EnforcementNetworkPolicy
+	fs.Var(&enforcementValue{&cfg.Enforcement}, "enforcement",
+		"what enforces isolation: networkpolicy (NetworkPolicies only), adminnetworkpolicy (also an AdminNetworkPolicy, policy.networking.k8s.io/v1alpha1, per isolated namespace) "+
+			"or clusternetworkpolicy (also a ClusterNetworkPolicy of the Admin tier, v1beta1): admin-tier policies pass what moat admits and deny the rest, so a tenant's NetworkPolicy cannot widen it")
+	cfg.AdminTierPriority = policy.DefaultAdminTierPriority
+	fs.Var(&priorityValue{&cfg.AdminTierPriority}, "admin-tier-priority",
+		fmt.Sprintf("with an admin-tier --enforcement, the priority (%d-%d, lower wins) of each isolated namespace's main admin-tier object; a namespace whose rules overflow one object also uses the priority below",
+			policy.MinAdminTierPriority, policy.MaxAdminTierPriority))
+}
+
+// enforcementValue is a policy.Enforcement.
+type enforcementValue struct{ target *policy.Enforcement }
+
+func (v *enforcementValue) Set(s string) error {
+	e, err := policy.ParseEnforcement(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*v.target = e
+	return nil
+}
+
+func (v *enforcementValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return string(*v.target)
+}
+
+func (v *enforcementValue) Type() string { return "mode" }
+
+// priorityValue is an admin-tier priority.
+type priorityValue struct{ target *int32 }
+
+func (v *priorityValue) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || int32(n) < policy.MinAdminTierPriority || int32(n) > policy.MaxAdminTierPriority {
+		return fmt.Errorf("%q is not a priority from %d to %d", s, policy.MinAdminTierPriority, policy.MaxAdminTierPriority)
+	}
+	*v.target = int32(n)
+	return nil
+}
+
+func (v *priorityValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return strconv.Itoa(int(*v.target))
+}
+
+func (v *priorityValue) Type() string { return "priority" }
 
 // addClusterTrafficFlags registers --project-label, --dns-ips,
 // --allow-ingress-from-nodes, --node-address-types and
