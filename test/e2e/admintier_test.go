@@ -6,7 +6,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -108,6 +111,68 @@ var _ = Describe("admin-tier enforcement", func() {
 			By("deleting the namespace")
 			Expect(k8sClient.Delete(ctx, ns)).To(Succeed())
 			Eventually(func() bool { _, err := anp(name)(); return apierrors.IsNotFound(err) }).Should(BeTrue())
+		})
+	})
+
+	Context("with the tamper guard of manifests/admin-tier", func() {
+		BeforeEach(func() {
+			restartWithConfig(func(c *validation.Config) {
+				c.Policy.Enforcement = policy.EnforcementAdminNetworkPolicy
+				c.Policy.AdminTierPriority = policy.DefaultAdminTierPriority
+			})
+			installManifests("admin-tier")
+		})
+
+		It("refuses a network admin's changes to moat's objects and moat's names, and nothing else", func() {
+			user := "e2e-network-admin-" + rand.String(5)
+			role := &rbacv1.ClusterRole{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-anp-admin-"},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{"policy.networking.k8s.io"},
+					Resources: []string{"adminnetworkpolicies"}, Verbs: []string{"*"}}},
+			}
+			Expect(k8sClient.Create(ctx, role)).To(Succeed())
+			DeferCleanup(func() { Expect(k8sClient.Delete(ctx, role)).To(Succeed()) })
+			binding := &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-anp-admin-"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+			}
+			Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+			DeferCleanup(func() { Expect(k8sClient.Delete(ctx, binding)).To(Succeed()) })
+			netAdmin := impersonatingClient(user, "system:authenticated")
+
+			ns := createIsolatedNamespace()
+			name := policy.AdminTierName(ns.Name, 0)
+			Eventually(func() error { _, err := anp(name)(); return err }).Should(Succeed())
+
+			By("refusing a change and a delete of moat's object")
+			// The API server learns of the policy and its binding through
+			// informers: until then the change is admitted (and put back).
+			Eventually(func() error {
+				obj, err := anp(name)()
+				if err != nil {
+					return err
+				}
+				obj.Spec.Priority = 999
+				return netAdmin.Update(ctx, obj)
+			}).Should(MatchError(ContainSubstring("ValidatingAdmissionPolicy 'moat-admin-tier-guard'")))
+			obj, err := anp(name)()
+			Expect(err).NotTo(HaveOccurred())
+			err = netAdmin.Delete(ctx, obj)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(ContainSubstring("user " + user + " may not delete adminnetworkpolicies"))
+
+			By("refusing a name reserved for moat, admitting any other")
+			squat := &npav1alpha1.AdminNetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: policy.AdminTierName("not-yet-isolated", 0)},
+				Spec: npav1alpha1.AdminNetworkPolicySpec{Priority: 500, Subject: npav1alpha1.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}}},
+			}
+			err = netAdmin.Create(ctx, squat)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			own := squat.DeepCopy()
+			own.Name = "e2e-team-" + rand.String(5)
+			Expect(netAdmin.Create(ctx, own)).To(Succeed())
+			Expect(netAdmin.Delete(ctx, own)).To(Succeed())
 		})
 	})
 
