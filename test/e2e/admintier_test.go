@@ -9,8 +9,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	npav1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
@@ -165,7 +165,7 @@ var _ = Describe("admin-tier enforcement", func() {
 			By("refusing a name reserved for moat, admitting any other")
 			squat := &npav1alpha1.AdminNetworkPolicy{
 				ObjectMeta: metav1.ObjectMeta{Name: policy.AdminTierName("not-yet-isolated", 0)},
-				Spec: npav1alpha1.AdminNetworkPolicySpec{Priority: 500, Subject: npav1alpha1.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}}},
+				Spec:       npav1alpha1.AdminNetworkPolicySpec{Priority: 500, Subject: npav1alpha1.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}}},
 			}
 			err = netAdmin.Create(ctx, squat)
 			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
