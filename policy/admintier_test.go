@@ -459,3 +459,28 @@ func TestAdminTierIsolationOff(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAdminTier renders large models: n allowlist rules into another
+// namespace each and an egress block with 32 exceptions (the CRD's most), as
+// AdminNetworkPolicies and as ClusterNetworkPolicies. Cost should grow
+// linearly with n.
+func BenchmarkAdminTier(b *testing.B) {
+	for _, n := range []int{250, 1000} {
+		m := manyRules(n)
+		block := Peer{Kind: PeerAddresses, CIDR: "10.0.0.0/8"}
+		for i := range 32 {
+			block.Except = append(block.Except, fmt.Sprintf("10.%d.0.0/16", i*7))
+		}
+		m.Egress = append(m.Egress, Admission{Peer: block, Source: Source{Allowlist: "e"}})
+		for _, e := range []Enforcement{EnforcementAdminNetworkPolicy, EnforcementClusterNetworkPolicy} {
+			b.Run(fmt.Sprintf("%s/rules=%d", e, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := m.AdminTier(e, DefaultAdminTierPriority); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
