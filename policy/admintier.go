@@ -109,11 +109,10 @@ type podsPeer struct{ namespaces, pods metav1.LabelSelector }
 // adminRule is one admin-tier rule before it is typed to an API. ports nil
 // means every port of every protocol.
 type adminRule struct {
-	name   string
-	deny   bool
-	peers  []adminPeer
-	ports  []networkingv1.NetworkPolicyPort
-	egress bool
+	name  string
+	deny  bool
+	peers []adminPeer
+	ports []networkingv1.NetworkPolicyPort
 }
 
 // adminObject is one admin-tier object before it is typed to an API.
@@ -140,19 +139,11 @@ func (m Model) adminObjects(priority int32, lim adminLimits) ([]adminObject, err
 	if m.EgressRestricted {
 		egress = m.passRules(m.Egress, true, lim)
 	}
-	main := adminObject{name: AdminTierName(m.Namespace, 0), priority: priority}
-	ingress = takeInto(&main.ingress, ingress, lim.rules-1)
-	main.ingress = append(main.ingress, adminRule{name: "deny ingress from other namespaces", deny: true,
-		peers: []adminPeer{{namespaces: &metav1.LabelSelector{}}}})
-	if m.EgressRestricted {
-		egress = takeInto(&main.egress, egress, lim.rules-1)
-		main.egress = append(main.egress, adminRule{name: "deny egress not allowlisted", deny: true, egress: true,
-			peers: []adminPeer{{namespaces: &metav1.LabelSelector{}}, {networks: []string{"0.0.0.0/0", "::/0"}}}})
-	}
-	objects := []adminObject{main}
+	main, ingress, egress := m.mainObject(priority, lim, ingress, egress)
 	if (len(ingress) > 0 || len(egress) > 0) && priority < MinAdminTierPriority {
 		return nil, fmt.Errorf("namespace %s needs more than one admin-tier object, whose Pass rules go one priority above the Deny: set --admin-tier-priority to at least %d", m.Namespace, MinAdminTierPriority)
 	}
+	objects := []adminObject{main}
 	for part := 1; len(ingress) > 0 || len(egress) > 0; part++ {
 		o := adminObject{name: AdminTierName(m.Namespace, part), priority: priority - 1}
 		ingress = takeInto(&o.ingress, ingress, lim.rules)
@@ -160,6 +151,23 @@ func (m Model) adminObjects(priority int32, lim adminLimits) ([]adminObject, err
 		objects = append(objects, o)
 	}
 	return objects, nil
+}
+
+// mainObject is the namespace's object at priority: the first Pass rules
+// of each direction that fit beside the Deny, then the Deny. It returns the
+// Pass rules left for the overflow objects.
+func (m Model) mainObject(priority int32, lim adminLimits, ingress, egress []adminRule) (main adminObject, restIn, restOut []adminRule) {
+	main = adminObject{name: AdminTierName(m.Namespace, 0), priority: priority}
+	restIn = takeInto(&main.ingress, ingress, lim.rules-1)
+	main.ingress = append(main.ingress, adminRule{name: "deny ingress from other namespaces", deny: true,
+		peers: []adminPeer{{namespaces: &metav1.LabelSelector{}}}})
+	if !m.EgressRestricted {
+		return main, restIn, nil
+	}
+	restOut = takeInto(&main.egress, egress, lim.rules-1)
+	main.egress = append(main.egress, adminRule{name: "deny egress not allowlisted", deny: true,
+		peers: []adminPeer{{namespaces: &metav1.LabelSelector{}}, {networks: []string{"0.0.0.0/0", "::/0"}}}})
+	return main, restIn, restOut
 }
 
 // takeInto moves up to n rules from the front of rules to *dst and returns
@@ -191,7 +199,7 @@ func (m Model) passRules(admissions []Admission, egress bool, lim adminLimits) [
 		if !seen {
 			i = len(groups)
 			index[k] = i
-			groups = append(groups, adminRule{name: ruleName(a.Source, egress), ports: clonePorts(a.Ports), egress: egress})
+			groups = append(groups, adminRule{name: ruleName(a.Source, egress), ports: clonePorts(a.Ports)})
 		}
 		groups[i].peers = append(groups[i].peers, peers...)
 	}
@@ -208,11 +216,11 @@ func splitRule(r adminRule, lim adminLimits) []adminRule {
 	var out []adminRule
 	for peers := range chunks(r.peers, lim.peers) {
 		if r.ports == nil {
-			out = append(out, adminRule{name: r.name, peers: peers, egress: r.egress})
+			out = append(out, adminRule{name: r.name, peers: peers})
 			continue
 		}
 		for ports := range chunks(r.ports, lim.ports) {
-			out = append(out, adminRule{name: r.name, peers: peers, ports: ports, egress: r.egress})
+			out = append(out, adminRule{name: r.name, peers: peers, ports: ports})
 		}
 	}
 	return out
