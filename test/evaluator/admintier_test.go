@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,8 @@ const (
 	exceptedAPI     = "198.51.100.200" // in the allowlist's except
 	internet        = "8.8.8.8"
 	externalClient  = "192.0.2.10"
+	nodeLocalDNS    = "169.254.25.10" // --dns-ips
+	apiServer       = "192.0.2.1"     // the API server's endpoint, port 6443
 )
 
 type serviceMap map[types.NamespacedName]*corev1.Service
@@ -42,7 +45,7 @@ func (m serviceMap) Service(namespace, name string) (*corev1.Service, error) {
 
 func corpusConfig() policy.Config {
 	dns := policy.DefaultDNSService
-	return policy.Config{DNSService: &dns, AllowedIngressNamespaces: []string{"monitoring"}}
+	return policy.Config{DNSService: &dns, AllowedIngressNamespaces: []string{"monitoring"}, DNSIPs: []netip.Addr{netip.MustParseAddr(nodeLocalDNS)}}
 }
 
 func isolated(name string) corev1.Namespace {
@@ -72,6 +75,7 @@ func webAllowlist() *v1alpha1.NetworkAllowlist {
 				{To: []v1alpha1.Peer{{Service: &v1alpha1.ServiceReference{Namespace: "shop", Name: "db"}}}},
 				{To: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: "198.51.100.0/24", Except: []string{"198.51.100.128/25"}}}},
 					Ports: []v1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(443))}}},
+				{To: []v1alpha1.Peer{{KubernetesAPI: &v1alpha1.KubernetesAPIPeer{}}}},
 			},
 		},
 	}
@@ -133,7 +137,7 @@ func corpus(t *testing.T, e policy.Enforcement, tenants []networkingv1.NetworkPo
 	inputs := map[string][]*v1alpha1.NetworkAllowlist{"web": {webAllowlist()}, "partner": nil}
 	for _, name := range []string{"web", "partner"} {
 		n := isolated(name)
-		m, err := policy.Compute(policy.Input{Namespace: &n, Allowlists: inputs[name]}, corpusServices(), corpusConfig())
+		m, err := policy.Compute(policy.Input{Namespace: &n, Allowlists: inputs[name], APIServer: apiServerEndpoints()}, corpusServices(), corpusConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +151,13 @@ func corpus(t *testing.T, e policy.Enforcement, tenants []networkingv1.NetworkPo
 		}
 	}
 	return objs
+}
+
+// apiServerEndpoints are the API server's, as its EndpointSlice gives them.
+func apiServerEndpoints() []policy.Endpoints {
+	tcp, port := corev1.ProtocolTCP, intstr.FromInt32(6443)
+	return []policy.Endpoints{{Addresses: []netip.Addr{netip.MustParseAddr(apiServer)},
+		Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}}}
 }
 
 type flow struct {
@@ -193,6 +204,10 @@ func TestAdminTierHoldsAgainstTenants(t *testing.T) {
 		{"egress to the block's except", flow{webPod, exceptedAPI, 443, tcp}, true, false},
 		{"egress to the internet", flow{webPod, internet, 443, tcp}, true, false},
 		{"egress to an isolated project", flow{webPod, partnerPod, 80, tcp}, false, false},
+		{"egress to the node-local DNS cache", flow{webPod, nodeLocalDNS, 53, udp}, true, true},
+		{"egress to the node-local DNS cache on another port", flow{webPod, nodeLocalDNS, 80, tcp}, true, false},
+		{"egress to the API server (kubernetesAPI peer)", flow{webPod, apiServer, 6443, tcp}, true, true},
+		{"egress to the API server on another port", flow{webPod, apiServer, 443, tcp}, true, false},
 		// The admin tier has no ingress peer for addresses outside the pod
 		// network (v1alpha1 and v1beta1 alike): a tenant's ipBlock
 		// 0.0.0.0/0 still admits external clients at the NetworkPolicy
@@ -231,11 +246,11 @@ func TestAdminTierAgreesWithModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	pods := []string{webPod, webPod2, partnerPod, shopDB, shopWeb, monitoringPod, dnsPod, quarantinePod}
-	endpoints := append(append([]string{}, pods...), partnerAPI, exceptedAPI, internet)
+	endpoints := append(append([]string{}, pods...), partnerAPI, exceptedAPI, internet, nodeLocalDNS, apiServer)
 	ports := []struct {
 		port  int
 		proto corev1.Protocol
-	}{{53, corev1.ProtocolUDP}, {80, corev1.ProtocolTCP}, {443, corev1.ProtocolTCP}, {5432, corev1.ProtocolTCP}, {8080, corev1.ProtocolTCP}}
+	}{{53, corev1.ProtocolUDP}, {80, corev1.ProtocolTCP}, {443, corev1.ProtocolTCP}, {5432, corev1.ProtocolTCP}, {6443, corev1.ProtocolTCP}, {8080, corev1.ProtocolTCP}}
 	allowed, compared := 0, 0
 	for _, src := range pods {
 		for _, dst := range endpoints {
