@@ -29,6 +29,7 @@ const (
 	monitoringPod   = "10.0.4.1"
 	dnsPod          = "10.0.5.1"
 	quarantinePod   = "10.0.6.1"
+	siblingPod      = "10.0.7.1"       // isolated, in web's project group
 	partnerAPI      = "198.51.100.10"  // allowlisted egress (198.51.100.0/24 on 443)
 	exceptedAPI     = "198.51.100.200" // in the allowlist's except
 	internet        = "8.8.8.8"
@@ -45,11 +46,19 @@ func (m serviceMap) Service(namespace, name string) (*corev1.Service, error) {
 
 func corpusConfig() policy.Config {
 	dns := policy.DefaultDNSService
-	return policy.Config{DNSService: &dns, AllowedIngressNamespaces: []string{"monitoring"}, DNSIPs: []netip.Addr{netip.MustParseAddr(nodeLocalDNS)}}
+	return policy.Config{DNSService: &dns, AllowedIngressNamespaces: []string{"monitoring"}, DNSIPs: []netip.Addr{netip.MustParseAddr(nodeLocalDNS)},
+		ProjectLabel: groupLabel}
 }
 
+// groupLabel groups web and sibling into one project (--project-label).
+const groupLabel = "example.com/project"
+
 func isolated(name string) corev1.Namespace {
-	return ns(name, map[string]string{v1alpha1.IsolationLabel: v1alpha1.IsolationOn})
+	n := ns(name, map[string]string{v1alpha1.IsolationLabel: v1alpha1.IsolationOn})
+	if name == "web" || name == "sibling" {
+		n.Labels[groupLabel] = "blue"
+	}
+	return n
 }
 
 func corpusServices() serviceMap {
@@ -124,18 +133,18 @@ func quarantine() npav1alpha1.BaselineAdminNetworkPolicy {
 func corpus(t *testing.T, e policy.Enforcement, tenants []networkingv1.NetworkPolicy) Objects {
 	t.Helper()
 	objs := Objects{
-		Namespaces: []corev1.Namespace{isolated("web"), isolated("partner"), ns("shop", nil), ns("monitoring", nil), ns("kube-system", nil), ns("quarantine", nil)},
+		Namespaces: []corev1.Namespace{isolated("web"), isolated("partner"), isolated("sibling"), ns("shop", nil), ns("monitoring", nil), ns("kube-system", nil), ns("quarantine", nil)},
 		Pods: []corev1.Pod{
 			pod("web", "web-1", webPod, nil), pod("web", "web-2", webPod2, nil), pod("partner", "p", partnerPod, nil),
 			pod("shop", "db", shopDB, map[string]string{"app": "db"}), pod("shop", "web", shopWeb, nil),
 			pod("monitoring", "prom", monitoringPod, nil), pod("kube-system", "dns", dnsPod, map[string]string{"k8s-app": "kube-dns"}),
-			pod("quarantine", "q", quarantinePod, nil),
+			pod("quarantine", "q", quarantinePod, nil), pod("sibling", "s", siblingPod, nil),
 		},
 		NetworkPolicies:              tenants,
 		BaselineAdminNetworkPolicies: []npav1alpha1.BaselineAdminNetworkPolicy{quarantine()},
 	}
-	inputs := map[string][]*v1alpha1.NetworkAllowlist{"web": {webAllowlist()}, "partner": nil}
-	for _, name := range []string{"web", "partner"} {
+	inputs := map[string][]*v1alpha1.NetworkAllowlist{"web": {webAllowlist()}}
+	for _, name := range []string{"web", "partner", "sibling"} {
 		n := isolated(name)
 		m, err := policy.Compute(policy.Input{Namespace: &n, Allowlists: inputs[name], APIServer: apiServerEndpoints()}, corpusServices(), corpusConfig())
 		if err != nil {
@@ -204,6 +213,8 @@ func TestAdminTierHoldsAgainstTenants(t *testing.T) {
 		{"egress to the block's except", flow{webPod, exceptedAPI, 443, tcp}, true, false},
 		{"egress to the internet", flow{webPod, internet, 443, tcp}, true, false},
 		{"egress to an isolated project", flow{webPod, partnerPod, 80, tcp}, false, false},
+		{"ingress from the project group", flow{siblingPod, webPod, 9090, tcp}, true, true},
+		{"egress to the project group (not allowlisted)", flow{webPod, siblingPod, 80, tcp}, true, false},
 		{"egress to the node-local DNS cache", flow{webPod, nodeLocalDNS, 53, udp}, true, true},
 		{"egress to the node-local DNS cache on another port", flow{webPod, nodeLocalDNS, 80, tcp}, true, false},
 		{"egress to the API server (kubernetesAPI peer)", flow{webPod, apiServer, 6443, tcp}, true, true},
@@ -245,7 +256,7 @@ func TestAdminTierAgreesWithModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods := []string{webPod, webPod2, partnerPod, shopDB, shopWeb, monitoringPod, dnsPod, quarantinePod}
+	pods := []string{webPod, webPod2, partnerPod, shopDB, shopWeb, monitoringPod, dnsPod, quarantinePod, siblingPod}
 	endpoints := append(append([]string{}, pods...), partnerAPI, exceptedAPI, internet, nodeLocalDNS, apiServer)
 	ports := []struct {
 		port  int
