@@ -281,8 +281,8 @@ func cnpPortKey(p npav1beta1.ClusterNetworkPolicyProtocol) string {
 	}
 }
 
-// tuples flattens rules (peers as JSON of the shared shape) in evaluation
-// order.
+// tuples flattens rules (peers as JSON, the same for both APIs) in
+// evaluation order.
 func tuples[R any](t *testing.T, rules []R, read func(R) (deny bool, peers []any, ports []string), egress bool) []tuple {
 	var out []tuple
 	for _, r := range rules {
@@ -345,11 +345,11 @@ func TestClusterNetworkPolicySemantics(t *testing.T) {
 		for _, o := range anps {
 			if egress {
 				a = append(a, tuples(t, o.Spec.Egress, func(r npav1alpha1.AdminNetworkPolicyEgressRule) (bool, []any, []string) {
-					return r.Action == npav1alpha1.AdminNetworkPolicyRuleActionDeny, anyOf(r.To, neutralANPEgress), portKeys(r.Ports)
+					return r.Action == npav1alpha1.AdminNetworkPolicyRuleActionDeny, anyOf(r.To), portKeys(r.Ports)
 				}, true)...)
 			} else {
 				a = append(a, tuples(t, o.Spec.Ingress, func(r npav1alpha1.AdminNetworkPolicyIngressRule) (bool, []any, []string) {
-					return r.Action == npav1alpha1.AdminNetworkPolicyRuleActionDeny, anyOf(r.From, neutralANPIngress), portKeys(r.Ports)
+					return r.Action == npav1alpha1.AdminNetworkPolicyRuleActionDeny, anyOf(r.From), portKeys(r.Ports)
 				}, false)...)
 			}
 		}
@@ -363,11 +363,11 @@ func TestClusterNetworkPolicySemantics(t *testing.T) {
 			}
 			if egress {
 				c = append(c, tuples(t, o.Spec.Egress, func(r npav1beta1.ClusterNetworkPolicyEgressRule) (bool, []any, []string) {
-					return r.Action == npav1beta1.ClusterNetworkPolicyRuleActionDeny, anyOf(r.To, neutralCNPEgress), protocolKeys(r.Protocols)
+					return r.Action == npav1beta1.ClusterNetworkPolicyRuleActionDeny, anyOf(r.To), protocolKeys(r.Protocols)
 				}, true)...)
 			} else {
 				c = append(c, tuples(t, o.Spec.Ingress, func(r npav1beta1.ClusterNetworkPolicyIngressRule) (bool, []any, []string) {
-					return r.Action == npav1beta1.ClusterNetworkPolicyRuleActionDeny, anyOf(r.From, neutralCNPIngress), protocolKeys(r.Protocols)
+					return r.Action == npav1beta1.ClusterNetworkPolicyRuleActionDeny, anyOf(r.From), protocolKeys(r.Protocols)
 				}, false)...)
 			}
 		}
@@ -382,49 +382,13 @@ func TestClusterNetworkPolicySemantics(t *testing.T) {
 	}
 }
 
-func anyOf[P any](peers []P, neutral func(P) neutralPeer) []any {
+// anyOf lists peers of either API: their JSON forms are the same.
+func anyOf[P any](peers []P) []any {
 	out := make([]any, len(peers))
 	for i, p := range peers {
-		out[i] = neutral(p)
+		out[i] = p
 	}
 	return out
-}
-
-// neutralPeer is a peer of either API, for comparison.
-type neutralPeer struct {
-	Namespaces any      `json:"namespaces,omitempty"`
-	Pods       any      `json:"pods,omitempty"`
-	Networks   []string `json:"networks,omitempty"`
-}
-
-func neutralANPIngress(p npav1alpha1.AdminNetworkPolicyIngressPeer) neutralPeer {
-	return neutralANPEgress(npav1alpha1.AdminNetworkPolicyEgressPeer{Namespaces: p.Namespaces, Pods: p.Pods})
-}
-
-func neutralANPEgress(p npav1alpha1.AdminNetworkPolicyEgressPeer) neutralPeer {
-	n := neutralPeer{Namespaces: p.Namespaces}
-	if p.Pods != nil {
-		n.Pods = p.Pods
-	}
-	for _, c := range p.Networks {
-		n.Networks = append(n.Networks, string(c))
-	}
-	return n
-}
-
-func neutralCNPIngress(p npav1beta1.ClusterNetworkPolicyIngressPeer) neutralPeer {
-	return neutralCNPEgress(npav1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: p.Namespaces, Pods: p.Pods})
-}
-
-func neutralCNPEgress(p npav1beta1.ClusterNetworkPolicyEgressPeer) neutralPeer {
-	n := neutralPeer{Namespaces: p.Namespaces}
-	if p.Pods != nil {
-		n.Pods = p.Pods
-	}
-	for _, c := range p.Networks {
-		n.Networks = append(n.Networks, string(c))
-	}
-	return n
 }
 
 func portKeys(ports *[]npav1alpha1.AdminNetworkPolicyPort) []string {
