@@ -249,7 +249,7 @@ func (tc *fidelityCase) render(t *testing.T, result kubesphere.Result, cfg polic
 	if err != nil {
 		t.Fatal(err)
 	}
-	return policies
+	return policies.Policies
 }
 
 // mergedNamespaces are the case's namespaces with the labels of the
