@@ -152,8 +152,9 @@ func Check(paths []string, stdin io.Reader, live Cluster, cfg validation.Config)
 	}
 	x.Build()
 	out = append(out, Validate(x, cfg)...)
+	tenant := newTenantRule(x, cfg)
 	for i := range tenantCandidates {
-		out = tenantFindings(out, &tenantCandidates[i], x, cfg)
+		out = tenant.findings(out, &tenantCandidates[i])
 	}
 	SortFindings(out)
 	return x, out, nil
@@ -181,9 +182,10 @@ func Validate(x *Index, cfg validation.Config) []Finding {
 		}
 		out = append(out, f)
 	}
+	tenant := newTenantRule(x, cfg)
 	for i := range x.Objects {
 		out = validateObject(out, &x.Objects[i], x, cfg)
-		out = tenantFindings(out, &x.Objects[i], x, cfg)
+		out = tenant.findings(out, &x.Objects[i])
 	}
 	SortFindings(out)
 	return out

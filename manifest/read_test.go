@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"moat.dev/moat/policy"
+	"moat.dev/moat/test/corpus"
 	"moat.dev/moat/validation"
 )
 
@@ -323,25 +324,12 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-// aliasBomb is issue 23's case 5: one long scalar aliased many times, a
-// few tens of kilobytes that pass go-yaml's alias limit (which counts
-// nodes) and expand to scalars times aliases bytes of JSON.
-func aliasBomb(scalar, aliases int) string {
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bomb\n  annotations:\n    a: &a " + strings.Repeat("x", scalar) + "\n  finalizers: [")
-	for range aliases {
-		b.WriteString("*a, ")
-	}
-	b.WriteString("*a]\n")
-	return b.String()
-}
-
 // TestReadBoundsAliasExpansion: a document whose aliases expand past the
 // document limit is refused at its line before any JSON is built (memory
 // stays a small multiple of the input), and the next document is read.
 func TestReadBoundsAliasExpansion(t *testing.T) {
 	after := "apiVersion: v1\nkind: Namespace\nmetadata: {name: after}\n"
-	in := aliasBomb(10000, 7000) + "---\n" + after // 38 KB; 70 MB expanded
+	in := string(corpus.AliasBomb(10000, 7000)) + "---\n" + after // 38 KB; 70 MB expanded
 	var before, end runtime.MemStats
 	runtime.ReadMemStats(&before)
 	var c collector
@@ -364,7 +352,7 @@ func TestReadBoundsAliasExpansion(t *testing.T) {
 // read as kubectl reads them (FuzzReadLikeKubectl compares the rest).
 func TestReadAliasesWithinTheLimit(t *testing.T) {
 	var c collector
-	if err := Read("f", strings.NewReader(aliasBomb(100, 1000)), &c); err != nil {
+	if err := Read("f", bytes.NewReader(corpus.AliasBomb(100, 1000)), &c); err != nil {
 		t.Fatal(err)
 	}
 	if want := []seen{{Pos: "f:1", Kind: "Namespace", Name: "bomb"}}; !cmp.Equal(want, c.got) {

@@ -20,28 +20,58 @@ func tenantCandidate(o *Object) bool {
 	return len(validation.ValidateTenantNetworkPolicyAgainst(np, policy.NarrowestModel(np.Namespace))) > 0
 }
 
-// tenantFindings appends what validation.ValidateTenantNetworkPolicy says
-// about the NetworkPolicy o (nothing for other kinds and for policies moat
-// manages), with its namespace and allowlists from the manifests or the
-// cluster: errors or warnings by cfg.TenantNetworkPolicies. moat validate
-// does not know who will apply the manifests; an admin whose policies are
-// meant to open a project runs it with --tenant-network-policies=warn.
-func tenantFindings(out []Finding, o *Object, cluster validation.Cluster, cfg validation.Config) []Finding {
-	if !tenantCandidate(o) {
+// tenantRule applies the tenant rule (validation.ValidateTenantNetworkPolicy)
+// to the NetworkPolicies of the manifests: each namespace's model is computed
+// once, however many policies the namespace has, so the cost is linear in
+// the number of policies plus allowlists.
+type tenantRule struct {
+	cluster validation.Cluster
+	cfg     validation.Config
+	// models holds each namespace's model; nil when there is none to
+	// check against (no such namespace, or a failed lookup).
+	models map[string]*policy.ModelIndex
+}
+
+func newTenantRule(cluster validation.Cluster, cfg validation.Config) *tenantRule {
+	return &tenantRule{cluster: cluster, cfg: cfg, models: map[string]*policy.ModelIndex{}}
+}
+
+// findings appends what the tenant rule says about the NetworkPolicy o
+// (nothing for other kinds and for policies moat manages), with its
+// namespace and allowlists from the manifests or the cluster: errors or
+// warnings by cfg.TenantNetworkPolicies. moat validate does not know who
+// will apply the manifests; an admin whose policies are meant to open a
+// project runs it with --tenant-network-policies=warn.
+func (r *tenantRule) findings(out []Finding, o *Object) []Finding {
+	if r.cfg.TenantNetworkPolicies.Effective() == validation.TenantPoliciesOff || !tenantCandidate(o) {
 		return out
 	}
 	np := o.Object.(*networkingv1.NetworkPolicy)
-	ns, err := cluster.Namespace(np.Namespace)
-	if err != nil || ns == nil {
+	m := r.model(np.Namespace)
+	if m == nil {
 		return out
 	}
-	allowlists, err := cluster.Allowlists(np.Namespace)
-	if err != nil {
-		return out
-	}
-	errs, warnings := cfg.TenantNetworkPolicies.Findings(validation.ValidateTenantNetworkPolicy(np, ns, allowlists, cfg, cluster))
+	errs, warnings := r.cfg.TenantNetworkPolicies.Findings(validation.ValidateTenantNetworkPolicyAgainstIndex(np, m))
 	at := func(sev Severity, fld, msg string) Finding {
 		return Finding{File: o.File, Line: o.Line, Kind: o.Kind, Namespace: np.Namespace, Name: np.Name, Field: fld, Message: msg, Severity: sev}
 	}
 	return appendFindings(out, at, errs, warnings)
+}
+
+// model returns the tenant model of a namespace (validation.TenantModel),
+// computed and indexed on first use; nil when the namespace is not defined or a lookup
+// fails.
+func (r *tenantRule) model(namespace string) *policy.ModelIndex {
+	if m, ok := r.models[namespace]; ok {
+		return m
+	}
+	var m *policy.ModelIndex
+	ns, err := r.cluster.Namespace(namespace)
+	if err == nil && ns != nil {
+		if allowlists, err := r.cluster.Allowlists(namespace); err == nil {
+			m = validation.TenantModel(ns, allowlists, r.cfg, r.cluster).Index()
+		}
+	}
+	r.models[namespace] = m
+	return m
 }

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"moat.dev/moat/test/corpus"
 )
 
 // shape is an input that once cost moat validate more than linear time or
-// memory (issue 12).
+// memory (issues 12 and 23).
 type shape struct {
 	name string
 	// sizes are a quarter of and the full size measured for linearity;
@@ -86,6 +88,34 @@ var shapes = []shape{
 			return exitFor(size)
 		},
 	},
+	{
+		// Issue 23, case 6: N tenant NetworkPolicies × N allowlists of one
+		// isolated namespace (each policy checked against the model of
+		// every allowlist).
+		name:  "N tenant NetworkPolicies × N allowlists, one namespace",
+		sizes: [2]int{1000, 4000}, unit: "of each",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, corpus.TenantCross(n), 0) },
+	},
+	{
+		// Issue 23, case 6: N allowlists with ingress ports and ipBlocks ×
+		// N Services of one namespace.
+		name:  "N allowlists × N Services (ingress ports, ipBlocks), one namespace",
+		sizes: [2]int{1000, 4000}, unit: "of each",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, corpus.ServicePortCross(n), 0) },
+	},
+	{
+		// Issue 23, case 5: one 10 KB scalar aliased N times (7,000: the
+		// issue's 72 KB, 791 MB), refused at the alias bound.
+		name:  "one 10 KB YAML scalar aliased N times (refused: expands past 4 MiB)",
+		sizes: [2]int{1750, 7000}, unit: "aliases",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, [][]byte{corpus.AliasBomb(10000, n)}, 1) },
+	},
+}
+
+// writeDocs writes documents as one YAML stream and returns exit.
+func writeDocs(w *bufio.Writer, docs [][]byte, exit int) int {
+	_ = corpus.Write(w, docs) // a bufio.Writer's error is reported by Flush
+	return exit
 }
 
 // exitFor is moat validate's exit status on a List shape: refused (1) past
