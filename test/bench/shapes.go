@@ -2,14 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"moat.dev/moat/test/corpus"
@@ -172,8 +168,8 @@ func benchShapes(ctx context.Context, o *options) error {
 	return nil
 }
 
-// runShape writes a shape at a size and runs moat validate on it -runs times:
-// median wall time and peak RSS, and the file's size.
+// runShape writes a shape at a size and runs moat validate on it -runs times
+// under /usr/bin/time -v: median wall time and peak RSS, and the file's size.
 func runShape(ctx context.Context, o *options, path string, s shape, size int) (time.Duration, int64, int64, error) {
 	want, n, err := writeShape(path, s, size)
 	if err != nil {
@@ -186,24 +182,14 @@ func runShape(ctx context.Context, o *options, path string, s shape, size int) (
 		if ctx.Err() != nil {
 			return 0, 0, 0, ctx.Err()
 		}
-		cmd := exec.CommandContext(ctx, o.moat, "validate", path)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		start := time.Now()
-		err := cmd.Run()
-		wall := time.Since(start)
-		code := 0
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		} else if err != nil {
-			return 0, 0, 0, err
+		// Under /usr/bin/time: the rusage of a child forked from this
+		// process would count this process's own pages before the exec.
+		u, err := timed(ctx, want, o.moat, "validate", path)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("moat validate on %s (%d %s): %w", s.name, size, s.unit, err)
 		}
-		if code != want {
-			return 0, 0, 0, fmt.Errorf("moat validate on %s (%d %s): exit status %d, want %d; stderr: %.300s", s.name, size, s.unit, code, want, stderr.String())
-		}
-		ws = append(ws, wall)
-		rs = append(rs, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
+		ws = append(ws, u.wall)
+		rs = append(rs, u.rss)
 	}
 	return median(ws), median(rs), n, nil
 }
