@@ -18,14 +18,10 @@ func crossNamespaceDoc() []byte {
 	return fmt.Appendf(nil, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    moat.dev/isolated: \"true\"\n", crossNamespace)
 }
 
-// TenantCross returns one isolated namespace with n NetworkAllowlists, the
-// i-th admitting ingress from namespace peer-i on TCP 80, and n tenant
-// NetworkPolicies, the i-th admitting what the i-th allowlist admits (so the
-// tenant rule refuses none of them); 2n+1 documents.
-func TenantCross(n int) [][]byte {
-	docs := [][]byte{crossNamespaceDoc()}
-	for i := range n {
-		docs = append(docs, fmt.Appendf(nil, `apiVersion: moat.dev/v1alpha1
+// crossAllowlist returns the allowlist al-i of the N × N shapes: ingress
+// from peer (YAML at the indentation of a peer) on TCP 80.
+func crossAllowlist(i int, peer string) []byte {
+	return fmt.Appendf(nil, `apiVersion: moat.dev/v1alpha1
 kind: NetworkAllowlist
 metadata:
   name: al-%d
@@ -33,11 +29,21 @@ metadata:
 spec:
   ingress:
   - from:
-    - namespace: peer-%d
+    - %s
     ports:
     - protocol: TCP
       port: 80
-`, i, crossNamespace, i))
+`, i, crossNamespace, peer)
+}
+
+// TenantCross returns one isolated namespace with n NetworkAllowlists, the
+// i-th admitting ingress from namespace peer-i on TCP 80, and n tenant
+// NetworkPolicies, the i-th admitting what the i-th allowlist admits (so the
+// tenant rule refuses none of them); 2n+1 documents.
+func TenantCross(n int) [][]byte {
+	docs := [][]byte{crossNamespaceDoc()}
+	for i := range n {
+		docs = append(docs, crossAllowlist(i, fmt.Sprintf("namespace: peer-%d", i)))
 	}
 	for i := range n {
 		docs = append(docs, fmt.Appendf(nil, `apiVersion: networking.k8s.io/v1
@@ -84,20 +90,7 @@ spec:
 `, i, crossNamespace, i))
 	}
 	for i := range n {
-		docs = append(docs, fmt.Appendf(nil, `apiVersion: moat.dev/v1alpha1
-kind: NetworkAllowlist
-metadata:
-  name: al-%d
-  namespace: %s
-spec:
-  ingress:
-  - from:
-    - ipBlock:
-        cidr: 203.0.%d.0/24
-    ports:
-    - protocol: TCP
-      port: 80
-`, i, crossNamespace, i%256))
+		docs = append(docs, crossAllowlist(i, fmt.Sprintf("ipBlock:\n        cidr: 203.0.%d.0/24", i%256)))
 	}
 	return docs
 }
