@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"moat.dev/moat/test/corpus"
@@ -48,12 +49,16 @@ type usage struct {
 	wall time.Duration // measured here, from start to exit
 	cpu  time.Duration // user + system
 	rss  int64         // maximum resident set size
+	// stdout is what the process printed.
+	stdout string
 }
 
 var (
 	timeUser   = regexp.MustCompile(`User time \(seconds\): ([0-9.]+)`)
 	timeSystem = regexp.MustCompile(`System time \(seconds\): ([0-9.]+)`)
 	timeRSS    = regexp.MustCompile(`Maximum resident set size \(kbytes\): ([0-9]+)`)
+	// kyvernoFailed is the Kyverno CLI's count of failed checks.
+	kyvernoFailed = regexp.MustCompile(`fail: ([0-9]+),`)
 )
 
 // timed runs a command under /usr/bin/time -v; wantExit is its expected
@@ -64,7 +69,7 @@ func timed(ctx context.Context, wantExit int, name string, args ...string) (usag
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	u := usage{wall: time.Since(start)}
+	u := usage{wall: time.Since(start), stdout: stdout.String()}
 	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -125,6 +130,9 @@ func benchKyverno(ctx context.Context, o *options) error {
 		if err != nil {
 			return err
 		}
+		if err := sameFindings(m, k, counts.SCTPPolicies); err != nil {
+			return err
+		}
 		moat, kyverno = append(moat, m), append(kyverno, k)
 	}
 	name := fmt.Sprintf("%d NetworkPolicies + %d allowlists (%d objects)", counts.NetworkPolicies, counts.Allowlists, counts.Total())
@@ -137,6 +145,19 @@ func benchKyverno(ctx context.Context, o *options) error {
 	record(figure{section: "kyverno", name: name + ": CPU", value: ms(mCPU), baseline: "Kyverno CLI " + ms(kCPU)})
 	record(figure{section: "kyverno", name: name + ": peak RSS", value: mib(mRSS), baseline: "Kyverno CLI " + mib(kRSS),
 		target: "< 64.0 MiB", met: met(mRSS < 64<<20)})
+	return nil
+}
+
+// sameFindings checks that moat printed one finding and Kyverno counted
+// one failure per SCTP policy, and nothing else.
+func sameFindings(moat, kyverno usage, want int) error {
+	if got := strings.Count(moat.stdout, "\n"); got != want {
+		return fmt.Errorf("moat validate printed %d findings, want %d", got, want)
+	}
+	m := kyvernoFailed.FindStringSubmatch(kyverno.stdout)
+	if m == nil || m[1] != strconv.Itoa(want) {
+		return fmt.Errorf("the Kyverno CLI did not report %d failures: %.300s", want, kyverno.stdout)
+	}
 	return nil
 }
 
