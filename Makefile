@@ -120,8 +120,8 @@ BENCHFLAGS ?=
 bench: control-plane build ## Run every benchmark (docs/benchmarks.md) and print each figure beside its baseline and target.
 	$(GO) build -o $(BIN)/loadgen ./test/loadgen
 	$(GO) build -o $(BIN)/moat-bench ./test/bench
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./webhook/ ./test/corpus/ | tee $(BIN)/bench-go.txt
-	$(BIN)/moat-bench -gobench $(BIN)/bench-go.txt -sections go,validate,admission,scale,label,shapes,load,restart $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./webhook/ ./test/corpus/ ./explain/ | tee $(BIN)/bench-go.txt
+	$(BIN)/moat-bench -gobench $(BIN)/bench-go.txt -sections go,validate,admission,scale,label,shapes,load,restart,explain $(BENCHFLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).

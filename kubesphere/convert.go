@@ -108,8 +108,16 @@ type isolation int
 
 const (
 	notIsolated isolation = iota
+	// namespaceIsolated: the project is isolated on its own (annotation):
+	// it admits itself, not its workspace.
 	namespaceIsolated
+	// workspaceIsolated: the workspace's network isolation admits the
+	// workspace into the project.
 	workspaceIsolated
+	// policiesOnly: the namespace is in no workspace, so KubeSphere's
+	// namespace controller writes nothing there, but its
+	// NamespaceNetworkPolicies are converted and in force all the same.
+	policiesOnly
 )
 
 // converter holds the lookups of one Convert call.
@@ -119,7 +127,12 @@ type converter struct {
 	namespaces map[string]*corev1.Namespace
 	services   map[string]*corev1.Service
 	workspaces map[string]Workspace
-	result     Result
+	// ingressPolicies counts the NamespaceNetworkPolicies of each
+	// namespace that restrict ingress (restrictsIngress).
+	ingressPolicies map[string]int
+	// members lists the namespaces of each workspace, sorted.
+	members map[string][]string
+	result  Result
 }
 
 // Convert converts KubeSphere's isolation switches, workspace isolation and
@@ -130,27 +143,7 @@ type converter struct {
 // ports, which would admit every port, goes with it), and so is an object
 // that still fails, each with an error at the KubeSphere field it came from.
 func Convert(in Input, cfg validation.Config) Result {
-	c := &converter{
-		in:         in,
-		cfg:        cfg,
-		namespaces: map[string]*corev1.Namespace{},
-		services:   map[string]*corev1.Service{},
-		workspaces: map[string]Workspace{},
-	}
-	for _, ns := range in.Namespaces {
-		if ns != nil {
-			c.namespaces[ns.Name] = ns
-		}
-	}
-	for _, svc := range in.Services {
-		if svc != nil {
-			c.services[svc.Namespace+"/"+svc.Name] = svc
-		}
-	}
-	for _, ws := range in.Workspaces {
-		c.workspaces[ws.Name] = ws
-	}
-
+	c := newConverter(in, cfg)
 	isolated := map[string]isolation{}
 	for _, name := range sortedKeys(c.namespaces) {
 		ns := c.namespaces[name]
@@ -159,42 +152,23 @@ func Convert(in Input, cfg validation.Config) Result {
 		if mode == notIsolated {
 			continue
 		}
-		c.isolate(name)
+		c.isolate(name, mode != workspaceIsolated)
 		if mode == workspaceIsolated {
 			c.workspaceAllowlist(ns)
 		}
 	}
-
 	egressRestricted := map[string]bool{}
 	for _, np := range c.sortedPolicies() {
-		ref := ObjectRef{Kind: NamespaceNetworkPolicyKind.Kind, Namespace: np.Namespace, Name: np.Name}
-		switch mode, known := isolated[np.Namespace]; {
-		case !known:
-			c.problem(ref, "", SeverityWarning, fmt.Sprintf(
-				"namespace %s is not in the input, so whether KubeSphere isolates it is unknown: the policy is converted; "+
-					"if the project is isolated, also run: kubectl label namespace %s %s=true", np.Namespace, np.Namespace, v1alpha1.IsolationLabel))
-		case mode == notIsolated:
-			c.problem(ref, "", SeverityWarning, fmt.Sprintf(
-				"not in force: KubeSphere deletes the NamespaceNetworkPolicies of namespace %s, whose isolation is off; nothing to carry over", np.Namespace))
-			continue
-		case mode == workspaceIsolated:
-			c.problem(ref, "", SeverityWarning, fmt.Sprintf(
-				"not in force: namespace %s is isolated at the workspace level, where KubeSphere deletes its NamespaceNetworkPolicies; nothing to carry over", np.Namespace))
-			continue
-		}
-		al, egress := c.convertPolicy(np, ref)
-		if al != nil {
-			c.emit(al, ref)
-		}
-		if egress {
-			egressRestricted[np.Namespace] = true
+		if c.inForce(np, isolated) {
+			egressRestricted[np.Namespace] = c.convertPolicy(np) || egressRestricted[np.Namespace]
 		}
 	}
 	for _, name := range sortedKeys(egressRestricted) {
-		c.emit(dnsAllowlist(name), ObjectRef{Kind: "Namespace", Name: name})
+		if egressRestricted[name] {
+			c.emit(dnsAllowlist(name), ObjectRef{Kind: "Namespace", Name: name})
+		}
 	}
 	c.nodeProblems()
-
 	sort.SliceStable(c.result.Allowlists, func(i, j int) bool {
 		a, b := c.result.Allowlists[i], c.result.Allowlists[j]
 		if a.Namespace != b.Namespace {
@@ -205,12 +179,80 @@ func Convert(in Input, cfg validation.Config) Result {
 	return c.result
 }
 
+// newConverter indexes the input.
+func newConverter(in Input, cfg validation.Config) *converter {
+	c := &converter{
+		in:              in,
+		cfg:             cfg,
+		namespaces:      map[string]*corev1.Namespace{},
+		services:        map[string]*corev1.Service{},
+		workspaces:      map[string]Workspace{},
+		ingressPolicies: map[string]int{},
+		members:         map[string][]string{},
+	}
+	for _, ns := range in.Namespaces {
+		if ns != nil {
+			c.namespaces[ns.Name] = ns
+		}
+	}
+	for _, name := range sortedKeys(c.namespaces) {
+		if ws := c.namespaces[name].Labels[WorkspaceLabel]; ws != "" {
+			c.members[ws] = append(c.members[ws], name)
+		}
+	}
+	for _, svc := range in.Services {
+		if svc != nil {
+			c.services[svc.Namespace+"/"+svc.Name] = svc
+		}
+	}
+	for _, ws := range in.Workspaces {
+		c.workspaces[ws.Name] = ws
+	}
+	for _, np := range in.Policies {
+		if np != nil && restrictsIngress(np) {
+			c.ingressPolicies[np.Namespace]++
+		}
+	}
+	return c
+}
+
+// inForce says whether KubeSphere enforces np in its namespace, whose
+// isolation isolated gives, and reports why not when it does not.
+func (c *converter) inForce(np *NamespaceNetworkPolicy, isolated map[string]isolation) bool {
+	ref := ObjectRef{Kind: NamespaceNetworkPolicyKind.Kind, Namespace: np.Namespace, Name: np.Name}
+	switch mode, known := isolated[np.Namespace]; {
+	case !known:
+		c.problem(ref, "", SeverityWarning, fmt.Sprintf(
+			"namespace %s is not in the input, so whether KubeSphere isolates it is unknown: the policy is converted; "+
+				"if the project is isolated, also run: kubectl label namespace %s %s=true", np.Namespace, np.Namespace, v1alpha1.IsolationLabel))
+	case mode == notIsolated && c.namespaces[np.Namespace].Labels[WorkspaceLabel] == "":
+		c.problem(ref, "", SeverityError, fmt.Sprintf(
+			"namespace %s is in no workspace, where KubeSphere enforces the policy as it is: it restricts the namespace's egress only, "+
+				"and moat restricts egress only in an isolated namespace, which would also close its ingress: not carried over; "+
+				"to restrict egress with moat, isolate the namespace and add the ingress it needs", np.Namespace))
+		return false
+	case mode == notIsolated:
+		c.problem(ref, "", SeverityWarning, fmt.Sprintf(
+			"not in force: KubeSphere deletes the NamespaceNetworkPolicies of namespace %s, whose isolation is off; nothing to carry over", np.Namespace))
+		return false
+	case mode == workspaceIsolated:
+		c.problem(ref, "", SeverityWarning, fmt.Sprintf(
+			"not in force: namespace %s is isolated at the workspace level, where KubeSphere deletes its NamespaceNetworkPolicies; nothing to carry over", np.Namespace))
+		return false
+	}
+	return true
+}
+
 // isolate outputs the Namespace patch that isolates name, unless moat
-// refuses it (a protected namespace).
-func (c *converter) isolate(name string) {
+// refuses it (a protected namespace). A namespace isolated alone keeps its
+// project group (--project-label) out: v1alpha1.GroupIngressLabel "false".
+func (c *converter) isolate(name string, alone bool) {
 	ns := &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.IsolationLabel: v1alpha1.IsolationOn}},
+	}
+	if alone {
+		ns.Labels[v1alpha1.GroupIngressLabel] = v1alpha1.IsolationOff
 	}
 	errs := append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, c.cfg)...)
 	for _, e := range errs {
@@ -237,8 +279,17 @@ func (c *converter) emit(al *v1alpha1.NetworkAllowlist, from ObjectRef) {
 	}
 }
 
-// isolationOf says how KubeSphere's controller isolates ns. It handles only
-// namespaces of a workspace; the annotation wins over workspace isolation.
+// restrictsIngress reports whether the NetworkPolicy KubeSphere writes for
+// np restricts ingress: np has an ingress list (even empty), or neither
+// list, so that the API server defaults the policy's type to Ingress.
+func restrictsIngress(np *NamespaceNetworkPolicy) bool {
+	return np.Spec.Ingress != nil || np.Spec.Egress == nil
+}
+
+// isolationOf says how KubeSphere's controller isolates ns. It isolates
+// only namespaces of a workspace, where the annotation wins over workspace
+// isolation; elsewhere only the namespace's NamespaceNetworkPolicies are in
+// force.
 func (c *converter) isolationOf(ns *corev1.Namespace) isolation {
 	ref := ObjectRef{Kind: "Namespace", Name: ns.Name}
 	annotated := ns.Annotations[IsolateAnnotation] == IsolateEnabled
@@ -247,36 +298,70 @@ func (c *converter) isolationOf(ns *corev1.Namespace) isolation {
 			"value %q does not turn isolation on (only %q does): not isolated", v, IsolateEnabled))
 	}
 	workspace := ns.Labels[WorkspaceLabel]
-	if workspace == "" {
-		if annotated {
-			c.problem(ref, "metadata.labels["+WorkspaceLabel+"]", SeverityWarning,
-				"KubeSphere's controller ignores namespaces outside a workspace, so this one is not isolated although annotated: "+
-					"not carried over; to isolate it with moat, run: kubectl label namespace "+ns.Name+" "+v1alpha1.IsolationLabel+"=true")
-		}
-		return notIsolated
-	}
-	if annotated {
+	switch {
+	case workspace == "":
+		return c.outsideWorkspaces(ns, annotated)
+	case annotated:
 		return namespaceIsolated
 	}
-	if ws, ok := c.workspaces[workspace]; ok && ws.NetworkIsolation {
+	ws, ok := c.workspaces[workspace]
+	if !ok {
+		c.problem(ref, "metadata.labels["+WorkspaceLabel+"]", SeverityError, fmt.Sprintf(
+			"workspace %s is not in the input, so whether KubeSphere isolates this namespace at the workspace level is unknown: "+
+				"it is converted as not isolated; include the workspace (kubectl get workspaces %s -o yaml) and run the import again", workspace, workspace))
+		return notIsolated
+	}
+	if ws.NetworkIsolation {
 		return workspaceIsolated
 	}
 	return notIsolated
 }
 
+// outsideWorkspaces says how KubeSphere isolates ns, which is in no
+// workspace: its controller writes no isolation policy, but the policies it
+// writes for the namespace's NamespaceNetworkPolicies are in force (nothing
+// deletes them), so a namespace with one that restricts ingress admits only
+// the policies' peers.
+func (c *converter) outsideWorkspaces(ns *corev1.Namespace, annotated bool) isolation {
+	ref := ObjectRef{Kind: "Namespace", Name: ns.Name}
+	if c.ingressPolicies[ns.Name] > 0 {
+		c.problem(ref, "", SeverityWarning, fmt.Sprintf(
+			"in no workspace, so KubeSphere writes no isolation policy here, but its NamespaceNetworkPolicies are in force: "+
+				"the namespace admits only their peers; moat isolates it on its own with their allowlists, and also admits the namespace itself "+
+				"and what moat serve's --allowed-ingress-namespaces and --allowed-ingress-cidrs admit (%s)", v1alpha1.GroupIngressLabel+"=false"))
+		return policiesOnly
+	}
+	if annotated {
+		c.problem(ref, "metadata.labels["+WorkspaceLabel+"]", SeverityWarning,
+			"KubeSphere's controller ignores namespaces outside a workspace, so this one is not isolated although annotated: "+
+				"not carried over; to isolate it with moat, run: kubectl label namespace "+ns.Name+" "+v1alpha1.IsolationLabel+"=true")
+	}
+	return notIsolated
+}
+
 // workspaceAllowlist admits the other namespaces of ns's workspace, as
-// KubeSphere's workspace isolation does.
+// KubeSphere's workspace isolation does: with moat's --project-label set to
+// KubeSphere's workspace label, the isolation itself admits the workspace
+// (moat-group-ingress, which follows the label as KubeSphere's policy does);
+// otherwise an allowlist names the workspace's namespaces of the input.
 func (c *converter) workspaceAllowlist(ns *corev1.Namespace) {
 	workspace := ns.Labels[WorkspaceLabel]
+	ref := ObjectRef{Kind: "Namespace", Name: ns.Name}
+	if c.cfg.Policy.ProjectLabel == WorkspaceLabel {
+		c.problem(ref, "", SeverityWarning, fmt.Sprintf(
+			"isolated at the workspace level (workspace %s): moat serve --project-label=%s admits the workspace's namespaces, "+
+				"those that join it later included", workspace, WorkspaceLabel))
+		return
+	}
 	var peers []v1alpha1.Peer
-	for _, name := range sortedKeys(c.namespaces) {
-		if name != ns.Name && c.namespaces[name].Labels[WorkspaceLabel] == workspace {
+	for _, name := range c.members[workspace] {
+		if name != ns.Name {
 			peers = append(peers, v1alpha1.Peer{Namespace: name})
 		}
 	}
-	c.problem(ObjectRef{Kind: "Namespace", Name: ns.Name}, "", SeverityWarning, fmt.Sprintf(
+	c.problem(ref, "", SeverityWarning, fmt.Sprintf(
 		"isolated at the workspace level (workspace %s): moat admits the %d other namespaces of the workspace found in the input by name; "+
-			"namespaces that join the workspace later must be added to allowlist %s", workspace, len(peers), WorkspaceAllowlistName))
+			"namespaces that join the workspace later must be added to allowlist %s, or run moat serve and this import with --project-label=%s", workspace, len(peers), WorkspaceAllowlistName, WorkspaceLabel))
 	// A rule holds at most v1alpha1.MaxPeers peers: a large workspace takes
 	// several rules.
 	var rules []v1alpha1.IngressRule
@@ -284,14 +369,25 @@ func (c *converter) workspaceAllowlist(ns *corev1.Namespace) {
 		rules = append(rules, v1alpha1.IngressRule{From: chunk})
 	}
 	if len(rules) > 0 {
-		c.emit(newAllowlist(ns.Name, WorkspaceAllowlistName, v1alpha1.NetworkAllowlistSpec{Ingress: rules}), ObjectRef{Kind: "Namespace", Name: ns.Name})
+		c.emit(newAllowlist(ns.Name, WorkspaceAllowlistName, v1alpha1.NetworkAllowlistSpec{Ingress: rules}), ref)
 	}
 }
 
-// convertPolicy converts one NamespaceNetworkPolicy. It returns nil when
-// nothing of it carries over, and whether it restricts egress in
-// KubeSphere (it has an egress rule).
-func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v1alpha1.NetworkAllowlist, bool) {
+// convertPolicy converts one NamespaceNetworkPolicy in force into an
+// allowlist of its name, when anything of it carries over, and reports
+// whether it restricts egress in KubeSphere (it has an egress rule).
+func (c *converter) convertPolicy(np *NamespaceNetworkPolicy) bool {
+	ref := ObjectRef{Kind: NamespaceNetworkPolicyKind.Kind, Namespace: np.Namespace, Name: np.Name}
+	al, egress := c.allowlistOf(np, ref)
+	if al != nil {
+		c.emit(al, ref)
+	}
+	return egress
+}
+
+// allowlistOf converts np. It returns nil when nothing of it carries over,
+// and whether it restricts egress in KubeSphere.
+func (c *converter) allowlistOf(np *NamespaceNetworkPolicy, ref ObjectRef) (*v1alpha1.NetworkAllowlist, bool) {
 	spec := field.NewPath("spec")
 	var out v1alpha1.NetworkAllowlistSpec
 	for i, rule := range np.Spec.Ingress {
@@ -348,9 +444,9 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 	}
 	egress := len(np.Spec.Egress) > 0
 	if egress && len(out.Egress) == 0 {
-		c.problem(ref, spec.Child("egress").String(), SeverityError,
-			"in KubeSphere this policy restricts the project's egress (to DNS), but none of its egress rules carries over, "+
-				"and a moat project restricts egress only once an allowlist has an egress rule: add the egress rules the project needs")
+		c.problem(ref, spec.Child("egress").String(), SeverityWarning, fmt.Sprintf(
+			"none of the policy's egress rules carries over: as in KubeSphere, the project's egress stays restricted, "+
+				"to DNS (allowlist %s and moat serve --dns-service) and the egress rules of its other allowlists", DNSAllowlistName))
 	}
 	if len(np.Spec.Egress) == 0 && np.Spec.Egress != nil {
 		c.problem(ref, spec.Child("egress").String(), SeverityError,
@@ -367,7 +463,7 @@ func (c *converter) convertPolicy(np *NamespaceNetworkPolicy, ref ObjectRef) (*v
 // and checks it with moat's rules. The second result is false when the peer
 // does not carry over (a problem says why).
 func (c *converter) convertPeer(ref ObjectRef, path *field.Path, peer *Peer, ingress bool) (v1alpha1.Peer, bool) {
-	out, ok := c.peer(ref, path, peer)
+	out, ok := c.peer(ref, path, peer, ingress)
 	if !ok {
 		return v1alpha1.Peer{}, false
 	}
@@ -382,7 +478,7 @@ func (c *converter) convertPeer(ref ObjectRef, path *field.Path, peer *Peer, ing
 }
 
 // peer converts one peer as it is, with KubeSphere's reading of it.
-func (c *converter) peer(ref ObjectRef, path *field.Path, peer *Peer) (v1alpha1.Peer, bool) {
+func (c *converter) peer(ref ObjectRef, path *field.Path, peer *Peer, ingress bool) (v1alpha1.Peer, bool) {
 	set := 0
 	for _, isSet := range []bool{peer.Service != nil, peer.Namespace != nil, peer.IPBlock != nil} {
 		if isSet {
@@ -400,7 +496,7 @@ func (c *converter) peer(ref ObjectRef, path *field.Path, peer *Peer) (v1alpha1.
 	}
 	switch {
 	case peer.Service != nil:
-		return c.convertService(ref, path.Child("service"), peer.Service)
+		return c.convertService(ref, path.Child("service"), peer.Service, ingress)
 	case peer.Namespace != nil:
 		if peer.Namespace.Name == "" {
 			c.problem(ref, path.Child("namespace", "name").String(), SeverityError, "empty: name the namespace to admit")
@@ -412,9 +508,9 @@ func (c *converter) peer(ref ObjectRef, path *field.Path, peer *Peer) (v1alpha1.
 	}
 }
 
-// convertService converts a Service peer, checking the Service when the
-// input holds it.
-func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSelector) (v1alpha1.Peer, bool) {
+// convertService converts a Service peer of an ingress (ingress true) or
+// egress rule, checking the Service when the input holds it.
+func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSelector, ingress bool) (v1alpha1.Peer, bool) {
 	if s.Name == "" || s.Namespace == "" {
 		c.problem(ref, path.String(), SeverityError,
 			"service.name and service.namespace are both required: KubeSphere's controller cannot resolve the Service and refuses the whole policy")
@@ -423,6 +519,9 @@ func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSe
 	peer := v1alpha1.Peer{Service: &v1alpha1.ServiceReference{Namespace: s.Namespace, Name: s.Name}}
 	svc, ok := c.services[s.Namespace+"/"+s.Name]
 	if !ok {
+		c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf(
+			"Service %s/%s is not in the input: if it does not exist, KubeSphere's controller refuses the whole policy (none of its rules is in force), "+
+				"while moat admits the policy's other peers now and this one once the Service exists", s.Namespace, s.Name))
 		return peer, true
 	}
 	if selection := v1alpha1.SelectionOf(svc); selection != v1alpha1.ServiceSelectable {
@@ -435,15 +534,26 @@ func (c *converter) convertService(ref ObjectRef, path *field.Path, s *ServiceSe
 				"and moat refuses such a peer; use an ipBlock peer with the addresses behind the Service", s.Namespace, s.Name, what))
 		return v1alpha1.Peer{}, false
 	}
+	if !ingress {
+		c.targetPortProblem(ref, path, svc)
+	}
+	return peer, true
+}
+
+// targetPortProblem reports, for an egress Service peer, the first port of
+// svc whose target port differs from its port: KubeSphere admitted the
+// port, moat admits the target port. Ingress Service peers use no Service
+// ports, in KubeSphere as in moat.
+func (c *converter) targetPortProblem(ref ObjectRef, path *field.Path, svc *corev1.Service) {
+	s := svc.ObjectMeta
 	for _, p := range svc.Spec.Ports {
 		if v1alpha1.TargetPort(p) != intstr.FromInt32(p.Port) {
 			c.problem(ref, path.String(), SeverityWarning, fmt.Sprintf(
 				"Service %s/%s port %d goes to target port %s: KubeSphere's policy admitted port %d on the pods, moat admits the target port that the Service really uses",
 				s.Namespace, s.Name, p.Port, p.TargetPort.String(), p.Port))
-			break
+			return
 		}
 	}
-	return peer, true
 }
 
 // convertIPBlock converts an ipBlock, clearing host bits as NetworkPolicy

@@ -68,6 +68,14 @@ func converted(s, to string, path *field.Path) Problem {
 		Message: fmt.Sprintf("%q has host bits set or is not in canonical form: converted to %s, the network NetworkPolicy matches", s, to)}
 }
 
+// notInInput is the warning for a Service peer whose Service the input
+// does not hold.
+func notInInput(path *field.Path, namespace, name string) Problem {
+	return Problem{Object: npRef, Field: path.String(), Severity: SeverityWarning, Message: "Service " + namespace + "/" + name +
+		" is not in the input: if it does not exist, KubeSphere's controller refuses the whole policy (none of its rules is in force), " +
+		"while moat admits the policy's other peers now and this one once the Service exists"}
+}
+
 var noPortLeft = "none of the rule's ports carries over, and without ports the rule would admit every port: the rule is not carried over"
 
 // convertPolicy converts np in the isolated namespace web and returns the
@@ -271,6 +279,7 @@ func TestConvertEgressPortsLeftOut(t *testing.T) {
 	wantProblems := []Problem{
 		refused(field.Invalid(egress0.Child("ports").Index(0).Child("port"), int32(99999), "must be between 1 and 65535, inclusive"), "port"),
 		{Object: npRef, Field: egress0.Child("ports").String(), Severity: SeverityError, Message: noPortLeft},
+		notInInput(egress0.Child("to").Index(1).Child("service"), "db", "pg"),
 		{Object: npRef, Field: egress0.Child("ports").String(), Severity: SeverityWarning,
 			Message: "KubeSphere ignores the rule's ports for the Service peer spec.egress[0].to[1] (it admits the Service's ports); so does the conversion"},
 	}
@@ -320,11 +329,12 @@ func TestConvertPeers(t *testing.T) {
 		return "Service db/" + name + " " + what + ", so no NetworkPolicy can select its endpoints: KubeSphere's controller refuses the whole policy " +
 			"and moat refuses such a peer; use an ipBlock peer with the addresses behind the Service"
 	}
+	// An ingress Service peer uses no Service port (in KubeSphere as in
+	// moat): no targetPort warning for "moved".
 	wantProblems := []Problem{
-		{Object: npRef, Field: from.Index(1).Child("service").String(), Severity: SeverityWarning,
-			Message: "Service db/moved port 80 goes to target port http: KubeSphere's policy admitted port 80 on the pods, moat admits the target port that the Service really uses"},
 		{Object: npRef, Field: from.Index(2).Child("service").String(), Severity: SeverityError, Message: selectorless("manual", "has no selector")},
 		{Object: npRef, Field: from.Index(3).Child("service").String(), Severity: SeverityError, Message: selectorless("alias", "is of type ExternalName")},
+		notInInput(from.Index(4).Child("service"), "db", "absent"),
 		{Object: npRef, Field: from.Index(5).Child("service").String(), Severity: SeverityError,
 			Message: "service.name and service.namespace are both required: KubeSphere's controller cannot resolve the Service and refuses the whole policy"},
 		{Object: npRef, Field: from.Index(6).Child("namespace", "name").String(), Severity: SeverityError, Message: "empty: name the namespace to admit"},
@@ -333,6 +343,7 @@ func TestConvertPeers(t *testing.T) {
 			Message: "a peer must set one of namespace, service or ipBlock: KubeSphere's controller refuses the whole policy for it"},
 		{Object: npRef, Field: from.Index(9).String(), Severity: SeverityWarning,
 			Message: "a peer sets more than one of service, namespace and ipBlock: KubeSphere uses only the first of them in that order; so does the conversion"},
+		notInInput(from.Index(10).Child("service"), "db", "Bad_Name"),
 		refused(field.Invalid(from.Index(10).Child("service", "name"), "Bad_Name", `a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')`), "peer"),
 	}
 	if diff := cmp.Diff(wantProblems, result.Problems); diff != "" {
@@ -373,9 +384,11 @@ func TestConvertRules(t *testing.T) {
 		wantProblems: []Problem{
 			{Object: npRef, Field: egress0.Child("to").Index(0).String(), Severity: SeverityError,
 				Message: "a peer must set one of namespace, service or ipBlock: KubeSphere's controller refuses the whole policy for it"},
-			{Object: npRef, Field: spec.Child("egress").String(), Severity: SeverityError,
-				Message: "in KubeSphere this policy restricts the project's egress (to DNS), but none of its egress rules carries over, " +
-					"and a moat project restricts egress only once an allowlist has an egress rule: add the egress rules the project needs"},
+			// The DNS allowlist keeps egress restricted: a warning that
+			// says so, not a second error.
+			{Object: npRef, Field: spec.Child("egress").String(), Severity: SeverityWarning,
+				Message: "none of the policy's egress rules carries over: as in KubeSphere, the project's egress stays restricted, " +
+					"to DNS (allowlist kubesphere-nodelocaldns and moat serve --dns-service) and the egress rules of its other allowlists"},
 		},
 	}, {
 		name: "deny all egress",
@@ -452,16 +465,25 @@ func isolationPatch(name string) *corev1.Namespace {
 	}
 }
 
+// alonePatch isolates name on its own: without its project group.
+func alonePatch(name string) *corev1.Namespace {
+	ns := isolationPatch(name)
+	ns.Labels[v1alpha1.GroupIngressLabel] = "false"
+	return ns
+}
+
+func workspaceWarning(name, workspace string, others int) Problem {
+	return Problem{Object: ObjectRef{Kind: "Namespace", Name: name}, Severity: SeverityWarning, Message: fmt.Sprintf(
+		"isolated at the workspace level (workspace %s): moat admits the %d other namespaces of the workspace found in the input by name; "+
+			"namespaces that join the workspace later must be added to allowlist %s, or run moat serve and this import with --project-label=kubesphere.io/workspace",
+		workspace, others, WorkspaceAllowlistName)}
+}
+
 // TestConvertIsolation: which namespaces KubeSphere's controller isolates,
 // and how; moat never isolates a protected namespace.
 func TestConvertIsolation(t *testing.T) {
 	enabled := map[string]string{IsolateAnnotation: IsolateEnabled}
 	nsRef := func(name string) ObjectRef { return ObjectRef{Kind: "Namespace", Name: name} }
-	workspaceWarning := func(name string, others int) Problem {
-		return Problem{Object: nsRef(name), Severity: SeverityWarning, Message: fmt.Sprintf(
-			"isolated at the workspace level (workspace ws): moat admits the %d other namespaces of the workspace found in the input by name; "+
-				"namespaces that join the workspace later must be added to allowlist %s", others, WorkspaceAllowlistName)}
-	}
 	in := Input{
 		Namespaces: []*corev1.Namespace{
 			namespace("annotated", "team", enabled),
@@ -472,12 +494,14 @@ func TestConvertIsolation(t *testing.T) {
 			namespace("ws-b", "ws", enabled), // the annotation wins
 			namespace("kube-system", "team", enabled),
 			namespace("off", "off-ws", nil),
+			namespace("lost", "missing-ws", nil),
+			namespace("lost-annotated", "missing-ws", enabled), // the annotation wins anyway
 			nil,
 		},
-		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}, {Name: "off-ws"}},
+		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}, {Name: "off-ws"}, {Name: "team"}},
 	}
 	result := Convert(in, validation.Config{})
-	wantNamespaces := []*corev1.Namespace{isolationPatch("annotated"), isolationPatch("ws-a"), isolationPatch("ws-b")}
+	wantNamespaces := []*corev1.Namespace{alonePatch("annotated"), alonePatch("lost-annotated"), isolationPatch("ws-a"), alonePatch("ws-b")}
 	if diff := cmp.Diff(wantNamespaces, result.Namespaces); diff != "" {
 		t.Errorf("namespaces (-want +got):\n%s", diff)
 	}
@@ -494,18 +518,21 @@ func TestConvertIsolation(t *testing.T) {
 		{Object: nsRef("loose"), Field: "metadata.labels[" + WorkspaceLabel + "]", Severity: SeverityWarning,
 			Message: "KubeSphere's controller ignores namespaces outside a workspace, so this one is not isolated although annotated: " +
 				"not carried over; to isolate it with moat, run: kubectl label namespace loose moat.dev/isolated=true"},
-		workspaceWarning("ws-a", 1),
+		{Object: nsRef("lost"), Field: "metadata.labels[" + WorkspaceLabel + "]", Severity: SeverityError,
+			Message: "workspace missing-ws is not in the input, so whether KubeSphere isolates this namespace at the workspace level is unknown: " +
+				"it is converted as not isolated; include the workspace (kubectl get workspaces missing-ws -o yaml) and run the import again"},
+		workspaceWarning("ws-a", "ws", 1),
 	}
 	if diff := cmp.Diff(wantProblems, result.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
-	if result.Errors() != 1 {
-		t.Errorf("Errors() = %d, want 1", result.Errors())
+	if result.Errors() != 2 {
+		t.Errorf("Errors() = %d, want 2", result.Errors())
 	}
 
 	// Protected namespaces are moat's configuration.
 	result = Convert(in, validation.Config{Policy: moatpolicy.Config{ProtectedNamespaces: []string{}}})
-	wantNamespaces = []*corev1.Namespace{isolationPatch("annotated"), isolationPatch("kube-system"), isolationPatch("ws-a"), isolationPatch("ws-b")}
+	wantNamespaces = []*corev1.Namespace{alonePatch("annotated"), alonePatch("kube-system"), alonePatch("lost-annotated"), isolationPatch("ws-a"), alonePatch("ws-b")}
 	if diff := cmp.Diff(wantNamespaces, result.Namespaces); diff != "" {
 		t.Errorf("with no protected namespaces: namespaces (-want +got):\n%s", diff)
 	}
@@ -551,7 +578,7 @@ func TestConvertPoliciesNotInForce(t *testing.T) {
 	}
 	result := Convert(Input{
 		Namespaces: []*corev1.Namespace{namespace("plain", "team", nil), namespace("ws-a", "ws", nil)},
-		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}},
+		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}, {Name: "team"}},
 		Policies:   []*NamespaceNetworkPolicy{np("ws-a"), np("unknown"), nil, np("plain")},
 	}, validation.Config{})
 	want := []*v1alpha1.NetworkAllowlist{newAllowlist("unknown", "np", v1alpha1.NetworkAllowlistSpec{
@@ -560,8 +587,7 @@ func TestConvertPoliciesNotInForce(t *testing.T) {
 		t.Errorf("allowlists (-want +got):\n%s", diff)
 	}
 	wantProblems := []Problem{
-		{Object: ObjectRef{Kind: "Namespace", Name: "ws-a"}, Severity: SeverityWarning, Message: "isolated at the workspace level (workspace ws): moat admits the 0 other namespaces of the workspace found in the input by name; " +
-			"namespaces that join the workspace later must be added to allowlist " + WorkspaceAllowlistName},
+		workspaceWarning("ws-a", "ws", 0),
 		{Object: ref("plain"), Severity: SeverityWarning, Message: "not in force: KubeSphere deletes the NamespaceNetworkPolicies of namespace plain, whose isolation is off; nothing to carry over"},
 		{Object: ref("unknown"), Severity: SeverityWarning, Message: "namespace unknown is not in the input, so whether KubeSphere isolates it is unknown: the policy is converted; " +
 			"if the project is isolated, also run: kubectl label namespace unknown moat.dev/isolated=true"},
@@ -621,6 +647,109 @@ func TestConvertRuleWithoutPeersLeft(t *testing.T) {
 	wantProblems := []Problem{refused(field.Invalid(ingress0.Child("from").Index(0).Child("ipBlock", "cidr"), "10.300.0.0/16",
 		"must be a CIDR such as 10.1.0.0/24, 192.168.1.1/32 or 2001:db8::/64"), "peer")}
 	if diff := cmp.Diff(wantProblems, problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestConvertOutsideWorkspaces: KubeSphere enforces the NamespaceNetworkPolicies
+// of a namespace in no workspace (nothing deletes them), so the namespace
+// admits only their peers (issue 22, case 1): moat isolates it on its own.
+// A policy there that restricts only egress cannot be carried over without
+// closing the namespace's ingress.
+func TestConvertOutsideWorkspaces(t *testing.T) {
+	np := func(namespace string, spec NamespaceNetworkPolicySpec) *NamespaceNetworkPolicy {
+		return &NamespaceNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "np"}, Spec: spec}
+	}
+	ingressOnly := NamespaceNetworkPolicySpec{Ingress: []IngressRule{{From: []Peer{namespacePeer("a")}}}}
+	egressOnly := NamespaceNetworkPolicySpec{Egress: []EgressRule{{To: []Peer{namespacePeer("a")}}}}
+	// A policy with neither list: the API server defaults its NetworkPolicy's
+	// type to Ingress, and without rules it admits nothing.
+	result := Convert(Input{
+		Namespaces: []*corev1.Namespace{namespace("legacy", "", nil), namespace("outbound", "", nil), namespace("idle", "", nil), namespace("shut", "", nil)},
+		Policies:   []*NamespaceNetworkPolicy{np("legacy", ingressOnly), np("outbound", egressOnly), np("shut", NamespaceNetworkPolicySpec{})},
+	}, validation.Config{})
+	if diff := cmp.Diff([]*corev1.Namespace{alonePatch("legacy"), alonePatch("shut")}, result.Namespaces); diff != "" {
+		t.Errorf("namespaces (-want +got):\n%s", diff)
+	}
+	want := []*v1alpha1.NetworkAllowlist{newAllowlist("legacy", "np", v1alpha1.NetworkAllowlistSpec{
+		Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Namespace: "a"}}}}})}
+	if diff := cmp.Diff(want, result.Allowlists); diff != "" {
+		t.Errorf("allowlists (-want +got):\n%s", diff)
+	}
+	wantProblems := []Problem{
+		{Object: ObjectRef{Kind: "Namespace", Name: "legacy"}, Severity: SeverityWarning, Message: "in no workspace, so KubeSphere writes no isolation policy here, " +
+			"but its NamespaceNetworkPolicies are in force: the namespace admits only their peers; moat isolates it on its own with their allowlists, " +
+			"and also admits the namespace itself and what moat serve's --allowed-ingress-namespaces and --allowed-ingress-cidrs admit (moat.dev/group-ingress=false)"},
+		{Object: ObjectRef{Kind: "Namespace", Name: "shut"}, Severity: SeverityWarning, Message: "in no workspace, so KubeSphere writes no isolation policy here, " +
+			"but its NamespaceNetworkPolicies are in force: the namespace admits only their peers; moat isolates it on its own with their allowlists, " +
+			"and also admits the namespace itself and what moat serve's --allowed-ingress-namespaces and --allowed-ingress-cidrs admit (moat.dev/group-ingress=false)"},
+		{Object: ObjectRef{Kind: "NamespaceNetworkPolicy", Namespace: "outbound", Name: "np"}, Severity: SeverityError, Message: "namespace outbound is in no workspace, " +
+			"where KubeSphere enforces the policy as it is: it restricts the namespace's egress only, and moat restricts egress only in an isolated namespace, " +
+			"which would also close its ingress: not carried over; to restrict egress with moat, isolate the namespace and add the ingress it needs"},
+	}
+	if diff := cmp.Diff(wantProblems, result.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestConvertWorkspaceWithProjectLabel: with --project-label set to
+// KubeSphere's workspace label, moat's group ingress is the workspace
+// isolation: no allowlist names the workspace's namespaces.
+func TestConvertWorkspaceWithProjectLabel(t *testing.T) {
+	result := Convert(Input{
+		Namespaces: []*corev1.Namespace{namespace("ws-a", "ws", nil), namespace("ws-b", "ws", map[string]string{IsolateAnnotation: IsolateEnabled})},
+		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}},
+	}, validation.Config{Policy: moatpolicy.Config{ProjectLabel: WorkspaceLabel}})
+	if diff := cmp.Diff([]*corev1.Namespace{isolationPatch("ws-a"), alonePatch("ws-b")}, result.Namespaces); diff != "" {
+		t.Errorf("namespaces (-want +got):\n%s", diff)
+	}
+	if len(result.Allowlists) != 0 {
+		t.Errorf("allowlists %v, want none", result.Allowlists)
+	}
+	want := []Problem{{Object: ObjectRef{Kind: "Namespace", Name: "ws-a"}, Severity: SeverityWarning, Message: "isolated at the workspace level (workspace ws): " +
+		"moat serve --project-label=kubesphere.io/workspace admits the workspace's namespaces, those that join it later included"}}
+	if diff := cmp.Diff(want, result.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+
+	// Another project label does not group by workspace: the allowlist
+	// names the workspace's namespaces.
+	result = Convert(Input{
+		Namespaces: []*corev1.Namespace{namespace("ws-a", "ws", nil), namespace("ws-b", "ws", nil)},
+		Workspaces: []Workspace{{Name: "ws", NetworkIsolation: true}},
+	}, validation.Config{Policy: moatpolicy.Config{ProjectLabel: "field.cattle.io/projectId"}})
+	if len(result.Allowlists) != 2 || result.Allowlists[0].Name != WorkspaceAllowlistName {
+		t.Errorf("with another project label: allowlists %v, want %s in each namespace", result.Allowlists, WorkspaceAllowlistName)
+	}
+}
+
+// TestConvertDNSAllowlistOnce: the DNS allowlist goes with any policy of
+// the namespace that has egress rules, whatever the others have.
+func TestConvertDNSAllowlistOnce(t *testing.T) {
+	egress := &NamespaceNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "a-out"},
+		Spec: NamespaceNetworkPolicySpec{Egress: []EgressRule{{To: []Peer{namespacePeer("a")}}}}}
+	ingress := &NamespaceNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "b-in"},
+		Spec: NamespaceNetworkPolicySpec{Ingress: []IngressRule{{From: []Peer{namespacePeer("a")}}}}}
+	result := Convert(Input{Namespaces: []*corev1.Namespace{isolatedNamespace("web")}, Policies: []*NamespaceNetworkPolicy{ingress, egress}}, validation.Config{})
+	var names []string
+	for _, al := range result.Allowlists {
+		names = append(names, al.Name)
+	}
+	if diff := cmp.Diff([]string{"a-out", "b-in", DNSAllowlistName}, names); diff != "" {
+		t.Errorf("allowlists (-want +got):\n%s", diff)
+	}
+}
+
+// TestConvertEgressServiceTargetPort: KubeSphere admits an egress Service
+// peer on the Service's ports, moat on its target ports: reported.
+func TestConvertEgressServiceTargetPort(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "db", Name: "moved"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "pg"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	np := policy(NamespaceNetworkPolicySpec{Egress: []EgressRule{{To: []Peer{{Service: &ServiceSelector{Namespace: "db", Name: "moved"}}}}}})
+	result := Convert(Input{Namespaces: []*corev1.Namespace{isolatedNamespace("web")}, Services: []*corev1.Service{svc}, Policies: []*NamespaceNetworkPolicy{np}}, validation.Config{})
+	want := []Problem{{Object: npRef, Field: egress0.Child("to").Index(0).Child("service").String(), Severity: SeverityWarning,
+		Message: "Service db/moved port 80 goes to target port 8080: KubeSphere's policy admitted port 80 on the pods, moat admits the target port that the Service really uses"}}
+	if diff := cmp.Diff(want, result.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }

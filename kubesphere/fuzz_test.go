@@ -14,9 +14,17 @@ import (
 // the same answer twice, and every allowlist with at least one rule and
 // every problem with a message.
 func FuzzConvert(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("..", "cmd", "moat", "testdata", "kubesphere", "*.yaml"))
-	if err != nil {
-		f.Fatal(err)
+	var seeds []string
+	for _, pattern := range []string{
+		filepath.Join("..", "cmd", "moat", "testdata", "kubesphere", "*.yaml"),
+		filepath.Join("..", "cmd", "moat", "testdata", "kubesphere", "cluster", "*.yaml"),
+		filepath.Join("testdata", "fidelity", "*.yaml"),
+	} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, files...)
 	}
 	if len(seeds) == 0 {
 		f.Fatal("no seed inputs")

@@ -33,9 +33,8 @@ func NewReader() *Reader {
 	return &Reader{Origins: map[ObjectRef]string{}}
 }
 
-// ReadPaths reads files, directories and stdin as `moat validate` does
-// (manifest.WalkPaths: every .yaml, .yml and .json file below a directory,
-// in lexical order, skipping directories whose name starts with a dot). The
+// ReadPaths reads files, directories and stdin as `kubectl apply -R -f`
+// does (manifest.WalkPaths: kubectl's walk, order and extension rules). The
 // error is an I/O error; bad content becomes Problems.
 func (x *Reader) ReadPaths(paths []string, stdin io.Reader) error {
 	return manifest.WalkPaths(paths, stdin, x.Read)

@@ -216,6 +216,31 @@ func (s *Session) NetworkPolicies(namespace string) ([]*networkingv1.NetworkPoli
 	return out, nil
 }
 
+// Pods returns every Pod in the namespace (for moat explain). It is not
+// remembered: each call reads again.
+func (s *Session) Pods(namespace string) ([]*corev1.Pod, error) {
+	return s.pods(fmt.Sprintf("in namespace %s", namespace), client.InNamespace(namespace))
+}
+
+// PodsWithIP returns the Pods of every namespace whose status.podIP is ip
+// (for moat explain): a field selector, so that the API server, not the
+// caller, searches.
+func (s *Session) PodsWithIP(ip string) ([]*corev1.Pod, error) {
+	return s.pods("with address "+ip, client.MatchingFields{"status.podIP": ip})
+}
+
+func (s *Session) pods(what string, opts ...client.ListOption) ([]*corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := s.reader.List(s.ctx, list, opts...); err != nil {
+		return nil, fmt.Errorf("listing Pods %s: %w", what, err)
+	}
+	out := make([]*corev1.Pod, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
+}
+
 // onceValue is once for a Session-wide answer.
 func onceValue[T any](a **answer[T], read func() (T, error)) (T, error) {
 	if *a == nil {

@@ -133,10 +133,19 @@ func WriteJSON(w io.Writer, fs []Finding) error {
 }
 
 // Check reads paths (see ReadPaths) and validates what they hold (see
-// Validate), without keeping NetworkPolicies in memory: each is validated as
-// soon as it is read. The error is an I/O error.
+// CheckSource).
 func Check(paths []string, stdin io.Reader, live Cluster, cfg validation.Config) (*Index, []Finding, error) {
+	return CheckSource(Source{Filenames: paths, Recursive: true}, stdin, live, cfg)
+}
+
+// CheckSource reads what `kubectl apply` reads for src (see Source.Read) and
+// validates it (see Validate), without keeping NetworkPolicies in memory:
+// each is validated as soon as it is read. Without src.Namespace, objects
+// whose findings depend on the namespace kubectl apply gives them get a
+// warning. The error is an I/O error.
+func CheckSource(src Source, stdin io.Reader, live Cluster, cfg validation.Config) (*Index, []Finding, error) {
 	x := NewIndex(live)
+	x.warnNamespaceUnset = src.Namespace == ""
 	var out []Finding
 	// The tenant rule needs the namespace and its allowlists, known only
 	// once everything is read: keep the few policies it could refuse.
@@ -147,14 +156,14 @@ func Check(paths []string, stdin io.Reader, live Cluster, cfg validation.Config)
 			tenantCandidates = append(tenantCandidates, *o)
 		}
 	}
-	if err := ReadPaths(paths, stdin, x); err != nil {
+	if err := src.Read(stdin, x); err != nil {
 		return nil, nil, err
 	}
 	x.Build()
 	out = append(out, Validate(x, cfg)...)
 	tenant := newTenantRule(x, cfg)
 	for i := range tenantCandidates {
-		out = tenant.findings(out, &tenantCandidates[i])
+		out = x.checkObject(out, &tenantCandidates[i], cfg, false, tenant)
 	}
 	SortFindings(out)
 	return x, out, nil
@@ -184,8 +193,7 @@ func Validate(x *Index, cfg validation.Config) []Finding {
 	}
 	tenant := newTenantRule(x, cfg)
 	for i := range x.Objects {
-		out = validateObject(out, &x.Objects[i], x, cfg)
-		out = tenant.findings(out, &x.Objects[i])
+		out = x.checkObject(out, &x.Objects[i], cfg, true, tenant)
 	}
 	SortFindings(out)
 	return out

@@ -53,8 +53,8 @@ func TestCheckGolden(t *testing.T) {
 	golden(t, "check.golden.txt", text.Bytes())
 	golden(t, "check.golden.json", js.Bytes())
 
-	if errs, warnings := Count(findings); errs != 6 || warnings != 3 {
-		t.Errorf("Count = %d errors, %d warnings; want 6 and 3", errs, warnings)
+	if errs, warnings := Count(findings); errs != 7 || warnings != 3 {
+		t.Errorf("Count = %d errors, %d warnings; want 7 and 3", errs, warnings)
 	}
 	// NetworkPolicies are validated as they are read and not kept.
 	if x.ObjectsRead != 6 || len(x.Objects) != 5 {
@@ -91,8 +91,8 @@ func TestCheckOrderIndependent(t *testing.T) {
 		return fs
 	}
 	want := withoutLines(docs)
-	if len(want) != 7 {
-		t.Fatalf("got %d findings, want 7: %v", len(want), want)
+	if len(want) != 8 {
+		t.Fatalf("got %d findings, want 8: %v", len(want), want)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 20; i++ {

@@ -21,12 +21,11 @@ import (
 // reader set, objects missing from the manifests are looked up there.
 //
 // When the manifests define the same object more than once, lookups see the
-// definition with the greatest position (file, then line): the one that
-// `kubectl apply` of the sorted files would leave in place.
+// last definition read: the one that `kubectl apply` leaves in place, as it
+// applies in the order it reads (Source.Files).
 type Index struct {
-	// Objects lists the objects read, sorted by position once reading is
-	// done: every object, except NetworkPolicies when a NetworkPolicy hook is
-	// set.
+	// Objects lists the objects read, in the order read (kubectl apply's):
+	// every object, except NetworkPolicies when a NetworkPolicy hook is set.
 	Objects []Object
 	// Errors lists every document that could not be read, sorted by position.
 	Errors []*Error
@@ -36,6 +35,12 @@ type Index struct {
 	// onNetworkPolicy, when set, receives each NetworkPolicy instead of
 	// Objects: nothing looks NetworkPolicies up, so they need not be kept.
 	onNetworkPolicy func(*Object)
+	// warnNamespaceUnset makes Validate warn where a finding depends on the
+	// namespace kubectl apply gives objects without one (CheckSource).
+	warnNamespaceUnset bool
+	// unset has the kinds and namespaces of objects without
+	// metadata.namespace (unsetKinds).
+	unset map[kindIn]bool
 	// records has the identity of every object read, for Duplicates.
 	records []record
 
@@ -113,10 +118,9 @@ func (x *Index) Error(e *Error) {
 	x.Errors = append(x.Errors, e)
 }
 
-// Build sorts what was read and builds the lookup tables. Call it once after
-// the last Object.
+// Build sorts the errors by position and builds the lookup tables. Call it
+// once after the last Object.
 func (x *Index) Build() {
-	sort.SliceStable(x.Objects, func(i, j int) bool { return objectLess(&x.Objects[i], &x.Objects[j]) })
 	sort.SliceStable(x.Errors, func(i, j int) bool { return x.Errors[i].Position.Less(x.Errors[j].Position) })
 	x.services = map[types.NamespacedName]*Object{}
 	x.namespaces = map[string]*Object{}
@@ -126,7 +130,7 @@ func (x *Index) Build() {
 	for i := range x.Objects {
 		o := &x.Objects[i]
 		key := types.NamespacedName{Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()}
-		// Later positions overwrite earlier ones: the last definition wins.
+		// Objects are in kubectl apply's order: the last definition wins.
 		switch o.Object.(type) {
 		case *corev1.Service:
 			x.services[key] = o
@@ -155,21 +159,6 @@ func byNamespace[T client.Object](table map[types.NamespacedName]*Object) map[st
 	return out
 }
 
-// objectLess orders objects by position, then kind, namespace and name (two
-// items of one List document never share a line unless written on one line).
-func objectLess(a, b *Object) bool {
-	if a.Position != b.Position {
-		return a.Position.Less(b.Position)
-	}
-	if a.Kind != b.Kind {
-		return a.Kind < b.Kind
-	}
-	if a.Object.GetNamespace() != b.Object.GetNamespace() {
-		return a.Object.GetNamespace() < b.Object.GetNamespace()
-	}
-	return a.Object.GetName() < b.Object.GetName()
-}
-
 // Duplicate is an object defined more than once: where, and where the
 // previous definition of the same kind, namespace and name is.
 type Duplicate struct {
@@ -179,17 +168,13 @@ type Duplicate struct {
 }
 
 // Duplicates returns every definition of an object that repeats an earlier
-// one (in position order), sorted by position.
+// one, in the order read (kubectl apply's), with the position of the
+// definition it replaces.
 func (x *Index) Duplicates() []Duplicate {
-	recs := slices.Clone(x.records)
-	slices.SortStableFunc(recs, func(a, b record) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
-			cmp.Compare(a.kind, b.kind), cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
-	})
 	type key struct{ kind, namespace, name string }
 	seen := map[key]Position{}
 	var dups []Duplicate
-	for _, r := range recs {
+	for _, r := range x.records {
 		k := key{r.kind, r.namespace, r.name}
 		if p, ok := seen[k]; ok {
 			dups = append(dups, Duplicate{Position: r.Position, Kind: r.kind, Namespace: r.namespace, Name: r.name, Previous: p})

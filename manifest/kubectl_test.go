@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/cli-runtime/pkg/resource"
 
 	"moat.dev/moat/validation"
 )
@@ -23,30 +21,13 @@ type read struct {
 }
 
 // readLikeKubectl reads a file with kubectl's own code for `kubectl apply -f
-// FILE` (cli-runtime's resource builder: FileVisitor, StreamVisitor,
-// unstructured decoding, List flattening), without a cluster.
-func readLikeKubectl(t *testing.T, path string) (_ []read, err error) {
+// FILE` (see applyLikeKubectl).
+func readLikeKubectl(t *testing.T, path string) ([]read, error) {
 	t.Helper()
-	defer func() {
-		// kubectl would crash on such input: it applies nothing.
-		if p := recover(); p != nil {
-			err = fmt.Errorf("kubectl's reader panics: %v", p)
-		}
-	}()
-	infos, err := resource.NewLocalBuilder().
-		Unstructured().
-		ContinueOnError().
-		Path(false, path).
-		Flatten().
-		Do().
-		Infos()
-	var out []read
-	for _, info := range infos {
-		u, ok := info.Object.(*unstructured.Unstructured)
-		if !ok {
-			t.Fatalf("kubectl read a %T", info.Object)
-		}
-		out = append(out, readOf(u))
+	infos, err := applyLikeKubectl(t, Source{Filenames: []string{path}})
+	out := make([]read, len(infos))
+	for i, info := range infos {
+		out[i] = info.Read
 	}
 	return out, err
 }
@@ -217,7 +198,9 @@ func TestReadLikeKubectlCases(t *testing.T) {
 			npFields = append(npFields, f.Field)
 		}
 	}
-	wantFields := []string{"Kind", "spec.ingress[0].from[0].ipBlock.cidr", "spec.ingress[0].ports[0].port", "spec.ingress[0].ports[0].protocol"}
+	// metadata.namespace: the tenant rule depends on the namespace that
+	// kubectl apply chooses.
+	wantFields := []string{"Kind", "metadata.namespace", "spec.ingress[0].from[0].ipBlock.cidr", "spec.ingress[0].ports[0].port", "spec.ingress[0].ports[0].protocol"}
 	if diff := cmp.Diff(wantFields, npFields); diff != "" {
 		t.Errorf("findings on the NetworkPolicy behind \"Kind\" (-want +got):\n%s\nall: %v", diff, findings)
 	}

@@ -8,12 +8,7 @@ package manifest
 import (
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -64,11 +59,16 @@ type Object struct {
 	Position
 	// Object is a *v1alpha1.NetworkAllowlist, *networkingv1.NetworkPolicy,
 	// *corev1.Service or *corev1.Namespace. Objects without a namespace of a
-	// namespaced kind are put into "default", as kubectl does.
+	// namespaced kind are put into "default", as kubectl does without -n
+	// or a kubeconfig (Source.Read puts them into Source.Namespace).
 	Object client.Object
 	// Kind is the object's kind (NetworkAllowlist, NetworkPolicy, Service or
 	// Namespace).
 	Kind string
+	// NamespaceUnset is true for an object of a namespaced kind without
+	// metadata.namespace: kubectl apply puts it in the namespace of -n or of
+	// the kubeconfig context (see Source.Namespace).
+	NamespaceUnset bool
 	// Unknown lists the paths of the fields of the input that the kind does
 	// not have (a typo such as "ipblock", which the API server rejects).
 	Unknown []string
@@ -107,94 +107,22 @@ var supported = map[schema.GroupKind]struct {
 	{Group: corev1.GroupName, Kind: "Service"}:                     {"v1", true, func() client.Object { return &corev1.Service{} }},
 	{Group: corev1.GroupName, Kind: "Namespace"}:                   {"v1", false, func() client.Object { return &corev1.Namespace{} }},
 	{Group: corev1.GroupName, Kind: "Node"}:                        {"v1", false, func() client.Object { return &corev1.Node{} }},
+	{Group: corev1.GroupName, Kind: "Pod"}:                         {"v1", true, func() client.Object { return &corev1.Pod{} }},
 	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}:          {"v1", true, func() client.Object { return &discoveryv1.EndpointSlice{} }},
 }
 
-// ReadPaths reads every path: a file, a directory (every .yaml, .yml and
-// .json file below it, in lexical order, leaving out directories whose name
-// starts with a dot such as .git) or Stdin (read from stdin). Objects
-// and document problems go to h; the returned error is an I/O problem (a path
-// that does not exist or cannot be read) and stops reading.
+// ReadPaths reads paths as `kubectl apply -R -f PATH...` reads them (see
+// Source) and passes objects and document problems to h; the returned error
+// is an I/O problem (a path that does not exist or cannot be read) and stops
+// reading.
 func ReadPaths(paths []string, stdin io.Reader, h Handler) error {
-	return WalkPaths(paths, stdin, func(name string, r io.Reader) error { return Read(name, r, h) })
+	return Source{Filenames: paths, Recursive: true}.Read(stdin, h)
 }
 
 // WalkPaths calls read for each stream that paths name, in order, as
-// ReadPaths reads them: a file, every manifest file below a directory (see
-// IsManifestFile; lexical order; directories whose name starts with a dot
-// left out) or Stdin, which may be named once and is passed as StdinName.
-// The returned error is an I/O problem or read's error, and stops the walk.
+// `kubectl apply -R -f PATH...` reads them (see Source.Walk).
 func WalkPaths(paths []string, stdin io.Reader, read func(name string, r io.Reader) error) error {
-	readFile := func(name string) error {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return read(name, f)
-	}
-	stdinRead := false
-	for _, p := range paths {
-		if p == Stdin {
-			if stdinRead {
-				return fmt.Errorf("%q given more than once: stdin can be read only once", Stdin)
-			}
-			stdinRead = true
-			if err := read(StdinName, stdin); err != nil {
-				return err
-			}
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if !info.IsDir() {
-			if err := readFile(p); err != nil {
-				return err
-			}
-			continue
-		}
-		var files []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			switch {
-			case err != nil:
-				return err
-			case d.IsDir():
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir // .git, .github, ...
-				}
-			case !IsManifestFile(path):
-			case d.Type().IsRegular():
-				files = append(files, path)
-			case d.Type()&fs.ModeSymlink != 0:
-				if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
-					files = append(files, path)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		sort.Strings(files)
-		for _, f := range files {
-			if err := readFile(f); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// IsManifestFile reports whether a file found in a directory is read: its
-// name ends in .yaml, .yml or .json (lower case, as for kubectl).
-func IsManifestFile(name string) bool {
-	switch filepath.Ext(name) {
-	case ".yaml", ".yml", ".json":
-		return true
-	}
-	return false
+	return Source{Filenames: paths, Recursive: true}.Walk(stdin, read)
 }
 
 // Read reads one stream of manifests named name as `kubectl apply -f`
@@ -271,7 +199,8 @@ func decodeObject(pos Position, u *unstructured.Unstructured) (*Object, *Error) 
 
 // finishObject drops what moat never reads from a decoded object (managed
 // fields, kubectl's last-applied copy) and puts a namespaced object without
-// a namespace into "default", as kubectl apply does.
+// a namespace into "default" (NamespaceUnset; Source.Read moves it into
+// Source.Namespace).
 func finishObject(pos Position, kind string, namespaced bool, obj client.Object) Object {
 	obj.SetManagedFields(nil)
 	if a := obj.GetAnnotations(); a != nil {
@@ -283,10 +212,11 @@ func finishObject(pos Position, kind string, namespaced bool, obj client.Object)
 			obj.SetAnnotations(a)
 		}
 	}
-	if namespaced && obj.GetNamespace() == "" {
+	unset := namespaced && obj.GetNamespace() == ""
+	if unset {
 		obj.SetNamespace(metav1.NamespaceDefault)
 	}
-	return Object{Position: pos, Object: obj, Kind: kind}
+	return Object{Position: pos, Object: obj, Kind: kind, NamespaceUnset: unset}
 }
 
 // useFastPath turns fastObject on; tests turn it off to compare the paths.

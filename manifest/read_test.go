@@ -128,11 +128,10 @@ func TestReadStdin(t *testing.T) {
 }
 
 func TestReadDirectory(t *testing.T) {
-	dir := t.TempDir()
 	ns := func(name string) string {
 		return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n"
 	}
-	files := map[string]string{
+	dir := writeTree(t, map[string]string{
 		"b.yaml":           ns("b"),
 		"a/nested/c.yml":   ns("c"),
 		"a/d.json":         `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}`,
@@ -141,23 +140,17 @@ func TestReadDirectory(t *testing.T) {
 		"kustomization.x":  ns("not-read-either"),
 		".github/ci.yaml":  "name: not a manifest\n",
 		"a/.hidden/f.yaml": ns("hidden"),
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if err := os.Symlink(filepath.Join(dir, "b.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	got := readFileForTest(t, dir)
-	// Files are read in lexical order of their paths; e.YAML is left out,
-	// as by kubectl, which matches extensions case-sensitively.
+	// Files are read in kubectl's walk order (lexical per directory);
+	// e.YAML is left out, as kubectl matches extensions case-sensitively;
+	// dot-directories are read, as by kubectl apply -R.
 	want := []seen{
+		{Pos: filepath.Join(dir, ".github/ci.yaml") + ":1", Error: "cannot decode: kind is not set: kubectl refuses a document without kind"},
+		{Pos: filepath.Join(dir, "a/.hidden/f.yaml") + ":1", Kind: "Namespace", Name: "hidden"},
 		{Pos: filepath.Join(dir, "a/d.json") + ":1", Kind: "Namespace", Name: "d"},
 		{Pos: filepath.Join(dir, "a/nested/c.yml") + ":1", Kind: "Namespace", Name: "c"},
 		{Pos: filepath.Join(dir, "b.yaml") + ":1", Kind: "Namespace", Name: "b"},
@@ -167,9 +160,10 @@ func TestReadDirectory(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	err := ReadPaths([]string{filepath.Join(dir, "missing.yaml")}, nil, &collector{})
-	if !os.IsNotExist(err) {
-		t.Errorf("missing file: err = %v, want a not-exist error", err)
+	missing := filepath.Join(dir, "missing.yaml")
+	err := ReadPaths([]string{missing}, nil, &collector{})
+	if err == nil || err.Error() != `the path "`+missing+`" does not exist` {
+		t.Errorf("missing file: err = %v, want kubectl's \"the path ... does not exist\"", err)
 	}
 }
 
@@ -258,17 +252,6 @@ func TestReadLimits(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestIsManifestFile(t *testing.T) {
-	for name, want := range map[string]bool{
-		"a.yaml": true, "a.yml": true, "a.json": true, "A.YML": false,
-		"a.yaml.orig": false, "a.txt": false, "yaml": false, "Makefile": false,
-	} {
-		if got := IsManifestFile(name); got != want {
-			t.Errorf("IsManifestFile(%q) = %v, want %v", name, got, want)
-		}
 	}
 }
 

@@ -47,6 +47,25 @@ func TestRenderProjectGroups(t *testing.T) {
 			Allowlists: map[string]AllowlistResult{},
 		},
 	}, {
+		name: "moat.dev/group-ingress=false keeps the group out: the namespace is isolated on its own",
+		ns:   namespace("demo-project-1", map[string]string{"moat.dev/isolated": "true", workspaceLabel: "team-a", "moat.dev/group-ingress": "false"}),
+		cfg:  Config{ProjectLabel: workspaceLabel, AllowedIngressNamespaces: []string{"monitoring"}},
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1", npNamespace("monitoring"))}, Allowlists: map[string]AllowlistResult{}},
+	}, {
+		name: "an invalid moat.dev/group-ingress keeps the group out too (fail closed)",
+		ns:   namespace("demo-project-1", map[string]string{"moat.dev/isolated": "true", workspaceLabel: "team-a", "moat.dev/group-ingress": "no"}),
+		cfg:  Config{ProjectLabel: workspaceLabel},
+		want: Result{Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1")}, Allowlists: map[string]AllowlistResult{}},
+	}, {
+		name: "moat.dev/group-ingress=true is the default",
+		ns:   namespace("demo-project-1", map[string]string{"moat.dev/isolated": "true", workspaceLabel: "team-a", "moat.dev/group-ingress": "true"}),
+		cfg:  Config{ProjectLabel: workspaceLabel},
+		want: Result{
+			Policies: []networkingv1.NetworkPolicy{wantDefaultIngress("demo-project-1"),
+				wantExtension("demo-project-1", GroupIngressPolicyName, npProject(workspaceLabel, "team-a"))},
+			Allowlists: map[string]AllowlistResult{},
+		},
+	}, {
 		name: "without a project label configured, the namespace's labels open nothing",
 		ns:   member,
 		cfg:  Config{},

@@ -267,13 +267,14 @@ func Compute(in Input, services Services, cfg Config) (Model, error) {
 
 // defaultIngress is what the isolation admits into every isolated
 // namespace, in this order: the same namespace; its project group, when
-// cfg.ProjectLabel is set and the namespace carries it; each allowed
+// cfg.ProjectLabel is set, the namespace carries it and does not turn its
+// group away (v1alpha1.AdmitsGroup); each allowed
 // namespace and each allowed CIDR (sorted, duplicates removed); with
 // cfg.AllowIngressFromNodes, each node address (sorted, duplicates removed)
 // as a /32 or /128. Every port.
 func defaultIngress(in Input, cfg Config) []Admission {
 	out := []Admission{{Peer: Peer{Kind: PeerSelf}}}
-	if project, ok := v1alpha1.ProjectOf(in.Namespace, cfg.ProjectLabel); ok {
+	if project, ok := v1alpha1.ProjectOf(in.Namespace, cfg.ProjectLabel); ok && v1alpha1.AdmitsGroup(in.Namespace) {
 		out = append(out, Admission{Peer: Peer{Kind: PeerGroup, Label: cfg.ProjectLabel, Value: project}, Source: Source{Flag: FlagProjectLabel}})
 	}
 	for _, ns := range sortedUnique(cfg.AllowedIngressNamespaces) {

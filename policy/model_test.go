@@ -71,6 +71,24 @@ func TestComputeProvenance(t *testing.T) {
 	if got := m.Egress[1].Source.String(); got != "moat serve --dns-service" {
 		t.Errorf("source: %q", got)
 	}
+	// PolicyOf names, for every admission, the rendered policy that holds
+	// its peer.
+	rendered := map[string]networkingv1.NetworkPolicy{}
+	for _, np := range m.Render().Policies {
+		rendered[np.Name] = np
+	}
+	for _, dir := range []struct {
+		egress     bool
+		admissions []Admission
+	}{{false, m.Ingress}, {true, m.Egress}} {
+		for _, a := range dir.admissions {
+			name := m.PolicyOf(a, dir.egress)
+			np, ok := rendered[name]
+			if !ok || !holdsPeer(np, a.Peer.NetworkPolicyPeer(), dir.egress) {
+				t.Errorf("PolicyOf(%s, egress %v) = %q, which does not hold the peer", a.Peer.Describe(), dir.egress, name)
+			}
+		}
+	}
 
 	// A model that enforces nothing admits nothing of its own and renders
 	// no policy.
@@ -182,4 +200,25 @@ func TestComputeServiceInAllowlistNamespace(t *testing.T) {
 	if len(m.Egress) != 2 || !cmp.Equal(m.Egress[1], want) || len(m.Allowlists[0].Problems) != 0 {
 		t.Errorf("egress %+v, problems %+v; want the Service's pods", m.Egress, m.Allowlists[0].Problems)
 	}
+}
+
+// holdsPeer reports whether a rule of np in the direction holds peer.
+func holdsPeer(np networkingv1.NetworkPolicy, peer networkingv1.NetworkPolicyPeer, egress bool) bool {
+	var peers []networkingv1.NetworkPolicyPeer
+	for _, r := range np.Spec.Ingress {
+		if !egress {
+			peers = append(peers, r.From...)
+		}
+	}
+	for _, r := range np.Spec.Egress {
+		if egress {
+			peers = append(peers, r.To...)
+		}
+	}
+	for _, p := range peers {
+		if cmp.Equal(p, peer) {
+			return true
+		}
+	}
+	return false
 }

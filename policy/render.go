@@ -143,6 +143,29 @@ var extensionPolicies = []struct{ flag, name string }{
 	{FlagAllowIngressFromNodes, NodesIngressPolicyName},
 }
 
+// PolicyOf names the NetworkPolicy of the model's namespace that Render
+// writes admission a (of m.Ingress, or of m.Egress when egress) into; empty
+// for an allowlist that has no policy.
+func (m Model) PolicyOf(a Admission, egress bool) string {
+	if a.Source.Allowlist != "" {
+		for _, am := range m.Allowlists {
+			if am.Name == a.Source.Allowlist {
+				return am.Policy
+			}
+		}
+		return ""
+	}
+	if egress {
+		return DefaultEgressPolicyName
+	}
+	for _, ext := range extensionPolicies {
+		if ext.flag == a.Source.Flag {
+			return ext.name
+		}
+	}
+	return DefaultIngressPolicyName
+}
+
 // splitExtensions splits the ingress the isolation and the flags admit into
 // the deny policy's (the namespace itself, the allowed namespaces and
 // CIDRs: bounded by the flags) and, by flag, the extensions' (the project

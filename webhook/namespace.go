@@ -39,19 +39,36 @@ func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Name
 	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), ns.Name, errs)
 }
 
-// ValidateUpdate checks the isolation label when an update changes it. A
-// value stored before moat was installed does not block unrelated updates.
+// ValidateUpdate checks moat's labels (isolation, group ingress) when an
+// update changes one of them. A value stored before moat was installed does
+// not block unrelated updates.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *corev1.Namespace) (admission.Warnings, error) {
 	errs := v.ProjectLabel.check(ctx, newObj, oldObj)
-	oldValue, oldOK := oldObj.Labels[v1alpha1.IsolationLabel]
-	newValue, newOK := newObj.Labels[v1alpha1.IsolationLabel]
-	if oldOK != newOK || oldValue != newValue {
-		errs = append(errs, v.validate(newObj)...)
-	}
+	errs = append(errs, changedLabelErrors(v.validate(newObj), oldObj, newObj, v1alpha1.IsolationLabel, v1alpha1.GroupIngressLabel)...)
 	return nil, invalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), newObj.Name, errs)
 }
 
-// validate checks the isolation label's value and that it does not isolate a
+// changedLabelErrors keeps the errors at the labels among keys that the
+// update sets, changes or removes (ratcheting: a value stored before moat
+// does not block an update that leaves it alone).
+func changedLabelErrors(errs field.ErrorList, oldObj, newObj *corev1.Namespace, keys ...string) field.ErrorList {
+	var out field.ErrorList
+	for _, key := range keys {
+		// ProjectLabelChanged compares any label key.
+		if !validation.ProjectLabelChanged(newObj, oldObj, key) {
+			continue
+		}
+		path := field.NewPath("metadata", "labels").Key(key).String()
+		for _, e := range errs {
+			if e.Field == path {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// validate checks the values of moat's labels and that it does not isolate a
 // protected namespace.
 func (v *NamespaceValidator) validate(ns *corev1.Namespace) field.ErrorList {
 	return append(validation.ValidateNamespace(ns), validation.ValidateNamespaceProtection(ns, v.Config)...)

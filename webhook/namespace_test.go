@@ -233,6 +233,31 @@ func TestNamespaceValidator(t *testing.T) {
 		_, err := v.ValidateUpdate(ctx, old, updated)
 		check(t, err, nil)
 	})
+	groupInvalid := apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind(), "demo-project-1", field.ErrorList{
+		field.Invalid(field.NewPath("metadata", "labels").Key(v1alpha1.GroupIngressLabel), "no",
+			`must be "true" (admit the namespaces of the project group, the default) or "false" (admit the namespace alone), in lower case and quoted in YAML; or remove the label`),
+	})
+	withGroup := func(isolated, group string) *corev1.Namespace {
+		return namespace(map[string]string{v1alpha1.IsolationLabel: isolated, v1alpha1.GroupIngressLabel: group})
+	}
+	t.Run("group ingress label", func(t *testing.T) {
+		_, err := v.ValidateCreate(ctx, withGroup("true", "no"))
+		check(t, err, groupInvalid)
+		_, err = v.ValidateUpdate(ctx, withGroup("true", "false"), withGroup("true", "no"))
+		check(t, err, groupInvalid)
+		_, err = v.ValidateUpdate(ctx, withGroup("true", "true"), withGroup("true", "false"))
+		check(t, err, nil)
+	})
+	t.Run("each label ratchets on its own", func(t *testing.T) {
+		// An invalid isolation value stored before moat does not block a
+		// change of the group label, nor the other way round.
+		_, err := v.ValidateUpdate(ctx, withGroup("yes", "true"), withGroup("yes", "false"))
+		check(t, err, nil)
+		_, err = v.ValidateUpdate(ctx, withGroup("false", "no"), withGroup("true", "no"))
+		check(t, err, nil)
+		_, err = v.ValidateUpdate(ctx, withGroup("false", "no"), withGroup("on", "no"))
+		check(t, err, invalid("on"))
+	})
 }
 
 // preparingConverger splits its work into reads and writes and counts

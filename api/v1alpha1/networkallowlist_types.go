@@ -12,6 +12,13 @@ const (
 	// or off ("false" or absent). Any other value is rejected.
 	IsolationLabel = "moat.dev/isolated"
 
+	// GroupIngressLabel on an isolated Namespace says whether it admits its
+	// project group (the namespaces that share its --project-label value):
+	// "true" or absent, it does; "false", it admits only itself (and what
+	// the flags and its allowlists admit). Any other value is rejected, and
+	// read as "false" (fail closed).
+	GroupIngressLabel = "moat.dev/group-ingress"
+
 	// ManagedByLabel and ManagedByValue mark every object moat creates.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "moat"

@@ -108,6 +108,17 @@ func ProjectOf(ns *corev1.Namespace, key string) (string, bool) {
 	return value, value != ""
 }
 
+// AdmitsGroup reports whether an isolated ns admits its project group: its
+// GroupIngressLabel is absent or "true". "false" and any invalid value mean
+// it does not (fail closed; validation rejects invalid values).
+func AdmitsGroup(ns *corev1.Namespace) bool {
+	if ns == nil {
+		return false
+	}
+	value, ok := ns.Labels[GroupIngressLabel]
+	return !ok || value == IsolationOn
+}
+
 // UsesKubernetesAPI reports whether any egress rule of the allowlist has a
 // kubernetesAPI peer.
 func (s *NetworkAllowlistSpec) UsesKubernetesAPI() bool {

@@ -58,6 +58,28 @@ func TestProjectOf(t *testing.T) {
 	}
 }
 
+func TestAdmitsGroup(t *testing.T) {
+	withLabel := func(value string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{GroupIngressLabel: value}}}
+	}
+	for _, tc := range []struct {
+		ns   *corev1.Namespace
+		want bool
+	}{
+		{&corev1.Namespace{}, true},
+		{withLabel("true"), true},
+		{withLabel("false"), false},
+		// Invalid values turn the group away: fail closed.
+		{withLabel("False"), false},
+		{withLabel(""), false},
+		{nil, false},
+	} {
+		if got := AdmitsGroup(tc.ns); got != tc.want {
+			t.Errorf("AdmitsGroup(%v) = %v, want %v", tc.ns, got, tc.want)
+		}
+	}
+}
+
 func TestUsesKubernetesAPI(t *testing.T) {
 	spec := NetworkAllowlistSpec{Egress: []EgressRule{{To: []Peer{{Namespace: "a"}}}}}
 	if spec.UsesKubernetesAPI() {

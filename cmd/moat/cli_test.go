@@ -182,11 +182,13 @@ func TestUsageErrors(t *testing.T) {
 		stdin  string
 		stderr string
 	}{
-		{[]string{"validate"}, "", "moat: requires at least 1 arg(s), only received 0\n"},
-		{[]string{"render"}, "", "moat: requires at least 1 arg(s), only received 0\n"},
-		{[]string{"validate", "does-not-exist.yaml"}, "", "moat: stat does-not-exist.yaml: no such file or directory\n"},
+		{[]string{"validate"}, "", "moat: nothing to read: give -f FILE, -f DIR or -f - (stdin), as to kubectl apply\nRun 'moat validate --help' for usage.\n"},
+		{[]string{"render"}, "", "moat: nothing to read: give -f FILE, -f DIR or -f - (stdin), as to kubectl apply\nRun 'moat render --help' for usage.\n"},
+		{[]string{"validate", "does-not-exist.yaml"}, "", "moat: the path \"does-not-exist.yaml\" does not exist\n"},
+		{[]string{"validate", "-f", "https://example.com/np.yaml"}, "", "moat: https://example.com/np.yaml: URLs are not read: download the file and give its path\n"},
+		{[]string{"validate", "-n", "Shop", "-f", samples}, "", "moat: -n/--namespace \"Shop\" is not a valid namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')\nRun 'moat validate --help' for usage.\n"},
 		{[]string{"validate", "-", "-"}, "", "moat: \"-\" given more than once: stdin can be read only once\n"},
-		{[]string{"validate", "-o", "yaml", samples}, "", "moat: invalid value \"yaml\" for -o/--output: use \"text\" or \"json\"\n"},
+		{[]string{"validate", "-o", "yaml", samples}, "", "moat: invalid value \"yaml\" for -o/--output: use one of text, json, sarif, junit, github\n"},
 		{[]string{"validate", "--pod-cidrs", "10.0.0.1/8", samples}, "",
 			"moat: invalid argument \"10.0.0.1/8\" for \"--pod-cidrs\" flag: \"10.0.0.1/8\" must not have host bits set: use the network address 10.0.0.0/8, or 10.0.0.1/32 for the single address 10.0.0.1\nRun 'moat validate --help' for usage.\n"},
 		{[]string{"validate", "--service-cidrs", "10.96.0.0/12,nope", samples}, "",

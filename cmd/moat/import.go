@@ -38,17 +38,22 @@ func newImportKubeSphereCommand() *cobra.Command {
 		Use:   "kubesphere [PATH...]",
 		Short: "Convert KubeSphere's project network isolation into moat objects",
 		Long: `Import kubesphere reads KubeSphere's network isolation from manifests (files,
-directories, "-" for stdin) and, with --kubeconfig, from a live cluster:
+directories with every directory below them, glob patterns, "-" for stdin:
+what kubectl apply -R -f reads) and, with --kubeconfig, from a live cluster:
 NamespaceNetworkPolicies (network.kubesphere.io/v1alpha1), the project switch
 (Namespace annotation kubesphere.io/network-isolate: enabled), workspace
 isolation (tenant.kubesphere.io Workspaces and WorkspaceTemplates) and the
 Services, Namespaces and Nodes they depend on.
 
 It prints the equivalent moat objects as YAML ready for kubectl apply
---server-side (or git): Namespaces carrying only the moat.dev/isolated=true
-label, to be applied as a patch, and NetworkAllowlists. moat render on that
-output (with the Services) gives policies that admit the same traffic as
-KubeSphere's controller does; docs/kubesphere.md has the mapping.
+--server-side (or git): Namespaces carrying only moat's labels
+(moat.dev/isolated=true, and moat.dev/group-ingress=false for a project
+isolated on its own), to be applied as a patch, and NetworkAllowlists. Give
+it the flags moat serve runs with; with --project-label
+kubesphere.io/workspace (and KubeSphere's allowedIngressNamespaces as
+--allowed-ingress-namespaces, the reported --allowed-ingress-cidrs), moat
+admits the traffic KubeSphere's controller admits, except for the
+intentional differences that docs/kubesphere.md lists with the mapping.
 
 Every object printed passes moat's validation (the rules of the webhook and
 moat validate, with --sctp-enabled, --pod-cidrs and --service-cidrs as given
@@ -59,8 +64,8 @@ and so is a rule that would be left without ports.
 
 Exit status: 0 when everything was carried over (warnings included), 1 when
 something was not, 2 for bad flags or unreadable paths or clusters.`,
-		Example: `  moat import kubesphere kubesphere-export/ > moat.yaml
-  kubectl get nsnp,ns,svc -A -o yaml | moat import kubesphere -
+		Example: `  moat import kubesphere --project-label kubesphere.io/workspace kubesphere-export/ > moat.yaml
+  kubectl get ns,svc,nodes,nsnp,workspaces,workspacetemplates -A -o yaml | moat import kubesphere -
   moat import kubesphere --kubeconfig ~/.kube/kubesphere > moat.yaml
   moat render moat.yaml services.yaml`,
 		RunE: func(cmd *cobra.Command, paths []string) error {

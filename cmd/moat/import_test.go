@@ -50,7 +50,7 @@ func TestImportKubeSphereUsage(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"import", "kubesphere"}, "nothing to read: give manifest paths, or --kubeconfig to read a cluster"},
-		{[]string{"import", "kubesphere", "testdata/kubesphere/missing.yaml"}, "no such file or directory"},
+		{[]string{"import", "kubesphere", "testdata/kubesphere/missing.yaml"}, `the path "testdata/kubesphere/missing.yaml" does not exist`},
 		{[]string{"import", "kubesphere", "--kubeconfig", "testdata/kubesphere/missing-kubeconfig"}, "loading kubeconfig testdata/kubesphere/missing-kubeconfig"},
 	} {
 		code, stdout, stderr := moat(t, "", tc.args...)

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -20,9 +21,10 @@ import (
 	"moat.dev/moat/manifest"
 )
 
-// startCluster starts a real kube-apiserver and etcd with moat's CRD and
-// returns a client and the path of a kubeconfig for it.
-func startCluster(t *testing.T) (client.Client, string) {
+// startCluster starts a real kube-apiserver and etcd with moat's CRD (and
+// the CRDs of crdDirs) and returns a client and the path of a kubeconfig
+// for it.
+func startCluster(t *testing.T, crdDirs ...string) (client.Client, string) {
 	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -33,7 +35,7 @@ func startCluster(t *testing.T) (client.Client, string) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "manifests", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join("..", "..", "manifests", "crd", "bases")}, crdDirs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
@@ -69,6 +71,22 @@ func startCluster(t *testing.T) (client.Client, string) {
 		t.Fatal(err)
 	}
 	return c, path
+}
+
+// contextNamespace writes a copy of kubeconfig whose current context is in
+// namespace.
+func contextNamespace(t *testing.T, kubeconfig, namespace string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Contexts[cfg.CurrentContext].Namespace = namespace
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 var uidPattern = regexp.MustCompile(`uid: [0-9a-f-]{36}`)
@@ -181,6 +199,16 @@ func TestLiveCluster(t *testing.T) {
 	}
 	if created == 0 {
 		t.Error("render printed no NetworkPolicy")
+	}
+
+	// Issue 23, case 1: a policy without metadata.namespace goes to the
+	// namespace of the kubeconfig's context, as with kubectl apply; there,
+	// in the isolated app, the tenant rule refuses it.
+	inApp := contextNamespace(t, kubeconfig, "app")
+	openAll := liveManifests + "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: open-all}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - namespaceSelector: {}\n"
+	code, stdout, _ = moat(t, openAll, "validate", "--kubeconfig", inApp, "-f", "-")
+	if code != 1 || !strings.Contains(stdout, "<stdin>:29: NetworkPolicy/app/open-all: spec.ingress[0].from[0].namespaceSelector: ") {
+		t.Errorf("--kubeconfig in app: exit %d, stdout %q; want 1 and the tenant rule's refusal of app/open-all", code, stdout)
 	}
 
 	// A kubeconfig that cannot be loaded is a usage error.

@@ -1,10 +1,11 @@
 // Command moat is project network isolation for Kubernetes: `moat serve`
 // runs the admission webhooks and the isolation controller in the cluster,
-// `moat validate` checks manifests offline with the webhook's rules, and
-// `moat render` prints the NetworkPolicies moat would create for them.
+// `moat validate` checks manifests offline with the webhook's rules,
+// `moat render` prints the NetworkPolicies moat would create for them, and
+// `moat explain` says why one endpoint can or cannot reach another.
 //
 // This package holds subcommands and flags only; the work is done by the
-// manifest, validation, policy, webhook and controller packages.
+// manifest, validation, policy, explain, webhook and controller packages.
 package main
 
 import (
@@ -98,6 +99,7 @@ with NetworkPolicies, and opens them with NetworkAllowlist objects.`,
 	})
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newRenderCommand())
+	root.AddCommand(newExplainCommand())
 	root.AddCommand(newImportCommand())
 	root.AddCommand(newCompletionCommand())
 	root.AddCommand(newServeCommand()) // the in-cluster webhooks and controller: serve.go

@@ -27,7 +27,7 @@ func TestKubectlPluginUsage(t *testing.T) {
 	invokedAs = "kubectl-moat"
 
 	code, stdout, _ := moat(t, "", "validate", "--help")
-	if code != 0 || !strings.Contains(stdout, "\n  kubectl moat validate PATH... [flags]\n") {
+	if code != 0 || !strings.Contains(stdout, "\n  kubectl moat validate [-f PATH]... [-R] [-n NAMESPACE] [PATH...] [flags]\n") {
 		t.Errorf("validate --help: exit %d, usage:\n%s", code, stdout)
 	}
 	code, _, stderr := moat(t, "", "validate", "--no-such-flag", "x")
@@ -36,7 +36,7 @@ func TestKubectlPluginUsage(t *testing.T) {
 	}
 
 	invokedAs = "moat"
-	if _, stdout, _ := moat(t, "", "validate", "--help"); !strings.Contains(stdout, "\n  moat validate PATH... [flags]\n") {
+	if _, stdout, _ := moat(t, "", "validate", "--help"); !strings.Contains(stdout, "\n  moat validate [-f PATH]... [-R] [-n NAMESPACE] [PATH...] [flags]\n") {
 		t.Errorf("as moat, validate --help says:\n%s", stdout)
 	}
 }

@@ -14,14 +14,16 @@ func newRenderCommand() *cobra.Command {
 	var (
 		cfg        validation.Config
 		kubeconfig string
+		files      sourceFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "render PATH...",
+		Use:   "render [-f PATH]... [-R] [-n NAMESPACE] [PATH...]",
 		Short: "Print the NetworkPolicies moat would create for the given manifests",
 		Long: `Render prints, as multi-document YAML ready for kubectl apply, the
 NetworkPolicies that moat would create for every isolated namespace
 (moat.dev/isolated=true) of the given manifests, from its NetworkAllowlists and
-the Services they name. Paths are read as by moat validate. With --kubeconfig,
+the Services they name. -f, -R, -n and PATH arguments are read as by moat
+validate: what kubectl apply reads with the same flags. With --kubeconfig,
 Namespaces, Services and allowlists that the manifests do not define are read
 from that cluster.
 
@@ -35,16 +37,19 @@ status 2 means bad flags or unreadable paths. Validation warnings (an ipBlock
 overlapping --pod-cidrs, say) are not repeated here: run moat validate for
 them. The validation flags are accepted so that moat serve's flags can be
 passed as they are; only --sctp-enabled changes what render accepts.`,
-		Example: `  moat render manifests/samples/
+		Example: `  moat render -f manifests/samples/
   kustomize build overlays/prod | moat render - > policies.yaml`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			limitMemory()
+			src, err := files.source(paths, kubeconfig)
+			if err != nil {
+				return &flagError{err: err, command: cmd.CommandPath()}
+			}
 			live, err := clusterReader(kubeconfig)
 			if err != nil {
 				return err
 			}
-			x, findings, err := manifest.Check(paths, cmd.InOrStdin(), live, cfg)
+			x, findings, err := manifest.CheckSource(src, cmd.InOrStdin(), live, cfg)
 			if err != nil {
 				return err
 			}
@@ -72,6 +77,7 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 		},
 	}
 	fs := cmd.Flags()
+	addSourceFlags(fs, &files)
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "look up Namespaces, Services and allowlists that the manifests do not define in this cluster (read-only)")
 	addConfigFlags(fs, v1alpha1.DefaultSystemNamespace, &cfg)
 	return cmd

@@ -133,6 +133,13 @@ func startCluster(o *options, name string) (*cluster, error) {
 	return c, moatIdentity(context.Background(), o, c)
 }
 
+// adminKubeconfig writes the control plane's admin kubeconfig into the
+// cluster's directory, for the processes a section runs, and returns its path.
+func (c *cluster) adminKubeconfig() (string, error) {
+	path := filepath.Join(c.dir, "admin.kubeconfig")
+	return path, os.WriteFile(path, c.env.KubeConfig, 0o600)
+}
+
 func (c *cluster) stop() {
 	if c.env != nil {
 		if err := c.env.Stop(); err != nil {

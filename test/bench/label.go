@@ -80,8 +80,8 @@ func benchLabel(ctx context.Context, o *options) error {
 		err := c.admin.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, label(key))
 		return time.Since(start), err
 	}
-	kubeconfig := filepath.Join(c.dir, "admin.kubeconfig")
-	if err := os.WriteFile(kubeconfig, c.env.KubeConfig, 0o600); err != nil {
+	kubeconfig, err := c.adminKubeconfig()
+	if err != nil {
 		return err
 	}
 	kubectl := func(ns, key string) (time.Duration, error) {

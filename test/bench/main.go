@@ -31,6 +31,11 @@
 //     taken from the work queue, queue empty), its writes (audit log;
 //     target none), its peak RSS, and the time one Service change takes to
 //     reach its NetworkPolicy, with moat converged and during a restart.
+//   - explain: a real kube-apiserver holding 1,000 namespaces and 10,000
+//     pods (-explain-namespaces, -explain-pods), moat's policies, allowlists
+//     and tenant policies: the wall time of the real `bin/moat explain
+//     --kubeconfig` process, pod to pod and address to pod (target < 1 s),
+//     beside `kubectl get pods,networkpolicies` of one namespace.
 //
 // Figures are medians of -runs runs. Everything runs on 127.0.0.1.
 package main
@@ -65,6 +70,8 @@ type options struct {
 	concurrency int
 	rate        float64
 	rateWorkers int
+	// explain
+	explainNamespaces, explainPods int
 	// scale
 	namespaces  int
 	services    int
@@ -146,13 +153,14 @@ func run() int {
 		"load":      benchLoad,
 		"label":     benchLabel,
 		"restart":   benchRestart,
+		"explain":   benchExplain,
 		"kyverno":   benchKyverno,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label, restart, kyverno)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label, restart, explain, kyverno)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -178,7 +186,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label, restart, kyverno (needs -kyverno)`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label, restart, explain, kyverno (needs -kyverno)`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -186,6 +194,8 @@ func parseFlags() (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 1000, "admission: requests per second in open-loop runs")
 	fs.IntVar(&o.rateWorkers, "rate-workers", 32, "admission: connections in open-loop runs")
 	fs.IntVar(&o.namespaces, "namespaces", 1000, "scale: namespaces labelled at once")
+	fs.IntVar(&o.explainNamespaces, "explain-namespaces", 1000, "explain: namespaces in the cluster explained live")
+	fs.IntVar(&o.explainPods, "explain-pods", 10, "explain: pods per namespace")
 	fs.IntVar(&o.services, "services", 10000, "scale: Services in the cache for the memory figure (0: no such run)")
 	fs.IntVar(&o.workers, "workers", 32, "scale: concurrent requests of the labelling and of the baseline client")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 3, "scale: runs, each on a fresh control plane")

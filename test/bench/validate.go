@@ -32,8 +32,8 @@ func benchValidate(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	kubeconfig := filepath.Join(c.dir, "admin.kubeconfig")
-	if err := os.WriteFile(kubeconfig, c.env.KubeConfig, 0o600); err != nil {
+	kubeconfig, err := c.adminKubeconfig()
+	if err != nil {
 		return err
 	}
 	kubectl := filepath.Join(o.binDir, "kubectl")

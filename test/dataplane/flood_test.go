@@ -93,11 +93,7 @@ func (s *suite) nodeFlood(t *testing.T) {
 	fmt.Fprintf(os.Stdout, "\n-- Node %s created with %d InternalIPs (%s … %s); moat's Event %s: %s\n",
 		floodNodeName, floodAddresses, addrs[0], addrs[len(addrs)-1], controller.EventNodeAddressesOverLimit, note)
 	s.step(t, fmt.Sprintf("nothing isolated, Node %s offers %d InternalIPs: its hosts reach proj-a (#n: the node's n-th address)", floodNodeName, floodAddresses), "", nil,
-		Allow(within, s.tcp(s.web, portHTTP)),
-		Allow(beyond, s.tcp(s.web, portHTTP)),
-		Allow(last, s.tcp(s.web, portHTTP)),
-		Allow(s.client, s.tcp(s.web, portHTTP)),
-	)
+		s.floodOpenCells(within, beyond, last)...)
 
 	// (a) The deny is stored when the label request returns, and other
 	// projects are denied.
@@ -120,11 +116,7 @@ func (s *suite) nodeFlood(t *testing.T) {
 		return nil
 	}
 	s.step(t, "proj-a labelled isolated under the flood: other projects and the outside host are denied", "", isolate,
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.outside, s.tcp(s.web, portHTTP)),
-		Allow(s.db, s.tcp(s.web, portHTTP)),
-	)
+		s.floodDenyCells()...)
 	if labelled != "" {
 		fmt.Fprintf(os.Stdout, "-- %s\n", labelled)
 	}
@@ -132,21 +124,13 @@ func (s *suite) nodeFlood(t *testing.T) {
 	// deny. The deny is enforced now (the matrix above saw it), so a node
 	// address that gets in is admitted by moat-nodes-ingress, enforced.
 	s.step(t, fmt.Sprintf("then moat-nodes-ingress: %s and the flood's address #%d get in", node2Name, maxNodeAddressesPerNode), "", nil,
-		Allow(s.node2, s.tcp(s.web, portHTTP)),
-		Allow(within, s.tcp(s.web, portHTTP)),
-	)
+		s.floodNodesCells(within)...)
 	// (c) With that policy enforced (the matrix above saw it admit #8, so
 	// the enforcer holds a version rendered with the flood), the flood's
 	// addresses beyond the bound stay out.
 	s.step(t, fmt.Sprintf("proj-a isolated, Node %s bounded to its first %d addresses: #%d and #%d stay out", floodNodeName,
 		maxNodeAddressesPerNode, maxNodeAddressesPerNode+1, floodAddresses), "", nil,
-		Deny(beyond, s.tcp(s.web, portHTTP)),
-		Deny(last, s.tcp(s.web, portHTTP)),
-		Allow(within, s.tcp(s.web, portHTTP)),
-		Allow(s.node2, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-	)
+		s.floodBoundedCells(within, beyond, last)...)
 
 	// The API view of the same: moat-nodes-ingress holds the nodes'
 	// addresses, and no more than the bound from the flooding Node.
@@ -173,11 +157,7 @@ func (s *suite) nodeFlood(t *testing.T) {
 	}
 
 	s.step(t, "Node "+floodNodeName+" deleted: its addresses are no longer admitted, "+node2Name+" still is", "", s.delete(node),
-		Deny(within, s.tcp(s.web, portHTTP)),
-		Deny(beyond, s.tcp(s.web, portHTTP)),
-		Allow(s.node2, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+		s.floodDeletedCells(within, beyond)...)
 }
 
 // waitForNodeEvent waits for an Event with reason about the Node name (moat

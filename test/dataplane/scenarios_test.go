@@ -142,126 +142,50 @@ func (s *suite) isolatedProject(t *testing.T) {
 func (s *suite) ingressFromProject(t *testing.T) {
 	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
 	al := ingressFromNamespace(projA, projB, ports(corev1.ProtocolTCP, portHTTP)...)
-	s.step(t, "allowlist in proj-a: ingress from proj-b on TCP 80", "allowlist create", s.create(al),
-		Allow(s.client, s.tcp(s.web, portHTTP)),
-		Allow(s.nginx, s.tcp(s.db, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portAlt)),
-		Deny(s.client, s.udp(s.web, portUDP)),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-	)
-	s.step(t, "allowlist changed: TCP 8080 instead of 80", "allowlist update", s.setPorts(al, ports(corev1.ProtocolTCP, portAlt)...),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Allow(s.client, s.tcp(s.web, portAlt)),
-		Deny(s.client, s.udp(s.web, portUDP)),
-		Deny(s.other, s.tcp(s.web, portAlt)),
-	)
-	s.step(t, "allowlist deleted", "allowlist delete", s.delete(al),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portAlt)),
-	)
+	s.step(t, "allowlist in proj-a: ingress from proj-b on TCP 80", "allowlist create", s.create(al), s.fromProjBCells()...)
+	s.step(t, "allowlist changed: TCP 8080 instead of 80", "allowlist update", s.setPorts(al, ports(corev1.ProtocolTCP, portAlt)...), s.fromProjBAltCells()...)
+	s.step(t, "allowlist deleted", "allowlist delete", s.delete(al), s.fromProjBDeletedCells()...)
 }
 
 func (s *suite) egressToService(t *testing.T) {
-	s.step(t, "proj-a isolated: egress still open", "", s.isolate(projA, true),
-		Allow(s.web, s.tcp(s.nginx, portHTTP)),
-		Allow(s.web, s.tcp(s.client, portAlt)),
-		Allow(s.web, s.tcp(s.outside, portHTTP)),
-	)
-	al := allowlist(projA, "to-nginx", v1alpha1.NetworkAllowlistSpec{
-		Egress: []v1alpha1.EgressRule{{
-			To:    []v1alpha1.Peer{{Service: &v1alpha1.ServiceReference{Namespace: projB, Name: "nginx"}}},
-			Ports: ports(corev1.ProtocolTCP, servicePort),
-		}},
-	})
-	s.step(t, "allowlist in proj-a: egress to Service proj-b/nginx port 80 (target port 8080); other egress is dropped", "allowlist create (egress)", s.create(al),
-		Allow(s.web, s.tcp(s.nginx, portAlt)),
-		Deny(s.web, s.tcp(s.nginx, portHTTP)),
-		Deny(s.web, s.udp(s.nginx, portUDP)),
-		Deny(s.web, s.tcp(s.client, portAlt)),
-		Deny(s.web, s.tcp(s.outside, portHTTP)),
-		Allow(s.web, s.tcp(s.db, portHTTP)),
-		Allow(s.client, s.tcp(s.nginx, portHTTP)),
-	)
+	s.step(t, "proj-a isolated: egress still open", "", s.isolate(projA, true), s.egressOpenCells()...)
+	s.step(t, "allowlist in proj-a: egress to Service proj-b/nginx port 80 (target port 8080); other egress is dropped", "allowlist create (egress)", s.create(toNginx()),
+		s.toNginxCells()...)
 }
 
 func (s *suite) externalCIDR(t *testing.T) {
 	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
-	cidr := netipPrefix(outsideIP)
-	al := allowlist(projA, "outside", v1alpha1.NetworkAllowlistSpec{
-		Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: cidr}}}, Ports: ports(corev1.ProtocolTCP, portHTTP)}},
-		Egress:  []v1alpha1.EgressRule{{To: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: cidr}}}, Ports: ports(corev1.ProtocolTCP, portTLS)}},
-	})
-	s.step(t, "allowlist in proj-a: ingress from "+cidr+" on TCP 80, egress to it on TCP 443", "allowlist create (ipBlock)", s.create(al),
-		Allow(s.outside, s.tcp(s.web, portHTTP)),
-		Deny(s.outside, s.tcp(s.web, portAlt)),
-		Allow(s.web, s.tcp(s.outside, portTLS)),
-		Deny(s.web, s.tcp(s.outside, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Deny(s.web, s.tcp(s.client, portHTTP)),
-	)
+	s.step(t, "allowlist in proj-a: ingress from "+netipPrefix(outsideIP)+" on TCP 80, egress to it on TCP 443", "allowlist create (ipBlock)", s.create(outsideAllowlist()),
+		s.outsideCells()...)
 }
 
 func (s *suite) dnsOnly(t *testing.T) {
-	s.step(t, "proj-a isolated: DNS cache reachable on every port", "", s.isolate(projA, true),
-		Allow(s.web, s.udp(s.dns, portDNS)),
-		Allow(s.web, s.tcp(s.dns, portDNS)),
-		Allow(s.web, s.tcp(s.dns, portHTTP)),
-	)
-	al := allowlist(projA, "to-outside-tls", v1alpha1.NetworkAllowlistSpec{
-		Egress: []v1alpha1.EgressRule{{To: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: netipPrefix(outsideIP)}}}, Ports: ports(corev1.ProtocolTCP, portTLS)}},
-	})
-	s.step(t, "egress restricted in proj-a: the --dns-ips cache only on UDP and TCP 53", "allowlist create (egress)", s.create(al),
-		Allow(s.web, s.udp(s.dns, portDNS)),
-		Allow(s.web, s.tcp(s.dns, portDNS)),
-		Deny(s.web, s.tcp(s.dns, portHTTP)),
-		Allow(s.web, s.tcp(s.outside, portTLS)),
-		Deny(s.web, s.tcp(s.outside, portHTTP)),
-	)
+	s.step(t, "proj-a isolated: DNS cache reachable on every port", "", s.isolate(projA, true), s.dnsOpenCells()...)
+	s.step(t, "egress restricted in proj-a: the --dns-ips cache only on UDP and TCP 53", "allowlist create (egress)", s.create(toOutsideTLS()),
+		s.dnsOnlyCells()...)
 }
 
 func (s *suite) isolationOff(t *testing.T) {
 	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
-	al := allowlist(projA, "to-outside-tls", v1alpha1.NetworkAllowlistSpec{
-		Egress: []v1alpha1.EgressRule{{To: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: netipPrefix(outsideIP)}}}, Ports: ports(corev1.ProtocolTCP, portTLS)}},
-	})
-	s.step(t, "egress restricted in proj-a", "allowlist create (egress)", s.create(al),
-		Deny(s.web, s.tcp(s.outside, portHTTP)),
-		Allow(s.web, s.tcp(s.outside, portTLS)),
-	)
+	al := toOutsideTLS()
+	s.step(t, "egress restricted in proj-a", "allowlist create (egress)", s.create(al), s.egressRestrictedCells()...)
 	s.step(t, "isolation off on proj-a (label false; the allowlist is kept): everything passes again", "isolation label off", s.isolate(projA, false),
-		Allow(s.client, s.tcp(s.web, portHTTP)),
-		Allow(s.client, s.tcp(s.web, portAlt)),
-		Allow(s.client, s.udp(s.web, portUDP)),
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Allow(s.outside, s.tcp(s.web, portHTTP)),
-		Allow(s.web, s.tcp(s.outside, portHTTP)),
-		Allow(s.web, s.tcp(s.client, portAlt)),
-	)
+		s.isolationOffCells()...)
 	if err := s.cluster.Admin.Get(s.ctx, client.ObjectKeyFromObject(al), al); err != nil {
 		t.Errorf("the allowlist must be kept when isolation is turned off: %v", err)
 	}
 }
 
 func (s *suite) projectGroups(t *testing.T) {
-	for ns, group := range map[string]string{projA: "ws1", projB: "ws1", projC: "ws2"} {
+	for ns, group := range groups {
 		if err := s.labelNamespace(ns, map[string]*string{projectLabel: ptr.To(group), v1alpha1.IsolationLabel: ptr.To("true")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.step(t, "proj-a, proj-b (group ws1) and proj-c (ws2) isolated: the group admits its own", "", nil,
-		Allow(s.client, s.tcp(s.web, portHTTP)),
-		Allow(s.web, s.tcp(s.nginx, portAlt)),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.client, portHTTP)),
-		Deny(s.web, s.tcp(s.other, portHTTP)),
-	)
+	s.step(t, "proj-a, proj-b (group ws1) and proj-c (ws2) isolated: the group admits its own", "", nil, s.groupsCells()...)
 	s.step(t, "proj-c moved to group ws1", "project label change", func() error {
 		return s.labelNamespace(projC, map[string]*string{projectLabel: ptr.To("ws1")})
-	},
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Allow(s.other, s.tcp(s.client, portHTTP)),
-		Allow(s.web, s.tcp(s.other, portHTTP)),
-	)
+	}, s.groupMovedCells()...)
 }
 
 // tenant is the user who administers proj-a through RBAC: NetworkPolicies
@@ -301,15 +225,7 @@ func (s *suite) tenantPolicies(t *testing.T) {
 	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
 	user := s.tenantClient(t)
 	// A policy that admits proj-c: beyond what moat admits, so refused.
-	wide := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "let-proj-c-in", Namespace: projA},
-		Spec: networkingv1.NetworkPolicySpec{
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: projC}},
-			}}}},
-		},
-	}
+	wide := letProjCIn()
 	s.step(t, "tenant's NetworkPolicy admitting proj-c is refused: proj-c stays out", "", func() error {
 		err := user.Create(ctx, wide.DeepCopy())
 		switch {
@@ -321,35 +237,15 @@ func (s *suite) tenantPolicies(t *testing.T) {
 			t.Logf("refused as expected: %v", err)
 		}
 		return nil
-	},
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+	}, s.wideRefusedCells()...)
 	// A policy confined to the namespace: within what moat admits.
-	confined := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "same-namespace-web", Namespace: projA},
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}},
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt(portHTTP))}},
-			}},
-		},
-	}
 	s.step(t, "tenant's NetworkPolicy confined to proj-a is accepted: nothing opens", "", func() error {
-		return user.Create(ctx, confined)
-	},
-		Allow(s.db, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+		return user.Create(ctx, sameNamespaceWeb())
+	}, s.confinedCells()...)
 	// The control: the refused policy, written by an admin (whom moat
 	// trusts), does open the path; so the refusal above is what kept it shut.
 	s.step(t, "control: the same policy written by the cluster admin opens proj-a to proj-c", "tenant-rule control", s.create(wide.DeepCopy()),
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+		s.wideByAdminCells()...)
 }
 
 // eventDeadline bounds how long the controller may take to record an Event
@@ -368,22 +264,7 @@ func (s *suite) laundering(t *testing.T) {
 	ctx := s.ctx
 	s.step(t, "proj-a isolated", "", s.isolate(projA, true), s.isolatedCells()...)
 	user := s.tenantClient(t)
-	al := allowlist(projA, "temporary-from-proj-c", v1alpha1.NetworkAllowlistSpec{
-		Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{Namespace: projC}}, Ports: ports(corev1.ProtocolTCP, portHTTP)}},
-	})
-	np := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "laundered-proj-c", Namespace: projA},
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From: []networkingv1.NetworkPolicyPeer{{
-					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: projC}},
-				}},
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt(portHTTP))}},
-			}},
-		},
-	}
+	al, np := temporaryFromProjC(), launderedProjC()
 	s.step(t, "tenant creates an allowlist admitting proj-c on TCP 80, then a NetworkPolicy for proj-a/web pinned to proj-c on port 80 (admitted: the allowlist justifies it)", "", func() error {
 		if err := user.Create(ctx, al); err != nil {
 			return fmt.Errorf("the tenant's allowlist: %w", err)
@@ -392,12 +273,7 @@ func (s *suite) laundering(t *testing.T) {
 			return fmt.Errorf("the tenant's NetworkPolicy, justified by its allowlist, was refused: %w", err)
 		}
 		return nil
-	},
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Allow(s.other, s.tcp(s.db, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.web, portAlt)),
-	)
+	}, s.launderedCells()...)
 	s.step(t, "tenant deletes the allowlist: refused, naming the policy it would strand; proj-c still admitted, as the allowlist still declares", "", func() error {
 		err := user.Delete(ctx, al.DeepCopy())
 		switch {
@@ -409,11 +285,7 @@ func (s *suite) laundering(t *testing.T) {
 			t.Logf("refused as expected: %v", err)
 		}
 		return s.cluster.Admin.Get(ctx, client.ObjectKeyFromObject(al), &v1alpha1.NetworkAllowlist{})
-	},
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Allow(s.other, s.tcp(s.db, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+	}, s.launderRefusedCells()...)
 	s.step(t, "admin deletes the allowlist: admitted; the stranded policy is reported (Event "+controller.EventTenantPolicyBeyondIsolation+"), never deleted, so proj-c still gets into proj-a/web (not into proj-a/db: the allowlist's opening is gone)", "", func() error {
 		start := time.Now()
 		if err := s.delete(al)(); err != nil {
@@ -426,15 +298,8 @@ func (s *suite) laundering(t *testing.T) {
 		}
 		t.Logf("Event on NetworkPolicy %s/%s %s after the delete: %s", np.Namespace, np.Name, time.Since(start).Round(time.Millisecond), event)
 		return s.cluster.Admin.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{})
-	},
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.other, s.tcp(s.db, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
-	s.step(t, "clean-up: the stranded NetworkPolicy deleted: proj-c denied again", "", s.delete(np),
-		Deny(s.other, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+	}, s.strandedCells()...)
+	s.step(t, "clean-up: the stranded NetworkPolicy deleted: proj-c denied again", "", s.delete(np), s.wideRefusedCells()...)
 }
 
 // waitForEvent waits until an Event with reason regarding obj (by UID: an
@@ -460,22 +325,13 @@ func (s *suite) waitForEvent(obj client.Object, reason string, timeout time.Dura
 
 func (s *suite) ingressFromNodes(t *testing.T) {
 	s.step(t, "proj-a isolated, --allow-ingress-from-nodes: the second node gets in, the outside host does not", "", s.isolate(projA, true),
-		Allow(s.node2, s.tcp(s.web, portHTTP)),
-		Allow(s.node2, s.tcp(s.web, portAlt)),
-		Deny(s.outside, s.tcp(s.web, portHTTP)),
-		Deny(s.client, s.tcp(s.web, portHTTP)),
-	)
+		s.nodesCells()...)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node2Name}}
-	s.step(t, "Node "+node2Name+" deleted: its address is no longer admitted", "node delete", s.delete(node),
-		Deny(s.node2, s.tcp(s.web, portHTTP)),
-		Deny(s.outside, s.tcp(s.web, portHTTP)),
-	)
+	s.step(t, "Node "+node2Name+" deleted: its address is no longer admitted", "node delete", s.delete(node), s.nodeDeletedCells()...)
 	if err := CreateNode(s.ctx, s.cluster.Admin, node2Name, node2IP); err != nil {
 		t.Fatal(err)
 	}
-	s.step(t, "Node "+node2Name+" back", "node create", nil,
-		Allow(s.node2, s.tcp(s.web, portHTTP)),
-	)
+	s.step(t, "Node "+node2Name+" back", "node create", nil, s.nodeBackCells()...)
 }
 
 // convergenceRounds repeats the changes a project admin makes most, to

@@ -5,7 +5,6 @@ package dataplane
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -295,33 +293,14 @@ func (s *suite) createWorld(t *testing.T) {
 	for _, ns := range []string{projA, projB, projC} {
 		must(CreateNamespace(ctx, c, ns))
 	}
-	pods := []struct {
-		host      **Host
-		ns, name  string
-		ip        string
-		labels    map[string]string
-		listeners bool
-	}{
-		{&s.web, projA, "web", "10.244.1.11", map[string]string{"app": "web"}, true},
-		{&s.db, projA, "db", "10.244.1.12", map[string]string{"app": "db"}, true},
-		{&s.client, projB, "client", "10.244.1.21", map[string]string{"app": "client"}, true},
-		{&s.nginx, projB, "nginx", "10.244.1.22", map[string]string{"app": "nginx"}, true},
-		{&s.other, projC, "other", "10.244.1.31", map[string]string{"app": "other"}, true},
-	}
-	for _, p := range pods {
-		h, err := s.topo.AddHost(p.ns+"/"+p.name, netip.MustParseAddr(p.ip))
+	for _, p := range worldPods {
+		h, err := s.topo.AddHost(p.ns+"/"+p.name, p.ip)
 		must(err)
-		*p.host = h
+		*p.host(s) = h
 		s.listen(t, h, []int{portHTTP, portAlt}, []int{portUDP})
 		must(CreatePod(ctx, c, p.ns, p.name, p.labels, node1Name, node1IP, h))
 	}
-	must(c.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "nginx", Namespace: projB},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "nginx"},
-			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(portAlt)}},
-		},
-	}))
+	must(c.Create(ctx, nginxService()))
 	var err error
 	s.outside, err = s.topo.AddHost("outside", outsideIP)
 	must(err)
@@ -394,13 +373,7 @@ func (s *suite) reset(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.step(t, "reset: nothing isolated", "", nil,
-		Allow(s.client, s.tcp(s.web, portHTTP)),
-		Allow(s.other, s.tcp(s.web, portHTTP)),
-		Allow(s.outside, s.tcp(s.web, portHTTP)),
-		Allow(s.web, s.tcp(s.client, portHTTP)),
-		Allow(s.web, s.tcp(s.outside, portHTTP)),
-	)
+	s.step(t, "reset: nothing isolated", "", nil, s.resetCells()...)
 }
 
 func (s *suite) tcp(h *Host, port int) Target { return Target{Host: h, Port: port, Proto: TCP} }

@@ -149,6 +149,7 @@ serving. Lines starting with "$" show the kubectl command that does the same;
 		d.serviceEgress,
 		d.externalIngress,
 		d.externalEgress,
+		d.troubleshooting,
 		d.selectorlessService,
 		d.sctp,
 		d.disableIsolation,

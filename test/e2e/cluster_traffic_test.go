@@ -74,6 +74,24 @@ var _ = Describe("Cluster traffic", func() {
 			Eventually(admitsNamespace).WithArguments(a.Name, policy.GroupIngressPolicyName, d.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
 		})
 
+		It("keeps the group out of a namespace labelled moat.dev/group-ingress=false, which its group still admits; the label's changes are followed within 1 s", func() {
+			group := "e2e-ws-" + rand.String(6)
+			alone := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: group, moatv1alpha1.GroupIngressLabel: "false"})
+			member := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", projectLabel: group})
+			// KubeSphere's project-level isolation inside a workspace.
+			Eventually(admitsNamespace).WithArguments(member.Name, policy.GroupIngressPolicyName, alone.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
+			expectManagedPolicies(alone.Name, guarantee, map[string]networkingv1.NetworkPolicySpec{policy.DefaultIngressPolicyName: defaultIngressSpec()})
+			Expect(admitsNamespace(alone.Name, policy.DefaultIngressPolicyName, member.Name)).To(BeFalse())
+
+			By("without the label, the namespace admits its group")
+			Expect(unlabel(k8sClient, alone.Name, moatv1alpha1.GroupIngressLabel)).To(Succeed())
+			Eventually(admitsNamespace).WithArguments(alone.Name, policy.GroupIngressPolicyName, member.Name).WithTimeout(guarantee).WithPolling(poll).Should(BeTrue())
+
+			By("labelled again, it keeps the group out")
+			Expect(relabel(k8sClient, alone.Name, moatv1alpha1.GroupIngressLabel, "false")).To(Succeed())
+			Eventually(managedSpecs).WithArguments(alone.Name).WithTimeout(guarantee).WithPolling(poll).ShouldNot(HaveKey(policy.GroupIngressPolicyName))
+		})
+
 		It("refuses a tenant who may update its namespace to set, change or remove the group label; the trusted controller may", func() {
 			const tenant = "e2e-tenant"
 			labelled := createNamespace(map[string]string{projectLabel: "e2e-ws-tenant"})

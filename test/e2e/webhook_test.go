@@ -474,6 +474,25 @@ var _ = Describe("Admission webhooks", func() {
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ns), stored)).To(Succeed())
 			Expect(stored.Labels).To(HaveKeyWithValue(moatv1alpha1.IsolationLabel, "false"))
 		})
+
+		It("refuses a moat.dev/group-ingress value other than true or false, at creation and on update", func() {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				Name:   "e2e-label-" + rand.String(6),
+				Labels: map[string]string{moatv1alpha1.IsolationLabel: "true", moatv1alpha1.GroupIngressLabel: "no"},
+			}}
+			err := k8sClient.Create(ctx, ns)
+			expectInvalid(err, "metadata.labels[moat.dev/group-ingress]", `must be "true"`)
+			Expect(err.Error()).To(HavePrefix(namespaceLabelWebhook))
+			expectNotStored(ns)
+
+			valid := createNamespace(map[string]string{moatv1alpha1.IsolationLabel: "true", moatv1alpha1.GroupIngressLabel: "false"})
+			updated := valid.DeepCopy()
+			updated.Labels[moatv1alpha1.GroupIngressLabel] = "False"
+			expectInvalid(k8sClient.Update(ctx, updated), "metadata.labels[moat.dev/group-ingress]", `must be "true"`)
+			stored := &corev1.Namespace{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(valid), stored)).To(Succeed())
+			Expect(stored.Labels).To(HaveKeyWithValue(moatv1alpha1.GroupIngressLabel, "false"))
+		})
 	})
 
 	Describe("NetworkPolicy checks", func() {

@@ -87,7 +87,7 @@ func TestAdminTier(t *testing.T) {
 		Pods:       []corev1.Pod{pod("a", "web", "10.0.0.1", nil), pod("b", "client", "10.0.0.2", nil)},
 		NetworkPolicies: []networkingv1.NetworkPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "all"},
-			Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, Ingress: []networkingv1.NetworkPolicyIngressRule{{}}},
+			Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, Ingress: []networkingv1.NetworkPolicyIngressRule{{}}},
 		}},
 		AdminNetworkPolicies: []npav1alpha1.AdminNetworkPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Name: "iso"},
