@@ -71,10 +71,23 @@ run: control-plane build localrun ## Run moat serve on a local kube-apiserver + 
 
 DEMO := $(BIN)/moat-demo
 
+# ENFORCEMENT=adminnetworkpolicy or clusternetworkpolicy runs the demo with
+# moat's admin-tier enforcement: the network-policy-api CRDs are installed,
+# and the tenant check is off so that a tenant's NetworkPolicy admitting
+# everything is stored and shown not to widen the isolation.
+ENFORCEMENT ?= networkpolicy
+ifeq ($(ENFORCEMENT),networkpolicy)
+DEMO_LOCALRUN_FLAGS :=
+DEMO_MOAT_FLAGS :=
+else
+DEMO_LOCALRUN_FLAGS := --admin-tier-crds
+DEMO_MOAT_FLAGS := --enforcement=$(ENFORCEMENT) --tenant-network-policies=off
+endif
+
 .PHONY: demo
-demo: control-plane build localrun ## Walk through every scenario of the seed guide on a fresh local control plane; fails on any mismatch.
+demo: control-plane build localrun ## Walk through every scenario of the seed guide on a fresh local control plane (ENFORCEMENT=adminnetworkpolicy|clusternetworkpolicy for the admin tier); fails on any mismatch.
 	$(GO) build -o $(DEMO) ./test/demo
-	$(LOCALRUN) --moat-args="--allowed-ingress-namespaces=kubesphere-monitoring-system --project-label=kubesphere.io/workspace --dns-ips=169.254.25.10 --zap-log-level=error" -- $(DEMO)
+	$(LOCALRUN) $(DEMO_LOCALRUN_FLAGS) --moat-args="--allowed-ingress-namespaces=kubesphere-monitoring-system --project-label=kubesphere.io/workspace --dns-ips=169.254.25.10 --zap-log-level=error $(DEMO_MOAT_FLAGS)" -- $(DEMO) --enforcement=$(ENFORCEMENT)
 
 $(BIN)/kube-apiserver:
 	cd test/controlplane && CGO_ENABLED=0 $(GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver

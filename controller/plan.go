@@ -23,6 +23,7 @@ import (
 // writes that would make them agree.
 type convergence struct {
 	allowlists []*v1alpha1.NetworkAllowlist
+	model      policy.Model
 	rendered   policy.Result
 	live       map[string]*networkingv1.NetworkPolicy
 	plan       changes
@@ -42,10 +43,11 @@ func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*conve
 	if err := r.clusterFacts(ctx, &in); err != nil {
 		return nil, err
 	}
-	rendered, err := policy.Render(in, cluster, r.cfg)
+	model, err := policy.Compute(in, cluster, r.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rendering the policies of namespace %s: %w", ns.Name, err)
 	}
+	rendered := model.Render()
 	live, err := r.livePolicies(ctx, ns.Name)
 	if err != nil {
 		return nil, err
@@ -58,7 +60,7 @@ func (r *Reconciler) converge(ctx context.Context, ns *corev1.Namespace) (*conve
 		logf.FromContext(ctx).V(1).Info("converging", "namespace", ns.Name, "isolated", v1alpha1.Isolated(ns),
 			"apply", names(p.apply), "delete", len(p.delete), "conflicts", p.conflicts)
 	}
-	return &convergence{allowlists: allowlists, rendered: rendered, live: live, plan: p}, nil
+	return &convergence{allowlists: allowlists, model: model, rendered: rendered, live: live, plan: p}, nil
 }
 
 // managed counts the rendered policies that moat holds: neither taken by a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -116,8 +117,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // report, and say when to look again.
 func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Result, error) {
 	ns, err := r.namespace(ctx, name)
-	if err != nil || ns == nil {
+	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if ns == nil {
+		// Cluster-scoped, the admin-tier objects of a namespace outlive
+		// it unless they are deleted.
+		for _, err := range r.convergeAdminTier(ctx, name, policy.Model{Namespace: name}) {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, nil
 	}
 	c, err := r.converge(ctx, ns)
 	if err != nil {
@@ -129,6 +138,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) (reconcile.Resu
 	}
 	failed := r.applyAll(ctx, ns, c.plan.apply, c.live)
 	errs := []error{r.deleteAll(ctx, ns, c.plan.delete)}
+	// The admin tier after the NetworkPolicies: the namespace is closed by
+	// its deny NetworkPolicy before anything else is written.
+	maps.Copy(failed, r.convergeAdminTier(ctx, name, c.model))
 	r.reportConflicts(ns, c)
 	isolated := v1alpha1.Isolated(ns)
 	r.reportIncomplete(ns, isolated, failed)

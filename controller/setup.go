@@ -96,6 +96,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		b = b.WatchesRawSource(source.Kind(traffic, client.Object(&corev1.Node{}),
 			handler.EnqueueRequestsFromMapFunc(nodes.toNamespaces), nodeAddressesChanged(opts.Config.Policy)))
 	}
+	if obj, _, ok := adminTierKind(opts.Config.Policy.Enforcement); ok {
+		if err := CheckAdminTierServed(mgr.GetRESTMapper(), opts.Config.Policy.Enforcement); err != nil {
+			return nil, err
+		}
+		// A managed admin-tier object changed or deleted by anyone is
+		// put back.
+		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(adminTierToNamespace))
+	}
 	if err := b.Complete(r); err != nil {
 		return nil, fmt.Errorf("setting up the isolation controller: %w", err)
 	}

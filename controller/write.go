@@ -121,13 +121,14 @@ func (r *Reconciler) delete(ctx context.Context, np *networkingv1.NetworkPolicy)
 const EventIsolationIncomplete = "IsolationIncomplete"
 
 // reportIncomplete records a Warning Event on an isolated namespace whose
-// policies could not all be written, naming them and the first error.
+// policies (NetworkPolicies, and admin-tier objects with --enforcement)
+// could not all be written, naming them and the first error.
 func (r *Reconciler) reportIncomplete(ns *corev1.Namespace, isolated bool, failed map[string]error) {
 	if !isolated || len(failed) == 0 || ns.UID == "" {
 		return
 	}
 	names := slices.Sorted(maps.Keys(failed))
 	r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, EventIsolationIncomplete, "ApplyPolicy",
-		"could not write NetworkPolicies %s (%v); the namespace is isolated (its deny is written first) but does not admit what they admit yet; moat retries",
+		"could not write the policies %s (%v); the namespace is isolated by its deny NetworkPolicy (written first), but until they are written it may not admit what they admit, and a missing admin-tier object leaves it to NetworkPolicies alone; moat retries",
 		strings.Join(names, ", "), failed[names[0]])
 }

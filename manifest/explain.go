@@ -34,8 +34,8 @@ func ExplainObjects(x *Index, cfg policy.Config) (explain.Objects, error) {
 	if err != nil {
 		return objs, err
 	}
-	for i := range rendered {
-		objs.NetworkPolicies = append(objs.NetworkPolicies, &rendered[i])
+	for i := range rendered.Policies {
+		objs.NetworkPolicies = append(objs.NetworkPolicies, &rendered.Policies[i])
 	}
 	return objs, nil
 }

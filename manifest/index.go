@@ -88,8 +88,16 @@ func NewIndex(live Cluster) *Index {
 // Load reads paths (see ReadPaths) into a new index. The error is an I/O
 // error; problems with the content are in Index.Errors.
 func Load(paths []string, stdin io.Reader, live Cluster) (*Index, error) {
+	return LoadSource(Source{Filenames: paths, Recursive: true}, stdin, live)
+}
+
+// LoadSource reads what `kubectl apply` reads for src (see Source.Read) into
+// a new index, every object kept. The error is an I/O error; problems with
+// the content are in Index.Errors.
+func LoadSource(src Source, stdin io.Reader, live Cluster) (*Index, error) {
 	x := NewIndex(live)
-	if err := ReadPaths(paths, stdin, x); err != nil {
+	x.warnNamespaceUnset = src.Namespace == ""
+	if err := src.Read(stdin, x); err != nil {
 		return nil, err
 	}
 	x.Build()

@@ -16,7 +16,30 @@ import (
 // live cluster rather than from a manifest.
 const ClusterSource = "<cluster>"
 
-// Render computes the NetworkPolicies that moat would own for every namespace
+// Rendered is what moat would own for the manifests.
+type Rendered struct {
+	// Policies are the NetworkPolicies, sorted by namespace, then name.
+	Policies []networkingv1.NetworkPolicy
+	// AdminTier are the admin-tier objects (policy.Config.Enforcement),
+	// by namespace, each namespace's main object first.
+	AdminTier []policy.AdminTierObject
+}
+
+// Documents are the rendered objects as documents of a stream: the
+// NetworkPolicies, then the admin-tier objects.
+func (r Rendered) Documents() []any {
+	docs := make([]any, 0, len(r.Policies)+len(r.AdminTier))
+	for i := range r.Policies {
+		docs = append(docs, &r.Policies[i])
+	}
+	for _, o := range r.AdminTier {
+		docs = append(docs, o)
+	}
+	return docs
+}
+
+// Render computes the NetworkPolicies (and, with an admin-tier
+// cfg.Enforcement, the admin-tier objects) that moat would own for every namespace
 // of the index that is isolated: the Namespaces of the manifests, and the
 // namespaces of the manifests' allowlists (looked up in the live cluster
 // when the manifests do not define them). Node addresses and the API
@@ -25,7 +48,7 @@ const ClusterSource = "<cluster>"
 // then name. The findings are warnings: parts of allowlists that are not in
 // force (a dropped Service peer, an allowlist in a namespace that is not
 // isolated or not defined). The error is a failed live lookup.
-func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Finding, error) {
+func Render(x *Index, cfg policy.Config) (Rendered, []Finding, error) {
 	names := map[string]bool{}
 	for name := range x.namespaces {
 		names[name] = true
@@ -40,21 +63,21 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 	sort.Strings(sorted)
 
 	var (
-		policies []networkingv1.NetworkPolicy
+		out      Rendered
 		findings []Finding
 	)
 	facts, err := x.clusterFacts(cfg)
 	if err != nil {
-		return nil, nil, err
+		return Rendered{}, nil, err
 	}
 	for _, name := range sorted {
 		ns, err := x.Namespace(name)
 		if err != nil {
-			return nil, nil, err
+			return Rendered{}, nil, err
 		}
 		allowlists, err := x.Allowlists(name)
 		if err != nil {
-			return nil, nil, err
+			return Rendered{}, nil, err
 		}
 		if ns == nil {
 			for _, al := range allowlists {
@@ -74,11 +97,17 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 		}
 		in := facts
 		in.Namespace, in.Allowlists = ns, allowlists
-		res, err := policy.Render(in, x, cfg)
+		m, err := policy.Compute(in, x, cfg)
 		if err != nil {
-			return nil, nil, err
+			return Rendered{}, nil, err
 		}
-		policies = append(policies, res.Policies...)
+		res := m.Render()
+		out.Policies = append(out.Policies, res.Policies...)
+		admin, err := m.AdminTier(cfg.Enforcement, cfg.AdminTierPriority)
+		if err != nil {
+			return Rendered{}, nil, err
+		}
+		out.AdminTier = append(out.AdminTier, admin...)
 		for alName, r := range res.Allowlists {
 			for _, p := range r.Problems {
 				findings = append(findings, x.allowlistFinding(name, alName, p.Field, p.Message+" ("+p.Reason+")"))
@@ -86,7 +115,7 @@ func Render(x *Index, cfg policy.Config) ([]networkingv1.NetworkPolicy, []Findin
 		}
 	}
 	SortFindings(findings)
-	return policies, findings, nil
+	return out, findings, nil
 }
 
 // allowlistFinding is a warning about an allowlist, placed where the
@@ -99,16 +128,6 @@ func (x *Index) allowlistFinding(namespace, name, fld, msg string) Finding {
 		f.File = ClusterSource
 	}
 	return f
-}
-
-// WriteYAML writes policies as a multi-document YAML stream ready for
-// `kubectl apply -f -`.
-func WriteYAML(w io.Writer, policies []networkingv1.NetworkPolicy) error {
-	docs := make([]any, len(policies))
-	for i := range policies {
-		docs[i] = &policies[i]
-	}
-	return WriteDocuments(w, docs)
 }
 
 // WriteDocuments writes each value as one YAML document of a stream,

@@ -52,6 +52,16 @@ type Config struct {
 	// extra addresses are left out (fail closed) and reported.
 	MaxNodeAddressesPerNode int
 	MaxNodeAddresses        int
+
+	// Enforcement says what enforces the model: NetworkPolicies only
+	// (empty or EnforcementNetworkPolicy) or admin-tier objects on top of
+	// them (Model.AdminTier).
+	Enforcement Enforcement
+	// AdminTierPriority is the priority of each namespace's main admin-tier
+	// object (MinAdminTierPriority to MaxAdminTierPriority, moat serve's
+	// default DefaultAdminTierPriority); its overflow objects take the one
+	// below. Unused with NetworkPolicy enforcement.
+	AdminTierPriority int32
 }
 
 // Defaults of the node address bounds: a node has an InternalIP or two and

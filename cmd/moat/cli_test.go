@@ -198,6 +198,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"render", "--dns-service", "kube-dns", samples}, "",
 			"moat: invalid argument \"kube-dns\" for \"--dns-service\" flag: \"kube-dns\" must be namespace/name, e.g. kube-system/kube-dns, or \"\" to turn the DNS exception off\nRun 'moat render --help' for usage.\n"},
 		{[]string{"validate", "--no-such-flag", samples}, "", "moat: unknown flag: --no-such-flag\nRun 'moat validate --help' for usage.\n"},
+		{[]string{"render", "--enforcement", "calico", samples}, "",
+			"moat: invalid argument \"calico\" for \"--enforcement\" flag: unknown enforcement \"calico\": use one of networkpolicy, adminnetworkpolicy or clusternetworkpolicy\nRun 'moat render --help' for usage.\n"},
+		{[]string{"render", "--admin-tier-priority", "5000", samples}, "",
+			"moat: invalid argument \"5000\" for \"--admin-tier-priority\" flag: \"5000\" is not a priority from 1 to 1000\nRun 'moat render --help' for usage.\n"},
 		{[]string{"frobnicate"}, "", "moat: unknown command \"frobnicate\" for \"moat\"\n"},
 	}
 	for _, tt := range tests {
@@ -218,7 +222,8 @@ func TestFlags(t *testing.T) {
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	addConfigFlags(fs, "moat-system", &cfg)
 	if diff := cmp.Diff(policy.Config{DNSService: &policy.DefaultDNSService, ProtectedNamespaces: v1alpha1.DefaultProtectedNamespaces("moat-system"),
-		MaxNodeAddressesPerNode: policy.DefaultMaxNodeAddressesPerNode, MaxNodeAddresses: policy.DefaultMaxNodeAddresses}, cfg.Policy); diff != "" {
+		MaxNodeAddressesPerNode: policy.DefaultMaxNodeAddressesPerNode, MaxNodeAddresses: policy.DefaultMaxNodeAddresses,
+		Enforcement: policy.EnforcementNetworkPolicy, AdminTierPriority: policy.DefaultAdminTierPriority}, cfg.Policy); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	err := fs.Parse([]string{
@@ -234,6 +239,7 @@ func TestFlags(t *testing.T) {
 		"--node-address-types", "InternalIP,ExternalIP",
 		"--node-address-annotations", "projectcalico.org/IPv4IPIPTunnelAddr",
 		"--max-node-addresses-per-node", "4", "--max-node-addresses", "500",
+		"--enforcement", "clusternetworkpolicy", "--admin-tier-priority", "700",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +262,8 @@ func TestFlags(t *testing.T) {
 		ProtectedNamespaces:      v1alpha1.DefaultProtectedNamespaces("moat-system"),
 		MaxNodeAddressesPerNode:  4,
 		MaxNodeAddresses:         500,
+		Enforcement:              policy.EnforcementClusterNetworkPolicy,
+		AdminTierPriority:        700,
 	}
 	if diff := cmp.Diff(wantP, cfg.Policy, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("policy config (-want +got):\n%s", diff)
@@ -264,13 +272,31 @@ func TestFlags(t *testing.T) {
 	if diff := cmp.Diff(wantV, cfg, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("validation config (-want +got):\n%s", diff)
 	}
-	for _, bad := range [][]string{{"--dns-ips", "169.254.25.10/32"}, {"--project-label", "not a key"}, {"--node-address-types", "Internal"}} {
+	for _, bad := range [][]string{{"--dns-ips", "169.254.25.10/32"}, {"--project-label", "not a key"}, {"--node-address-types", "Internal"},
+		{"--admin-tier-priority", "0"}, {"--admin-tier-priority", "1001"}, {"--enforcement", "anp"}} {
 		if err := fs.Parse(bad); err == nil {
 			t.Errorf("%v: accepted", bad)
 		}
 	}
 	if err := fs.Parse([]string{"--dns-service="}); err != nil || cfg.Policy.DNSService != nil {
 		t.Errorf(`--dns-service="": err %v, DNSService %v; want the DNS exception off`, err, cfg.Policy.DNSService)
+	}
+}
+
+// TestRenderAdminTier: with an admin-tier enforcement, render prints the
+// same NetworkPolicies, then the admin-tier objects of each isolated
+// namespace.
+func TestRenderAdminTier(t *testing.T) {
+	_, policies, _ := moat(t, "", "render", samples)
+	for _, e := range []policy.Enforcement{policy.EnforcementAdminNetworkPolicy, policy.EnforcementClusterNetworkPolicy} {
+		code, stdout, stderr := moat(t, "", "render", "--enforcement", string(e), samples)
+		if code != 0 || stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and no stderr", e, code, stderr)
+		}
+		if !strings.HasPrefix(stdout, policies+"---\n") {
+			t.Errorf("%s: the NetworkPolicies differ from networkpolicy mode's", e)
+		}
+		golden(t, "render-samples-"+string(e)+".yaml", strings.TrimPrefix(stdout, policies+"---\n"))
 	}
 }
 

@@ -18,7 +18,7 @@ func newExplainCommand() *cobra.Command {
 		cfg        validation.Config
 		output     string
 		kubeconfig string
-		files      []string
+		files      sourceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "explain SOURCE DESTINATION[:PORT[/PROTOCOL]]",
@@ -48,7 +48,8 @@ the Service's ports) are checked, else the ports the rules name. A pod, a
 Service's pods or a selector's pods that the objects do not hold (manifests
 describe workloads, not pods) are stood for by a pod with those labels.
 
-Offline (-f): from manifests, read and validated as by moat validate (with
+Offline (-f): from manifests, read as kubectl apply reads them (-f, -R and
+-n are kubectl's, as for moat validate) and validated as by moat validate (with
 --kubeconfig, Namespaces, Services and allowlists that they do not define
 come from that cluster), with the NetworkPolicies moat would write for them
 (as moat render) beside those of the manifests. Live (--kubeconfig alone):
@@ -71,7 +72,7 @@ denied (or the manifests are rejected), 2 for bad flags, arguments or input.`,
 			if err != nil {
 				return err
 			}
-			if len(files) == 0 && kubeconfig == "" {
+			if len(files.filenames) == 0 && kubeconfig == "" {
 				return fmt.Errorf("nothing to explain from: give manifests with -f PATH, or a cluster with --kubeconfig")
 			}
 			report, err := runExplain(cmd, specs, files, kubeconfig, cfg)
@@ -83,7 +84,7 @@ denied (or the manifests are rejected), 2 for bad flags, arguments or input.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&output, "output", "o", "text", `output format: "text" or "json"`)
-	fs.StringArrayVarP(&files, "filename", "f", nil, `manifests to explain from (files, directories, "-" for stdin; repeatable)`)
+	addSourceFlags(fs, &files)
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "the cluster to explain from (read-only); with -f, only looks up Namespaces, Services and allowlists the manifests do not define")
 	addConfigFlags(fs, v1alpha1.DefaultSystemNamespace, &cfg)
 	return cmd
@@ -106,9 +107,9 @@ func explainSpecs(args []string) ([]explain.Spec, error) {
 }
 
 // runExplain reads the objects, offline or live, and explains.
-func runExplain(cmd *cobra.Command, specs []explain.Spec, files []string, kubeconfig string, cfg validation.Config) (explain.Report, error) {
+func runExplain(cmd *cobra.Command, specs []explain.Spec, files sourceFlags, kubeconfig string, cfg validation.Config) (explain.Report, error) {
 	read := liveObjects
-	if len(files) > 0 {
+	if len(files.filenames) > 0 {
 		read = func(string, []explain.Spec, validation.Config) (*manifest.Index, explain.Objects, error) {
 			return offlineObjects(cmd, files, kubeconfig, cfg)
 		}
@@ -122,13 +123,17 @@ func runExplain(cmd *cobra.Command, specs []explain.Spec, files []string, kubeco
 
 // offlineObjects reads and validates the manifests (with the cluster of
 // kubeconfig for the lookups they leave open), and adds moat's policies.
-func offlineObjects(cmd *cobra.Command, files []string, kubeconfig string, cfg validation.Config) (*manifest.Index, explain.Objects, error) {
+func offlineObjects(cmd *cobra.Command, files sourceFlags, kubeconfig string, cfg validation.Config) (*manifest.Index, explain.Objects, error) {
 	limitMemory()
+	src, err := files.source(nil, kubeconfig)
+	if err != nil {
+		return nil, explain.Objects{}, &flagError{err: err, command: cmd.CommandPath()}
+	}
 	live, err := clusterReader(kubeconfig)
 	if err != nil {
 		return nil, explain.Objects{}, err
 	}
-	x, err := manifest.Load(files, cmd.InOrStdin(), live)
+	x, err := manifest.LoadSource(src, cmd.InOrStdin(), live)
 	if err != nil {
 		return nil, explain.Objects{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -54,7 +55,42 @@ func addPolicyFlags(fs *pflag.FlagSet, cfg *policy.Config) {
 	fs.Var(&dnsServiceValue{target: &cfg.DNSService}, "dns-service",
 		`the cluster DNS Service (namespace/name) kept reachable once a project restricts egress; "" turns the exception off`)
 	addClusterTrafficFlags(fs, cfg)
+	addEnforcementFlags(fs, cfg)
 }
+
+// addEnforcementFlags registers --enforcement and --admin-tier-priority,
+// which fill cfg.
+func addEnforcementFlags(fs *pflag.FlagSet, cfg *policy.Config) {
+	cfg.Enforcement = policy.EnforcementNetworkPolicy
+	fs.Var(&enumValue[policy.Enforcement]{&cfg.Enforcement, policy.ParseEnforcement}, "enforcement",
+		"what enforces isolation: networkpolicy (NetworkPolicies only), adminnetworkpolicy (also an AdminNetworkPolicy, policy.networking.k8s.io/v1alpha1, per isolated namespace) "+
+			"or clusternetworkpolicy (also a ClusterNetworkPolicy of the Admin tier, v1beta1): admin-tier policies pass what moat admits and deny the rest, so a tenant's NetworkPolicy cannot widen it")
+	cfg.AdminTierPriority = policy.DefaultAdminTierPriority
+	fs.Var(&priorityValue{&cfg.AdminTierPriority}, "admin-tier-priority",
+		fmt.Sprintf("with an admin-tier --enforcement, the priority (%d-%d, lower wins) of each isolated namespace's main admin-tier object; a namespace whose rules overflow one object also uses the priority below",
+			policy.MinAdminTierPriority, policy.MaxAdminTierPriority))
+}
+
+// priorityValue is an admin-tier priority.
+type priorityValue struct{ target *int32 }
+
+func (v *priorityValue) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || int32(n) < policy.MinAdminTierPriority || int32(n) > policy.MaxAdminTierPriority {
+		return fmt.Errorf("%q is not a priority from %d to %d", s, policy.MinAdminTierPriority, policy.MaxAdminTierPriority)
+	}
+	*v.target = int32(n)
+	return nil
+}
+
+func (v *priorityValue) String() string {
+	if v.target == nil {
+		return ""
+	}
+	return strconv.Itoa(int(*v.target))
+}
+
+func (v *priorityValue) Type() string { return "priority" }
 
 // addClusterTrafficFlags registers --project-label, --dns-ips,
 // --allow-ingress-from-nodes, --node-address-types and
@@ -327,7 +363,7 @@ func addProtectionFlags(fs *pflag.FlagSet, own string, cfg *validation.Config) {
 	fs.Var(&protectedValue{namespacesValue{target: &cfg.Policy.ProtectedNamespaces}, false}, "protected-namespaces",
 		"namespaces moat never isolates nor writes NetworkPolicies into, whatever their labels (comma-separated, repeatable; replaces the default list; \"\" protects none)")
 	cfg.TenantNetworkPolicies = validation.TenantPoliciesRestrict
-	fs.Var(&tenantModeValue{&cfg.TenantNetworkPolicies}, "tenant-network-policies",
+	fs.Var(&enumValue[validation.TenantPolicyMode]{&cfg.TenantNetworkPolicies, validation.ParseTenantPolicyMode}, "tenant-network-policies",
 		"NetworkPolicies written by anyone but moat and the admin groups that admit traffic beyond what moat admits in an isolated namespace (peers and ports): "+
 			"restrict (refuse them), warn (admit them with a warning) or off")
 }
@@ -347,13 +383,14 @@ func (v *protectedValue) Set(s string) error {
 	return v.namespacesValue.Set(s)
 }
 
-// tenantModeValue is a validation.TenantPolicyMode.
-type tenantModeValue struct {
-	target *validation.TenantPolicyMode
+// enumValue is a flag naming one of a set of modes, read by parse.
+type enumValue[T ~string] struct {
+	target *T
+	parse  func(string) (T, error)
 }
 
-func (v *tenantModeValue) Set(s string) error {
-	m, err := validation.ParseTenantPolicyMode(strings.TrimSpace(s))
+func (v *enumValue[T]) Set(s string) error {
+	m, err := v.parse(strings.TrimSpace(s))
 	if err != nil {
 		return err
 	}
@@ -361,11 +398,11 @@ func (v *tenantModeValue) Set(s string) error {
 	return nil
 }
 
-func (v *tenantModeValue) String() string {
+func (v *enumValue[T]) String() string {
 	if v.target == nil {
 		return ""
 	}
 	return string(*v.target)
 }
 
-func (v *tenantModeValue) Type() string { return "mode" }
+func (v *enumValue[T]) Type() string { return "mode" }

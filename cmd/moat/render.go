@@ -18,14 +18,16 @@ func newRenderCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "render [-f PATH]... [-R] [-n NAMESPACE] [PATH...]",
-		Short: "Print the NetworkPolicies moat would create for the given manifests",
+		Short: "Print the NetworkPolicies (and admin-tier policies) moat would create for the given manifests",
 		Long: `Render prints, as multi-document YAML ready for kubectl apply, the
 NetworkPolicies that moat would create for every isolated namespace
 (moat.dev/isolated=true) of the given manifests, from its NetworkAllowlists and
 the Services they name. -f, -R, -n and PATH arguments are read as by moat
 validate: what kubectl apply reads with the same flags. With --kubeconfig,
 Namespaces, Services and allowlists that the manifests do not define are read
-from that cluster.
+from that cluster. With --enforcement=adminnetworkpolicy or
+clusternetworkpolicy, the admin-tier objects moat would write follow the
+NetworkPolicies.
 
 Parts of allowlists that would not be in force (a Service peer whose Service is
 missing or has no selector, an allowlist in a namespace that is not isolated)
@@ -66,14 +68,14 @@ passed as they are; only --sctp-enabled changes what render accepts.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "moat render: nothing rendered: %d errors (as moat validate reports them)\n", len(rejected))
 				return &exitError{code: exitRejected}
 			}
-			policies, warnings, err := manifest.Render(x, cfg.Policy)
+			rendered, warnings, err := manifest.Render(x, cfg.Policy)
 			if err != nil {
 				return err
 			}
 			if err := manifest.WriteText(cmd.ErrOrStderr(), warnings); err != nil {
 				return err
 			}
-			return manifest.WriteYAML(cmd.OutOrStdout(), policies)
+			return manifest.WriteDocuments(cmd.OutOrStdout(), rendered.Documents())
 		},
 	}
 	fs := cmd.Flags()

@@ -173,6 +173,7 @@ func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
+	utilruntime.Must(controller.AddAdminTierToScheme(s))
 	return s
 }
 
@@ -288,7 +289,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		"tenantNetworkPolicies", o.cfg.TenantNetworkPolicies, "clientCA", o.clientCAName != "",
 		"isolateNewNamespaces", o.isolateNew, "serviceAccount", o.serviceAccount, "adminGroups", o.adminGroups,
 		"projectLabel", o.cfg.Policy.ProjectLabel, "projectLabelWriters", o.labelWriters, "dnsIPs", o.cfg.Policy.DNSIPs,
-		"allowIngressFromNodes", o.cfg.Policy.AllowIngressFromNodes)
+		"allowIngressFromNodes", o.cfg.Policy.AllowIngressFromNodes, "enforcement", o.cfg.Policy.Enforcement)
 	return mgr.Start(ctx)
 }
 

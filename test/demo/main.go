@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 )
 
@@ -125,6 +126,7 @@ func newDemo() (*demo, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(moatv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(controller.AddAdminTierToScheme(scheme))
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
@@ -150,9 +152,11 @@ serving. Lines starting with "$" show the kubectl command that does the same;
 		d.externalIngress,
 		d.externalEgress,
 		d.troubleshooting,
+		d.adminTier,
 		d.selectorlessService,
 		d.sctp,
 		d.disableIsolation,
+		d.adminTierGone,
 		d.selfService,
 		d.workspaceProjects,
 		d.nodeLocalDNSAndAPIServer,

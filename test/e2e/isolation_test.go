@@ -281,9 +281,9 @@ var _ = Describe("Isolation that holds", func() {
 				HaveField("Field", "metadata.labels[moat.dev/isolated]"),
 				HaveField("Message", ContainSubstring("namespace kube-system is protected")),
 			)))
-			policies, renderFindings, err := manifest.Render(x, controllerPolicyConfig)
+			out, renderFindings, err := manifest.Render(x, controllerPolicyConfig)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(policies).To(BeEmpty())
+			Expect(out.Policies).To(BeEmpty())
 			Expect(renderFindings).To(ConsistOf(HaveField("Message", ContainSubstring(`namespace "kube-system" is protected`))))
 
 			Consistently(func() []networkingv1.NetworkPolicy { return listManagedNetworkPolicies("kube-system") }).

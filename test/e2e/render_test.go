@@ -24,12 +24,13 @@ var _ = Describe("moat render", func() {
 			Expect(f.Severity).NotTo(Equal(manifest.SeverityError), "manifests/samples must validate: %+v", f)
 		}
 		dns := policy.DefaultDNSService
-		policies, _, err := manifest.Render(x, policy.Config{
+		out, _, err := manifest.Render(x, policy.Config{
 			AllowedIngressNamespaces: []string{"monitoring", "ingress-nginx"},
 			AllowedIngressCIDRs:      []string{"192.168.0.0/16", "2001:db8::/64"},
 			DNSService:               &dns,
 		})
 		Expect(err).NotTo(HaveOccurred())
+		policies := out.Policies
 		Expect(policies).NotTo(BeEmpty())
 
 		// Every policy goes to a fresh namespace of its own name, so that

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	moatv1alpha1 "moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/controller"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/test/testenv"
 	"moat.dev/moat/test/watchdog"
@@ -88,6 +89,12 @@ var _ = BeforeSuite(func() {
 	scheme = runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(moatv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(controller.AddAdminTierToScheme(scheme))
+
+	// The admin-tier CRDs (--enforcement), from the network-policy-api
+	// module, never copied into the repository.
+	adminTierCRDs, err := testenv.NetworkPolicyAPICRDs(repoRoot)
+	Expect(err).NotTo(HaveOccurred())
 
 	binDir := filepath.Join(repoRoot, "bin")
 	for _, name := range []string{"kube-apiserver", "etcd", "kubectl"} {
@@ -98,7 +105,7 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{
 		Scheme:                scheme,
 		BinaryAssetsDirectory: binDir,
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "manifests", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(repoRoot, "manifests", "crd", "bases")}, adminTierCRDs...),
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths: webhookManifestPaths(filepath.Join(repoRoot, "manifests", "webhook")),

@@ -65,7 +65,9 @@ type options struct {
 	webhookPort int
 	probePort   int
 	moatArgs    string
-	command     []string
+	// adminTierCRDs installs the network-policy-api CRDs (--admin-tier-crds).
+	adminTierCRDs bool
+	command       []string
 }
 
 func main() {
@@ -121,6 +123,7 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.webhookPort, "webhook-port", 0, "port of moat's webhook server on 127.0.0.1 (0: a free port)")
 	fs.IntVar(&o.probePort, "probe-port", 0, "port of moat's health probes on 127.0.0.1 (0: a free port)")
 	fs.StringVar(&o.moatArgs, "moat-args", "", "extra flags for moat serve, space-separated (e.g. --sctp-enabled)")
+	fs.BoolVar(&o.adminTierCRDs, "admin-tier-crds", false, "also install the admin-tier CRDs of sigs.k8s.io/network-policy-api (from the Go module cache), for moat serve --enforcement")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: localrun [flags] [-- COMMAND ARGS...]\n\n"+
 			"Runs kube-apiserver, etcd and `moat serve` locally. With a COMMAND, runs it with\n"+
@@ -182,10 +185,18 @@ func start(ctx context.Context, o *options) (*cluster, error) {
 		return c, err
 	}
 
+	crds := []string{filepath.Join(o.repo, "manifests", "crd", "bases")}
+	if o.adminTierCRDs {
+		files, err := testenv.NetworkPolicyAPICRDs(o.repo)
+		if err != nil {
+			return c, err
+		}
+		crds = append(crds, files...)
+	}
 	c.env = &envtest.Environment{
 		Scheme:                scheme,
 		BinaryAssetsDirectory: o.binDir,
-		CRDDirectoryPaths:     []string{filepath.Join(o.repo, "manifests", "crd", "bases")},
+		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: true,
 	}
 	c.env.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")

@@ -7,9 +7,11 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 
@@ -135,4 +137,58 @@ func CreateManifests(ctx context.Context, c client.Client, dir string, mutate fu
 		}
 	}
 	return nil
+}
+
+// NetworkPolicyAPIModule is the module whose admin-tier APIs moat writes
+// (--enforcement); moat's go.mod pins its version (v0.3.0).
+const NetworkPolicyAPIModule = "sigs.k8s.io/network-policy-api"
+
+// NetworkPolicyAPIv1alpha1CRDs is the last version of the module that ships
+// the AdminNetworkPolicy and BaselineAdminNetworkPolicy CRDs (v1alpha1) as
+// YAML. v0.3.0 keeps the v1alpha1 Go types but no CRD, and a CRD generated
+// from them is refused by the API server: their CIDR rule (isCIDR and
+// masked) at 100 rules × 100 peers × 25 networks exceeds the CEL cost
+// budget. v0.1.7's schema is the same but for that rule (isCIDR only); moat
+// writes masked CIDRs either way.
+const NetworkPolicyAPIv1alpha1CRDs = "v0.1.7"
+
+// NetworkPolicyAPICRDs returns the CRD files of the admin-tier APIs, read
+// from the network-policy-api module in the Go module cache (fetched through
+// the module proxy when missing), never copied into the repository: the
+// ClusterNetworkPolicy CRD (v1beta1, with v1alpha2) of the version in
+// go.mod, and the AdminNetworkPolicy and BaselineAdminNetworkPolicy CRDs of
+// NetworkPolicyAPIv1alpha1CRDs, all from config/crd/standard.
+func NetworkPolicyAPICRDs(repo string) ([]string, error) {
+	current, err := moduleDir(repo, NetworkPolicyAPIModule)
+	if err != nil {
+		return nil, err
+	}
+	v1alpha1, err := moduleDir(repo, NetworkPolicyAPIModule+"@"+NetworkPolicyAPIv1alpha1CRDs)
+	if err != nil {
+		return nil, err
+	}
+	standard := func(dir, resource string) string {
+		return filepath.Join(dir, "config", "crd", "standard", "policy.networking.k8s.io_"+resource+".yaml")
+	}
+	return []string{
+		standard(current, "clusternetworkpolicies"),
+		standard(v1alpha1, "adminnetworkpolicies"),
+		standard(v1alpha1, "baselineadminnetworkpolicies"),
+	}, nil
+}
+
+// moduleDir returns the directory of module (path or path@version) in the
+// module cache, downloading it when missing.
+func moduleDir(repo, module string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating module %s: %w", module, err)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
+		return "", fmt.Errorf("locating module %s: %v %s", module, err, info.Error)
+	}
+	return info.Dir, nil
 }
