@@ -31,9 +31,9 @@ func (x *Index) indexClusterObject(o *Object) {
 func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 	var in policy.Input
 	if cfg.AllowIngressFromNodes {
-		byName := map[string]*corev1.Node{}
-		for name, o := range x.nodes {
-			byName[name] = o.Object.(*corev1.Node)
+		nodes := make([]*corev1.Node, 0, len(x.nodes))
+		for _, o := range x.nodes {
+			nodes = append(nodes, o.Object.(*corev1.Node))
 		}
 		var live []*corev1.Node
 		if x.live != nil {
@@ -42,11 +42,11 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 				return in, err
 			}
 		}
-		in.NodeAddresses = policy.NodeAddresses(merge(byName, live), cfg)
+		in.NodeAddresses = policy.NodeAddresses(merge(nodes, live), cfg)
 	}
-	byName := map[string]*discoveryv1.EndpointSlice{}
-	for name, o := range x.apiServerSlices {
-		byName[name] = o.Object.(*discoveryv1.EndpointSlice)
+	slices := make([]*discoveryv1.EndpointSlice, 0, len(x.apiServerSlices))
+	for _, o := range x.apiServerSlices {
+		slices = append(slices, o.Object.(*discoveryv1.EndpointSlice))
 	}
 	var live []*discoveryv1.EndpointSlice
 	if x.live != nil {
@@ -55,7 +55,7 @@ func (x *Index) clusterFacts(cfg policy.Config) (policy.Input, error) {
 			return in, err
 		}
 	}
-	in.APIServer = policy.APIServerEndpoints(merge(byName, live))
+	in.APIServer = policy.APIServerEndpoints(merge(slices, live))
 	return in, nil
 }
 

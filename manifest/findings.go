@@ -161,8 +161,9 @@ func CheckSource(src Source, stdin io.Reader, live Cluster, cfg validation.Confi
 	}
 	x.Build()
 	out = append(out, Validate(x, cfg)...)
+	tenant := newTenantRule(x, cfg)
 	for i := range tenantCandidates {
-		out = x.checkObject(out, &tenantCandidates[i], cfg, false)
+		out = x.checkObject(out, &tenantCandidates[i], cfg, false, tenant)
 	}
 	SortFindings(out)
 	return x, out, nil
@@ -190,8 +191,9 @@ func Validate(x *Index, cfg validation.Config) []Finding {
 		}
 		out = append(out, f)
 	}
+	tenant := newTenantRule(x, cfg)
 	for i := range x.Objects {
-		out = x.checkObject(out, &x.Objects[i], cfg, true)
+		out = x.checkObject(out, &x.Objects[i], cfg, true, tenant)
 	}
 	SortFindings(out)
 	return out

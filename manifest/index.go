@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"cmp"
 	"io"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,11 +51,21 @@ type Index struct {
 	// are by name; see clustertraffic.go.
 	nodes           map[string]*Object
 	apiServerSlices map[string]*Object
+	// servicesIn and allowlistsIn hold the Services and allowlists of the
+	// manifests by namespace, sorted by name: a lookup costs what it
+	// returns, not a scan of every namespace.
+	servicesIn   map[string][]*corev1.Service
+	allowlistsIn map[string][]*v1alpha1.NetworkAllowlist
+	// facts derives what allowlist validation reads of a namespace once.
+	facts *validation.FactCache
 
 	live Cluster
 }
 
-var _ validation.Cluster = (*Index)(nil)
+var (
+	_ validation.Cluster    = (*Index)(nil)
+	_ validation.FactSource = (*Index)(nil)
+)
 
 // Cluster is what an Index asks a live cluster: the lookups of validation
 // and the cluster-wide facts of rendering. A lookup.Session (the webhook's
@@ -138,6 +150,21 @@ func (x *Index) Build() {
 			x.indexClusterObject(o)
 		}
 	}
+	x.servicesIn = byNamespace[*corev1.Service](x.services)
+	x.allowlistsIn = byNamespace[*v1alpha1.NetworkAllowlist](x.allowlists)
+	x.facts = validation.NewFactCache(x)
+}
+
+// byNamespace groups the objects of a table by namespace, sorted by name.
+func byNamespace[T client.Object](table map[types.NamespacedName]*Object) map[string][]T {
+	out := map[string][]T{}
+	for k, o := range table {
+		out[k.Namespace] = append(out[k.Namespace], o.Object.(T))
+	}
+	for _, objs := range out {
+		slices.SortFunc(objs, func(a, b T) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	}
+	return out
 }
 
 // Duplicate is an object defined more than once: where, and where the
@@ -219,56 +246,63 @@ func (x *Index) Namespace(name string) (*corev1.Namespace, error) {
 
 // Services returns every Service of a namespace, sorted by name: those of the
 // manifests, plus those of the live cluster that the manifests do not define.
+// The caller must not modify the slice.
 func (x *Index) Services(namespace string) ([]*corev1.Service, error) {
-	byName := map[string]*corev1.Service{}
-	for k, o := range x.services {
-		if k.Namespace == namespace {
-			byName[k.Name] = o.Object.(*corev1.Service)
-		}
+	manifests := x.servicesIn[namespace]
+	if x.live == nil {
+		return manifests, nil
 	}
-	var live []*corev1.Service
-	if x.live != nil {
-		var err error
-		if live, err = x.live.Services(namespace); err != nil {
-			return nil, err
-		}
+	live, err := x.live.Services(namespace)
+	if err != nil {
+		return nil, err
 	}
-	return merge(byName, live), nil
+	return merge(manifests, live), nil
 }
 
 // Allowlists returns every NetworkAllowlist of a namespace, sorted by name:
 // those of the manifests, plus those of the live cluster that the manifests
-// do not define (none when the cluster does not serve the kind).
+// do not define (none when the cluster does not serve the kind). The caller
+// must not modify the slice.
 func (x *Index) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowlist, error) {
-	byName := map[string]*v1alpha1.NetworkAllowlist{}
-	for k, o := range x.allowlists {
-		if k.Namespace == namespace {
-			byName[k.Name] = o.Object.(*v1alpha1.NetworkAllowlist)
-		}
+	manifests := x.allowlistsIn[namespace]
+	if x.live == nil {
+		return manifests, nil
 	}
-	var live []*v1alpha1.NetworkAllowlist
-	if x.live != nil {
-		var err error
-		// Without moat's CRD installed, there are none.
-		live, err = noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) })()
-		if err != nil {
-			return nil, err
-		}
+	// Without moat's CRD installed, there are none.
+	live, err := noMatchIsNone(func() ([]*v1alpha1.NetworkAllowlist, error) { return x.live.Allowlists(namespace) })()
+	if err != nil {
+		return nil, err
 	}
-	return merge(byName, live), nil
+	return merge(manifests, live), nil
 }
 
-// merge adds the live objects missing from byName and sorts by name.
-func merge[T client.Object](byName map[string]T, live []T) []T {
+// ServiceFacts returns what allowlist validation reads of the Services of a
+// namespace, derived once per namespace; it implements validation.FactSource.
+func (x *Index) ServiceFacts(namespace string) (*validation.ServiceFacts, error) {
+	return x.facts.ServiceFacts(namespace)
+}
+
+// EgressFacts returns what allowlist validation reads of the egress rules of
+// the allowlists of a namespace, derived once per namespace; it implements
+// validation.FactSource.
+func (x *Index) EgressFacts(namespace string) (*validation.EgressFacts, error) {
+	return x.facts.EgressFacts(namespace)
+}
+
+// merge adds the live objects whose name manifests lacks to (a copy of)
+// manifests and sorts by name.
+func merge[T client.Object](manifests, live []T) []T {
+	defined := make(map[string]bool, len(manifests))
+	for _, o := range manifests {
+		defined[o.GetName()] = true
+	}
+	out := slices.Clone(manifests)
 	for _, o := range live {
-		if _, ok := byName[o.GetName()]; !ok {
-			byName[o.GetName()] = o
+		if !defined[o.GetName()] {
+			defined[o.GetName()] = true
+			out = append(out, o)
 		}
 	}
-	out := make([]T, 0, len(byName))
-	for _, o := range byName {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	slices.SortFunc(out, func(a, b T) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	return out
 }

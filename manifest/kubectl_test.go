@@ -3,6 +3,7 @@ package manifest
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,6 +93,8 @@ var differentialSeeds = map[string]string{
 	"bad-meta":    "apiVersion: v1\nkind: Namespace\nmetadata: {name: 5}\n",
 	"yaml-error":  "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n   labels: {}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
 	"numbers":     "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80.0}, {port: 1e2}, {port: 0x50}]}\n",
+	// Anchors, aliases and merge keys within the alias bound.
+	"aliases": "apiVersion: v1\nkind: Service\nmetadata: {name: s, labels: &l {app: web}}\nspec:\n  selector: *l\n  ports:\n  - &p {port: 80, protocol: TCP}\n  - {<<: *p, port: 81}\n",
 }
 
 // FuzzReadLikeKubectl compares what moat reads from arbitrary bytes with what
@@ -111,8 +114,11 @@ func FuzzReadLikeKubectl(f *testing.F) {
 		if err := os.WriteFile(path, in, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		want, kubectlErr := readLikeKubectl(t, path)
 		got, errs := readLikeMoat(t, path)
+		if pastAliasBound(errs) {
+			return // outside the bounds: kubectl would expand it all
+		}
+		want, kubectlErr := readLikeKubectl(t, path)
 		if kubectlErr == nil {
 			if len(errs) > 0 {
 				t.Fatalf("kubectl reads %q without error; moat reports %v", in, errs)
@@ -132,6 +138,12 @@ func FuzzReadLikeKubectl(f *testing.F) {
 			t.Fatalf("read of %q, which kubectl refuses in part (%v) (-kubectl +moat):\n%s", in, kubectlErr, diff)
 		}
 	})
+}
+
+// pastAliasBound reports whether moat refused a document for the expanded
+// size of its aliases, a bound that kubectl does not have.
+func pastAliasBound(errs []*Error) bool {
+	return slices.ContainsFunc(errs, func(e *Error) bool { return e.Message == aliasMessage || e.Message == aliasUnreadMessage })
 }
 
 // TestReadLikeKubectlCases pins what the issue-12 cases read: the value that

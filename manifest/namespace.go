@@ -22,7 +22,10 @@ type namespaceProbe struct {
 	dependsOn bool
 }
 
-var _ validation.Cluster = (*namespaceProbe)(nil)
+var (
+	_ validation.Cluster    = (*namespaceProbe)(nil)
+	_ validation.FactSource = (*namespaceProbe)(nil)
+)
 
 // lookups returns what the checks of o look objects up in: the index, or a
 // probe when the index warns about unset namespaces.
@@ -77,6 +80,21 @@ func (p *namespaceProbe) Allowlists(namespace string) ([]*v1alpha1.NetworkAllowl
 	return p.x.Allowlists(namespace)
 }
 
+// ServiceFacts and EgressFacts serve the facts of the index (derived once
+// per namespace, validation.FactSource) and note what Services and
+// Allowlists note.
+func (p *namespaceProbe) ServiceFacts(namespace string) (*validation.ServiceFacts, error) {
+	p.in(namespace)
+	p.dependsOn = p.dependsOn || p.x.unsetKinds()[kindIn{"Service", namespace}]
+	return p.x.ServiceFacts(namespace)
+}
+
+func (p *namespaceProbe) EgressFacts(namespace string) (*validation.EgressFacts, error) {
+	p.in(namespace)
+	p.dependsOn = p.dependsOn || p.x.unsetKinds()[kindIn{"NetworkAllowlist", namespace}]
+	return p.x.EgressFacts(namespace)
+}
+
 // kindIn is a kind of object in a namespace.
 type kindIn struct{ kind, namespace string }
 
@@ -94,15 +112,15 @@ func (x *Index) unsetKinds() map[kindIn]bool {
 	return x.unset
 }
 
-// checkObject appends the findings about o (validateObject, tenantFindings)
-// and, when they depend on a namespace kubectl apply chooses, a warning
-// that says so.
-func (x *Index) checkObject(out []Finding, o *Object, cfg validation.Config, validate bool) []Finding {
+// checkObject appends the findings about o (validateObject, the tenant
+// rule) and, when they depend on a namespace kubectl apply chooses, a
+// warning that says so.
+func (x *Index) checkObject(out []Finding, o *Object, cfg validation.Config, validate bool, tenant *tenantRule) []Finding {
 	cluster, probe := x.lookups(o)
 	if validate {
 		out = validateObject(out, o, cluster, cfg)
 	}
-	out = tenantFindings(out, o, cluster, cfg)
+	out = tenant.findings(out, o, probe)
 	if probe == nil || !probe.dependsOn {
 		return out
 	}

@@ -136,6 +136,10 @@ func Read(name string, r io.Reader, h Handler) error {
 		err *Error
 	}
 	return readParallel(r, func(d rawDoc, emit func(event)) {
+		if o, ok := fastObject(name, d); ok {
+			emit(event{obj: o})
+			return
+		}
 		readDocument(name, d, func(pos Position, u *unstructured.Unstructured) {
 			o, err := decodeObject(pos, u)
 			if o != nil || err != nil {
@@ -182,6 +186,22 @@ func decodeObject(pos Position, u *unstructured.Unstructured) (*Object, *Error) 
 	if err != nil {
 		return fail("cannot decode: " + trimJSONPrefix(err.Error()))
 	}
+	o := finishObject(pos, kind, t.namespaced, obj)
+	for _, e := range strict {
+		// The object comes from a map, so it has no duplicate fields: every
+		// strict error is an unknown field.
+		if fe, ok := e.(kjson.FieldError); ok {
+			o.Unknown = append(o.Unknown, fe.FieldPath())
+		}
+	}
+	return &o, nil
+}
+
+// finishObject drops what moat never reads from a decoded object (managed
+// fields, kubectl's last-applied copy) and puts a namespaced object without
+// a namespace into "default" (NamespaceUnset; Source.Read moves it into
+// Source.Namespace).
+func finishObject(pos Position, kind string, namespaced bool, obj client.Object) Object {
 	obj.SetManagedFields(nil)
 	if a := obj.GetAnnotations(); a != nil {
 		if _, ok := a[lastAppliedAnnotation]; ok {
@@ -192,17 +212,45 @@ func decodeObject(pos Position, u *unstructured.Unstructured) (*Object, *Error) 
 			obj.SetAnnotations(a)
 		}
 	}
-	unset := t.namespaced && obj.GetNamespace() == ""
+	unset := namespaced && obj.GetNamespace() == ""
 	if unset {
 		obj.SetNamespace(metav1.NamespaceDefault)
 	}
-	o := Object{Position: pos, Object: obj, Kind: kind, NamespaceUnset: unset}
-	for _, e := range strict {
-		// The object comes from a map, so it has no duplicate fields: every
-		// strict error is an unknown field.
-		if fe, ok := e.(kjson.FieldError); ok {
-			o.Unknown = append(o.Unknown, fe.FieldPath())
-		}
+	return Object{Position: pos, Object: obj, Kind: kind, NamespaceUnset: unset}
+}
+
+// useFastPath turns fastObject on; tests turn it off to compare the paths.
+var useFastPath = true
+
+// fastObject decodes a YAML document of the common subset (fastJSON) of a
+// kind moat reads straight into its typed form, as readDocument and
+// decodeObject would: the JSON of the subset is exactly what
+// sigs.k8s.io/yaml makes of it, unstructured decoding changes none of its
+// values, and the typed decoding is the same strict decoding. ok is false
+// when the document must take the full path: outside the subset, a List
+// (items), a kind moat does not read, or anything that decoding would report
+// (unknown or duplicate fields, wrong types, sizes past the limit).
+// FuzzFastPath compares the two paths.
+func fastObject(name string, d rawDoc) (_ *Object, ok bool) {
+	if !useFastPath || d.yaml == nil || len(d.yaml) > maxDocumentBytes {
+		return nil, false
 	}
-	return &o, nil
+	doc, ok := fastJSON(d.yaml)
+	if !ok || doc.hasItems || doc.kind == "" || doc.apiVersion == "" || len(doc.json) > maxDocumentBytes {
+		return nil, false
+	}
+	gv, err := schema.ParseGroupVersion(doc.apiVersion)
+	if err != nil {
+		return nil, false
+	}
+	t, ok := supported[gv.WithKind(doc.kind).GroupKind()]
+	if !ok || gv.Version != t.version {
+		return nil, false
+	}
+	obj := t.newObject()
+	if strict, err := kjson.UnmarshalStrict(doc.json, obj); err != nil || len(strict) > 0 {
+		return nil, false
+	}
+	o := finishObject(Position{File: name, Line: d.line}, doc.kind, t.namespaced, obj)
+	return &o, true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"moat.dev/moat/policy"
+	"moat.dev/moat/test/corpus"
 	"moat.dev/moat/validation"
 )
 
@@ -303,4 +305,40 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("Render without a live cluster failed: %v", err)
 		}
 	})
+}
+
+// TestReadBoundsAliasExpansion: a document whose aliases expand past the
+// document limit is refused at its line before any JSON is built (memory
+// stays a small multiple of the input), and the next document is read.
+func TestReadBoundsAliasExpansion(t *testing.T) {
+	after := "apiVersion: v1\nkind: Namespace\nmetadata: {name: after}\n"
+	in := string(corpus.AliasBomb(10000, 7000)) + "---\n" + after // 38 KB; 70 MB expanded
+	var before, end runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var c collector
+	if err := Read("f", strings.NewReader(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&end)
+	want := []seen{{Pos: "f:1", Error: aliasMessage}, {Pos: "f:9", Kind: "Namespace", Name: "after"}}
+	if diff := cmp.Diff(want, c.got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// Expanding it would allocate more than 70 MB; measuring it, about
+	// as many kilobytes as it has nodes.
+	if got := end.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("reading %d bytes allocated %d MiB, want < 16 MiB", len(in), got>>20)
+	}
+}
+
+// TestReadAliasesWithinTheLimit: aliases that expand within the limit are
+// read as kubectl reads them (FuzzReadLikeKubectl compares the rest).
+func TestReadAliasesWithinTheLimit(t *testing.T) {
+	var c collector
+	if err := Read("f", bytes.NewReader(corpus.AliasBomb(100, 1000)), &c); err != nil {
+		t.Fatal(err)
+	}
+	if want := []seen{{Pos: "f:1", Kind: "Namespace", Name: "bomb"}}; !cmp.Equal(want, c.got) {
+		t.Errorf("got %v, want %v", c.got, want)
+	}
 }

@@ -237,10 +237,15 @@ func splitYAML(br *bufio.Reader, first int, in *ioErrReader, fn func(rawDoc)) er
 }
 
 // toJSON converts a YAML document to JSON as kubectl does (sigs.k8s.io/yaml
-// into a RawExtension). It returns false for an empty document (only
+// into a RawExtension), once its aliases are known to expand within the
+// document limit (checkAliases). It returns false for an empty document (only
 // comments, or null), which kubectl skips.
 func (d *rawDoc) toJSON() bool {
 	if d.err != "" || d.json != nil {
+		return true
+	}
+	if msg := checkAliases(d.yaml); msg != "" {
+		d.err = msg
 		return true
 	}
 	var ext runtime.RawExtension

@@ -54,12 +54,36 @@ func (m Model) Selections(egress bool, peer networkingv1.NetworkPolicyPeer) []Se
 	if egress {
 		admissions = m.Egress
 	}
+	return selections(m.Namespace, scan{admissions}, peer)
+}
+
+// holders finds the admissions of one direction that hold a part of a peer,
+// in the order of the direction's list: scan reads the whole list, an
+// admissionIndex (ModelIndex) only the admissions that may hold the part.
+type holders interface {
+	// pods returns the admissions that hold every pod podSelector (nil:
+	// every pod) selects in the namespace name of a model of namespace
+	// self.
+	pods(self, name string, podSelector *metav1.LabelSelector) []Admission
+	// group returns the group admissions whose label selector requires
+	// (in matchLabels, with a non-empty value).
+	group(selector *metav1.LabelSelector) []Admission
+	// block returns the address admissions that hold every address of
+	// block (its cidr minus its excepts). A block that does not parse is
+	// held by none (fail closed: the API server reads some forms, such as
+	// leading zeros, that netip refuses).
+	block(block *networkingv1.IPBlock) []Admission
+}
+
+// selections is Model.Selections for a model of namespace self whose
+// admissions of the direction asked are found by h.
+func selections(self string, h holders, peer networkingv1.NetworkPolicyPeer) []Selection {
 	switch {
 	case peer.IPBlock != nil:
-		return []Selection{{What: describeIPBlock(peer.IPBlock), Field: "ipBlock", By: holdingBlock(admissions, peer.IPBlock),
+		return []Selection{{What: describeIPBlock(peer.IPBlock), Field: "ipBlock", By: h.block(peer.IPBlock),
 			Why: ", which moat does not admit"}}
 	case peer.NamespaceSelector != nil:
-		if by := holdingGroup(admissions, peer.NamespaceSelector); len(by) > 0 {
+		if by := h.group(peer.NamespaceSelector); len(by) > 0 {
 			return []Selection{{What: "namespaces " + metav1.FormatLabelSelector(peer.NamespaceSelector), Field: "namespaceSelector", By: by}}
 		}
 		names, pinned := PinnedNamespaces(peer.NamespaceSelector)
@@ -70,36 +94,66 @@ func (m Model) Selections(egress bool, peer networkingv1.NetworkPolicyPeer) []Se
 		out := make([]Selection, 0, len(names))
 		for _, name := range names {
 			out = append(out, Selection{What: "namespace " + name, Field: "namespaceSelector",
-				By: m.holdingPods(admissions, name, peer.PodSelector), Why: ", which moat does not admit"})
+				By: h.pods(self, name, peer.PodSelector), Why: ", which moat does not admit"})
 		}
 		return out
 	default:
-		return []Selection{{What: "namespace " + m.Namespace, Field: "podSelector", By: m.holdingPods(admissions, m.Namespace, peer.PodSelector),
+		return []Selection{{What: "namespace " + self, Field: "podSelector", By: h.pods(self, self, peer.PodSelector),
 			Why: ", which moat does not admit"}}
 	}
 }
 
-// holdingPods returns the admissions that hold every pod podSelector (nil:
-// every pod) selects in the namespace name.
-func (m Model) holdingPods(admissions []Admission, name string, podSelector *metav1.LabelSelector) []Admission {
+// scan is the holders that reads every admission.
+type scan struct{ admissions []Admission }
+
+func (s scan) pods(self, name string, podSelector *metav1.LabelSelector) []Admission {
+	return filter(s.admissions, nil, func(a *Admission) bool { return holdsPods(a, self, name, podSelector) })
+}
+
+func (s scan) group(selector *metav1.LabelSelector) []Admission {
+	return filter(s.admissions, nil, func(a *Admission) bool { return holdsGroup(a, selector) })
+}
+
+func (s scan) block(block *networkingv1.IPBlock) []Admission {
+	cidr, except, ok := parseBlock(block)
+	if !ok {
+		return nil
+	}
+	return filter(s.admissions, nil, func(a *Admission) bool { return holdsBlock(a, cidr, except) })
+}
+
+// filter returns the admissions (those at the positions at, in order, or
+// all when at is nil) for which keep holds.
+func filter(admissions []Admission, at []int, keep func(*Admission) bool) []Admission {
 	var out []Admission
-	for _, a := range admissions {
-		switch a.Peer.Kind {
-		case PeerSelf:
-			if name == m.Namespace {
-				out = append(out, a)
+	if at == nil {
+		for i := range admissions {
+			if keep(&admissions[i]) {
+				out = append(out, admissions[i])
 			}
-		case PeerNamespace:
-			if a.Peer.Namespace == name {
-				out = append(out, a)
-			}
-		case PeerPods:
-			if a.Peer.Namespace == name && podSelector != nil && requiresLabels(podSelector, a.Peer.Selector) {
-				out = append(out, a)
-			}
+		}
+		return out
+	}
+	for _, i := range at {
+		if keep(&admissions[i]) {
+			out = append(out, admissions[i])
 		}
 	}
 	return out
+}
+
+// holdsPods reports whether a holds every pod podSelector (nil: every pod)
+// selects in the namespace name, for a model of namespace self.
+func holdsPods(a *Admission, self, name string, podSelector *metav1.LabelSelector) bool {
+	switch a.Peer.Kind {
+	case PeerSelf:
+		return name == self
+	case PeerNamespace:
+		return a.Peer.Namespace == name
+	case PeerPods:
+		return a.Peer.Namespace == name && podSelector != nil && requiresLabels(podSelector, a.Peer.Selector)
+	}
+	return false
 }
 
 // requiresLabels reports whether selector requires every label of labels
@@ -113,55 +167,44 @@ func requiresLabels(selector *metav1.LabelSelector, labels map[string]string) bo
 	return true
 }
 
-// holdingGroup returns the group admissions whose label selector requires
-// (in matchLabels, with a non-empty value).
-func holdingGroup(admissions []Admission, selector *metav1.LabelSelector) []Admission {
-	var out []Admission
-	for _, a := range admissions {
-		if a.Peer.Kind != PeerGroup {
-			continue
-		}
-		if value, ok := selector.MatchLabels[a.Peer.Label]; ok && value != "" && value == a.Peer.Value {
-			out = append(out, a)
-		}
+// holdsGroup reports whether a is a group admission whose label selector
+// requires (in matchLabels, with a non-empty value).
+func holdsGroup(a *Admission, selector *metav1.LabelSelector) bool {
+	if a.Peer.Kind != PeerGroup {
+		return false
 	}
-	return out
+	value, ok := selector.MatchLabels[a.Peer.Label]
+	return ok && value != "" && value == a.Peer.Value
 }
 
-// holdingBlock returns the address admissions that hold every address of
-// block (its cidr minus its excepts). A block that does not parse is held by
-// none (fail closed: the API server reads some forms, such as leading
-// zeros, that netip refuses).
-func holdingBlock(admissions []Admission, block *networkingv1.IPBlock) []Admission {
+// parseBlock parses an ipBlock into its masked cidr and excepts; ok is false
+// when the cidr does not parse.
+func parseBlock(block *networkingv1.IPBlock) (cidr netip.Prefix, except []netip.Prefix, ok bool) {
 	cidr, err := netip.ParsePrefix(block.CIDR)
 	if err != nil {
-		return nil
+		return netip.Prefix{}, nil, false
 	}
-	cidr = cidr.Masked()
-	except := parsePrefixes(block.Except)
-	var out []Admission
-	for _, a := range admissions {
-		if a.Peer.Kind != PeerAddresses {
-			continue
-		}
-		admitted, err := netip.ParsePrefix(a.Peer.CIDR)
-		if err != nil || !PrefixContains(admitted.Masked(), cidr) {
-			continue
-		}
-		// Every address the admission excepts that the block could hold
-		// must be excepted by the block too.
-		held := true
-		for _, ae := range parsePrefixes(a.Peer.Except) {
-			if ae.Overlaps(cidr) && !slices.ContainsFunc(except, func(be netip.Prefix) bool { return PrefixContains(be, ae) }) {
-				held = false
-				break
-			}
-		}
-		if held {
-			out = append(out, a)
+	return cidr.Masked(), parsePrefixes(block.Except), true
+}
+
+// holdsBlock reports whether a is an address admission that holds every
+// address of cidr minus except.
+func holdsBlock(a *Admission, cidr netip.Prefix, except []netip.Prefix) bool {
+	if a.Peer.Kind != PeerAddresses {
+		return false
+	}
+	admitted, err := netip.ParsePrefix(a.Peer.CIDR)
+	if err != nil || !PrefixContains(admitted.Masked(), cidr) {
+		return false
+	}
+	// Every address the admission excepts that the block could hold must
+	// be excepted by the block too.
+	for _, ae := range parsePrefixes(a.Peer.Except) {
+		if ae.Overlaps(cidr) && !slices.ContainsFunc(except, func(be netip.Prefix) bool { return PrefixContains(be, ae) }) {
+			return false
 		}
 	}
-	return out
+	return true
 }
 
 func parsePrefixes(values []string) []netip.Prefix {

@@ -2,9 +2,7 @@ package validation
 
 import (
 	"fmt"
-	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -35,35 +33,10 @@ func (v *allowlistValidator) checkIngressServicePorts(ports []v1alpha1.Port, fld
 		if !ok {
 			return
 		}
-		if hint := servicePortHint(services, v1alpha1.ProtocolOrTCP(p.Protocol), p.Port.IntVal); hint != "" {
+		if hint := services.portHint(v1alpha1.ProtocolOrTCP(p.Protocol), p.Port.IntVal); hint != "" {
 			v.warn(fldPath.Index(i).Child("port"), "%s", hint)
 		}
 	}
-}
-
-// servicePortHint explains which target ports to use instead of port, or
-// returns "" when port is a target port itself or no Service exposes it.
-func servicePortHint(services []*corev1.Service, protocol corev1.Protocol, port int32) string {
-	var forwards []string
-	for _, svc := range services {
-		for _, sp := range svc.Spec.Ports {
-			if v1alpha1.ProtocolOrTCP(&sp.Protocol) != protocol {
-				continue
-			}
-			target := v1alpha1.TargetPort(sp)
-			if target.Type == intstr.Int && target.IntVal == port {
-				return ""
-			}
-			if sp.Port == port {
-				forwards = append(forwards, fmt.Sprintf("Service %s forwards it to the pods' port %s", svc.Name, describeTarget(target)))
-			}
-		}
-	}
-	if len(forwards) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d/%s is a Service port, not a pod port: %s. Ingress rules match the port on the pods (what NetworkPolicy sees), so this rule admits nothing on the Service; write the target port instead",
-		port, protocol, strings.Join(forwards, "; "))
 }
 
 func describeTarget(target intstr.IntOrString) string {

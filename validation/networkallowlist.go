@@ -1,9 +1,7 @@
 package validation
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,33 +118,24 @@ type allowlistValidator struct {
 	errs     field.ErrorList
 	warnings []Warning
 
-	// sourceLossServices describes the namespace's NodePort and
-	// LoadBalancer Services with externalTrafficPolicy Cluster; computed once.
-	sourceLossServices       []string
-	sourceLossServicesLoaded bool
-
-	// services are the Services of the allowlist's namespace, sorted by
-	// name; loaded once by namespaceServices.
-	services       []*corev1.Service
+	// services are the facts of the Services of the allowlist's
+	// namespace; loaded once by namespaceServices.
+	services       *ServiceFacts
 	servicesErr    error
 	servicesLoaded bool
 }
 
-// namespaceServices returns the Services of the allowlist's namespace (nil
-// entries dropped, sorted by name), listed once. When the list fails, the
-// first caller records a warning at fldPath saying what was not checked
+// namespaceServices returns the facts of the Services of the allowlist's
+// namespace, derived once (see FactSource). When the lookup fails, the first
+// caller records a warning at fldPath saying what was not checked
 // (unchecked) and every caller gets false.
-func (v *allowlistValidator) namespaceServices(fldPath *field.Path, unchecked string) ([]*corev1.Service, bool) {
+func (v *allowlistValidator) namespaceServices(fldPath *field.Path, unchecked string) (*ServiceFacts, bool) {
 	if !v.servicesLoaded {
 		v.servicesLoaded = true
-		services, err := v.cluster.Services(v.nal.Namespace)
-		if err != nil {
-			v.servicesErr = err
-			v.warn(fldPath, "could not list the Services of namespace %s, %s: %v", v.nal.Namespace, unchecked, err)
-			return nil, false
+		v.services, v.servicesErr = serviceFacts(v.cluster, v.nal.Namespace)
+		if v.servicesErr != nil {
+			v.warn(fldPath, "could not list the Services of namespace %s, %s: %v", v.nal.Namespace, unchecked, v.servicesErr)
 		}
-		v.services = slices.DeleteFunc(slices.Clone(services), func(s *corev1.Service) bool { return s == nil })
-		slices.SortFunc(v.services, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return v.services, v.servicesErr == nil
 }
@@ -357,27 +346,12 @@ func (v *allowlistValidator) checkPeerEgress(peerNS *corev1.Namespace, fldPath *
 	if !v1alpha1.Isolated(peerNS) {
 		return
 	}
-	allowlists, err := v.cluster.Allowlists(peerNS.Name)
+	egress, err := egressFacts(v.cluster, peerNS.Name)
 	if err != nil {
 		v.warn(fldPath, "could not list the NetworkAllowlists of namespace %s, so its egress rules were not checked: %v", peerNS.Name, err)
 		return
 	}
-	restricted := false
-	for _, al := range allowlists {
-		if al == nil || len(al.Spec.Egress) == 0 {
-			continue
-		}
-		restricted = true
-		alNamespace := cmp.Or(al.Namespace, peerNS.Name)
-		for _, rule := range al.Spec.Egress {
-			for _, to := range rule.To {
-				if to.Namespace == v.nal.Namespace || (to.Service != nil && to.Service.NamespaceIn(alNamespace) == v.nal.Namespace) {
-					return
-				}
-			}
-		}
-	}
-	if restricted {
+	if egress.blocks(v.nal.Namespace) {
 		v.warn(fldPath, "namespace %[1]s restricts its egress and none of its egress rules reaches %[2]s, so its pods still cannot connect: "+
 			"add an egress rule to namespace %[2]s (or to a Service in it) in a NetworkAllowlist of %[1]s",
 			peerNS.Name, v.nal.Namespace)
@@ -445,28 +419,13 @@ func (v *allowlistValidator) checkSourceAddressKept(fldPath *field.Path) {
 	if v.cluster == nil || v.nal.Namespace == "" {
 		return
 	}
-	if !v.sourceLossServicesLoaded {
-		v.sourceLossServicesLoaded = true
-		services, ok := v.namespaceServices(fldPath, "so their externalTrafficPolicy was not checked")
-		if !ok {
-			return
-		}
-		var names []string
-		for _, svc := range services {
-			external := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
-			if external && svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
-				names = append(names, fmt.Sprintf("%s (%s)", svc.Name, svc.Spec.Type))
-			}
-		}
-		slices.Sort(names)
-		v.sourceLossServices = names
-	}
-	if len(v.sourceLossServices) == 0 {
+	services, ok := v.namespaceServices(fldPath, "so their externalTrafficPolicy was not checked")
+	if !ok || len(services.sourceLoss) == 0 {
 		return
 	}
-	subject := "Service " + v.sourceLossServices[0] + " in namespace " + v.nal.Namespace + " keeps"
-	if len(v.sourceLossServices) > 1 {
-		subject = "Services " + strings.Join(v.sourceLossServices, ", ") + " in namespace " + v.nal.Namespace + " keep"
+	subject := "Service " + services.sourceLoss[0] + " in namespace " + v.nal.Namespace + " keeps"
+	if len(services.sourceLoss) > 1 {
+		subject = "Services " + listBounded(services.sourceLoss, ", ", "Services") + " in namespace " + v.nal.Namespace + " keep"
 	}
 	v.warn(fldPath, "%s externalTrafficPolicy Cluster, so clients that come in through a node arrive with a node's address and this ipBlock does not match them: "+
 		"set spec.externalTrafficPolicy: Local on the Service to keep the client's source address", subject)

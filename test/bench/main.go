@@ -78,6 +78,9 @@ type options struct {
 	workers     int
 	scaleRuns   int
 	validateNPs string
+	// kyverno is the Kyverno CLI binary; kyvernoSize the corpus size.
+	kyverno     string
+	kyvernoSize int
 	goBench     string
 	// load
 	loadClients  int
@@ -151,12 +154,13 @@ func run() int {
 		"label":     benchLabel,
 		"restart":   benchRestart,
 		"explain":   benchExplain,
+		"kyverno":   benchKyverno,
 	}
 	failed := false
 	for _, name := range strings.Split(o.sections, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label, restart, explain)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (go, validate, admission, scale, shapes, load, label, restart, explain, kyverno)\n", name)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "bench: == %s\n", name)
@@ -182,7 +186,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", filepath.Join(repo, "bin"), "directory holding kube-apiserver and etcd (make control-plane)")
 	fs.StringVar(&o.moat, "moat", filepath.Join(repo, "bin", "moat"), "the moat binary (make build)")
 	fs.StringVar(&o.loadgen, "loadgen", filepath.Join(repo, "bin", "loadgen"), "the load generator (go build -o bin/loadgen ./test/loadgen)")
-	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label, restart, explain`)
+	fs.StringVar(&o.sections, "sections", "validate,admission,scale", `comma-separated sections to run: go (report -gobench), validate, admission, scale, shapes, load, label, restart, explain, kyverno (needs -kyverno)`)
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to report in the go section")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure (the median is reported)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "admission: length of each load run")
@@ -203,6 +207,8 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.restartNamespaces, "restart-namespaces", 10000, "restart: isolated namespaces, each with a Service and an allowlist (1000 for a quick run)")
 	fs.IntVar(&o.restartSamples, "restart-samples", 10, "restart: Service changes timed, converged and during a restart")
 	fs.StringVar(&o.validateNPs, "validate-sizes", "1000,10000", "validate: corpus sizes (NetworkPolicies)")
+	fs.StringVar(&o.kyverno, "kyverno", "", "kyverno: the Kyverno CLI binary (kubectl-kyverno), run side by side with moat validate")
+	fs.IntVar(&o.kyvernoSize, "kyverno-size", 10000, "kyverno: corpus size (NetworkPolicies)")
 	fs.IntVar(&o.labelRequests, "label-requests", 100, "label: sequential label requests of each kind (moat's label, the plain label)")
 	fs.IntVar(&o.labelKubectl, "label-kubectl", 20, "label: `kubectl label` processes of each kind (0: none)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "scale, label, load: save CPU profiles of the API server during each phase in this directory (from the start of the phase)")

@@ -2,19 +2,17 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"moat.dev/moat/test/corpus"
 )
 
 // shape is an input that once cost moat validate more than linear time or
-// memory (issue 12).
+// memory (issues 12 and 23).
 type shape struct {
 	name string
 	// sizes are a quarter of and the full size measured for linearity;
@@ -86,6 +84,34 @@ var shapes = []shape{
 			return exitFor(size)
 		},
 	},
+	{
+		// Issue 23, case 6: N tenant NetworkPolicies × N allowlists of one
+		// isolated namespace (each policy checked against the model of
+		// every allowlist).
+		name:  "N tenant NetworkPolicies × N allowlists, one namespace",
+		sizes: [2]int{1000, 4000}, unit: "of each",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, corpus.TenantCross(n), 0) },
+	},
+	{
+		// Issue 23, case 6: N allowlists with ingress ports and ipBlocks ×
+		// N Services of one namespace.
+		name:  "N allowlists × N Services (ingress ports, ipBlocks), one namespace",
+		sizes: [2]int{1000, 4000}, unit: "of each",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, corpus.ServicePortCross(n), 0) },
+	},
+	{
+		// Issue 23, case 5: one 10 KB scalar aliased N times (7,000: the
+		// issue's 72 KB, 791 MB), refused at the alias bound.
+		name:  "one 10 KB YAML scalar aliased N times (refused: expands past 4 MiB)",
+		sizes: [2]int{1750, 7000}, unit: "aliases",
+		write: func(w *bufio.Writer, n int) int { return writeDocs(w, [][]byte{corpus.AliasBomb(10000, n)}, 1) },
+	},
+}
+
+// writeDocs writes documents as one YAML stream and returns exit.
+func writeDocs(w *bufio.Writer, docs [][]byte, exit int) int {
+	_ = corpus.Write(w, docs) // a bufio.Writer's error is reported by Flush
+	return exit
 }
 
 // exitFor is moat validate's exit status on a List shape: refused (1) past
@@ -142,8 +168,8 @@ func benchShapes(ctx context.Context, o *options) error {
 	return nil
 }
 
-// runShape writes a shape at a size and runs moat validate on it -runs times:
-// median wall time and peak RSS, and the file's size.
+// runShape writes a shape at a size and runs moat validate on it -runs times
+// under /usr/bin/time -v: median wall time and peak RSS, and the file's size.
 func runShape(ctx context.Context, o *options, path string, s shape, size int) (time.Duration, int64, int64, error) {
 	want, n, err := writeShape(path, s, size)
 	if err != nil {
@@ -156,24 +182,14 @@ func runShape(ctx context.Context, o *options, path string, s shape, size int) (
 		if ctx.Err() != nil {
 			return 0, 0, 0, ctx.Err()
 		}
-		cmd := exec.CommandContext(ctx, o.moat, "validate", path)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		start := time.Now()
-		err := cmd.Run()
-		wall := time.Since(start)
-		code := 0
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		} else if err != nil {
-			return 0, 0, 0, err
+		// Under /usr/bin/time: the rusage of a child forked from this
+		// process would count this process's own pages before the exec.
+		u, err := timed(ctx, want, o.moat, "validate", path)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("moat validate on %s (%d %s): %w", s.name, size, s.unit, err)
 		}
-		if code != want {
-			return 0, 0, 0, fmt.Errorf("moat validate on %s (%d %s): exit status %d, want %d; stderr: %.300s", s.name, size, s.unit, code, want, stderr.String())
-		}
-		ws = append(ws, wall)
-		rs = append(rs, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
+		ws = append(ws, u.wall)
+		rs = append(rs, u.rss)
 	}
 	return median(ws), median(rs), n, nil
 }
