@@ -248,10 +248,10 @@ func (e *Explainer) tierSide(out *SideAnswer, r *TierRule, tier string, peer End
 		return
 	}
 	if !r.Managed || !restrictsMoat {
-		out.Missing = fmt.Sprintf("the %s tier denies %s %s on %s (%s, %s): no NetworkPolicy or allowlist can admit it; ask its owner", tier, fromTo(dir), peer, port, r.String(dir), owner)
+		out.Missing = fmt.Sprintf("the %s tier denies %s %s on %s (%s): no NetworkPolicy or allowlist can admit it; ask its owner", tier, fromTo(dir), peer, port, owner)
 		return
 	}
-	out.Missing = fmt.Sprintf("the admin tier denies %s %s on %s (%s): moat admits no such peer; a tenant NetworkPolicy cannot widen in this mode", fromTo(dir), peer, port, r.String(dir))
+	out.Missing = fmt.Sprintf("the admin tier denies %s %s on %s: moat admits no such peer; a tenant NetworkPolicy cannot widen in this mode", fromTo(dir), peer, port)
 	moatFix()
 }
 

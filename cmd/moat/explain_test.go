@@ -38,6 +38,32 @@ func TestExplainOffline(t *testing.T) {
 	}
 }
 
+// TestExplainAdminTier explains, offline, a tenant NetworkPolicy that
+// reopens proj-a (the tenant check off): NetworkPolicy enforcement admits
+// proj-c; an admin-tier enforcement denies it at moat's Deny rule, named,
+// and still admits the allowlisted proj-b (its Pass rule, then the
+// NetworkPolicy tier).
+func TestExplainAdminTier(t *testing.T) {
+	widened := []string{"explain", "--tenant-network-policies=off", "-f", explainWorld, "-f", "testdata/explain-widener.yaml"}
+	for _, c := range []struct {
+		golden, enforcement, source string
+		code                        int
+	}{
+		{"explain-widener-networkpolicy.txt", "networkpolicy", "proj-c/other", 0},
+		{"explain-widener-adminnetworkpolicy.txt", "adminnetworkpolicy", "proj-c/other", 1},
+		{"explain-widener-clusternetworkpolicy.txt", "clusternetworkpolicy", "proj-c/other", 1},
+		{"explain-pass-adminnetworkpolicy.txt", "adminnetworkpolicy", "proj-b/client", 0},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			code, stdout, stderr := moat(t, "", append(widened, "--enforcement="+c.enforcement, c.source, "proj-a/web:80")...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr %s", code, c.code, stderr)
+			}
+			golden(t, c.golden, stdout)
+		})
+	}
+}
+
 func TestExplainJSON(t *testing.T) {
 	code, stdout, _ := moat(t, "", "explain", "-o", "json", "-f", explainWorld, "192.0.2.10", "proj-a/web:80")
 	if code != 1 {
