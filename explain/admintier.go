@@ -13,6 +13,7 @@ import (
 	npav1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"moat.dev/moat/api/v1alpha1"
+	"moat.dev/moat/policy"
 )
 
 // The admin tier: AdminNetworkPolicies (v1alpha1) and ClusterNetworkPolicies
@@ -98,6 +99,21 @@ type tierPort struct {
 	protocol   corev1.Protocol
 	start, end int32
 	named      string
+}
+
+// AddAdminTier adds admin-tier objects (policy.Model.AdminTier's, or read
+// from a cluster) to objs by their kind; other objects are ignored.
+func (objs *Objects) AddAdminTier(tier []policy.AdminTierObject) {
+	for _, o := range tier {
+		switch o := o.(type) {
+		case *npav1alpha1.AdminNetworkPolicy:
+			objs.AdminNetworkPolicies = append(objs.AdminNetworkPolicies, o)
+		case *npav1alpha1.BaselineAdminNetworkPolicy:
+			objs.BaselineAdminNetworkPolicies = append(objs.BaselineAdminNetworkPolicies, o)
+		case *npav1beta1.ClusterNetworkPolicy:
+			objs.ClusterNetworkPolicies = append(objs.ClusterNetworkPolicies, o)
+		}
+	}
 }
 
 // compileTier compiles the admin-tier objects into the admin and the

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	npav1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
@@ -31,10 +30,9 @@ type corpus struct {
 	policies   []*networkingv1.NetworkPolicy
 	externals  []netip.Addr
 	models     map[string]policy.Model
-	// enforcement renders moat's AdminNetworkPolicies too (adminnetworkpolicy).
+	// enforcement renders moat's admin-tier objects too.
 	enforcement policy.Enforcement
-	anps        []*npav1alpha1.AdminNetworkPolicy
-	banps       []*npav1alpha1.BaselineAdminNetworkPolicy
+	admin       Objects // the admin tier only
 }
 
 var (
@@ -100,16 +98,11 @@ func (c *corpus) renderMoat() {
 		for i := range res.Policies {
 			c.policies = append(c.policies, &res.Policies[i])
 		}
-		if c.enforcement != policy.EnforcementAdminNetworkPolicy {
-			continue
-		}
-		anps, err := m.AdminNetworkPolicies(policy.DefaultAdminTierPriority)
+		tier, err := m.AdminTier(c.enforcement, policy.DefaultAdminTierPriority)
 		if err != nil {
 			panic(err)
 		}
-		for i := range anps {
-			c.anps = append(c.anps, &anps[i])
-		}
+		c.admin.AddAdminTier(tier)
 	}
 }
 
@@ -208,7 +201,9 @@ func (c *corpus) tenantPolicy(i int) *networkingv1.NetworkPolicy {
 }
 
 func (c *corpus) objects() Objects {
-	return Objects{Namespaces: c.namespaces, Pods: c.pods, NetworkPolicies: c.policies, AdminNetworkPolicies: c.anps, BaselineAdminNetworkPolicies: c.banps}
+	objs := c.admin
+	objs.Namespaces, objs.Pods, objs.NetworkPolicies = c.namespaces, c.pods, c.policies
+	return objs
 }
 
 func (c *corpus) evaluatorObjects() evaluator.Objects {
@@ -222,10 +217,10 @@ func (c *corpus) evaluatorObjects() evaluator.Objects {
 	for _, np := range c.policies {
 		objs.NetworkPolicies = append(objs.NetworkPolicies, *np)
 	}
-	for _, p := range c.anps {
+	for _, p := range c.admin.AdminNetworkPolicies {
 		objs.AdminNetworkPolicies = append(objs.AdminNetworkPolicies, *p)
 	}
-	for _, p := range c.banps {
+	for _, p := range c.admin.BaselineAdminNetworkPolicies {
 		objs.BaselineAdminNetworkPolicies = append(objs.BaselineAdminNetworkPolicies, *p)
 	}
 	return objs

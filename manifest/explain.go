@@ -5,8 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	npav1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
-	npav1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"moat.dev/moat/explain"
 	"moat.dev/moat/lookup"
@@ -39,22 +37,8 @@ func ExplainObjects(x *Index, cfg policy.Config) (explain.Objects, error) {
 	for i := range rendered.Policies {
 		objs.NetworkPolicies = append(objs.NetworkPolicies, &rendered.Policies[i])
 	}
-	addAdminTier(&objs, rendered.AdminTier)
+	objs.AddAdminTier(rendered.AdminTier)
 	return objs, nil
-}
-
-// addAdminTier adds admin-tier objects to objs by their kind.
-func addAdminTier[T any](objs *explain.Objects, tier []T) {
-	for _, o := range tier {
-		switch o := any(o).(type) {
-		case *npav1alpha1.AdminNetworkPolicy:
-			objs.AdminNetworkPolicies = append(objs.AdminNetworkPolicies, o)
-		case *npav1alpha1.BaselineAdminNetworkPolicy:
-			objs.BaselineAdminNetworkPolicies = append(objs.BaselineAdminNetworkPolicies, o)
-		case *npav1beta1.ClusterNetworkPolicy:
-			objs.ClusterNetworkPolicies = append(objs.ClusterNetworkPolicies, o)
-		}
-	}
 }
 
 // Model computes what the namespace name admits, as Render does for it: from
