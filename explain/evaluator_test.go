@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
 	"moat.dev/moat/test/evaluator"
