@@ -68,17 +68,25 @@ func (x *Index) Where(namespace, name string) string {
 }
 
 // LiveExplainObjects reads from a live cluster what moat explain needs to
-// answer for the endpoints specs: every Node, and for each namespace that an
-// endpoint names (or that holds the pod of an address) its Namespace, Pods,
-// Services and every NetworkPolicy (moat's and tenants'). Only those
-// namespaces are read, so the cost does not grow with the cluster.
-func LiveExplainObjects(s *lookup.Session, specs []explain.Spec) (explain.Objects, error) {
+// answer for the endpoints specs: every Node, the admin-tier objects that
+// enforcement e evaluates (lookup.Session.AdminTier), and for each namespace
+// that an endpoint names (or that holds the pod of an address) its
+// Namespace, Pods, Services and every NetworkPolicy (moat's and tenants').
+// Only those namespaces are read, so the cost does not grow with the
+// cluster's workloads (admin-tier objects: one or two per isolated
+// namespace, and the cluster admins').
+func LiveExplainObjects(s *lookup.Session, specs []explain.Spec, e policy.Enforcement) (explain.Objects, error) {
 	var objs explain.Objects
 	nodes, err := noMatchIsNone(s.Nodes)()
 	if err != nil {
 		return objs, err
 	}
 	objs.Nodes = nodes
+	tier, err := s.AdminTier(e)
+	if err != nil {
+		return objs, err
+	}
+	objs.AddAdminTier(tier)
 	namespaces := map[string]bool{}
 	for _, spec := range specs {
 		if spec.Kind != explain.SpecAddress {
