@@ -73,8 +73,11 @@ type tierPolicy struct {
 	priority   int32
 	managed    bool
 	subject    tierPeer
-	ingress    []tierRule
-	egress     []tierRule
+	// subjectSelector is the subject's namespaces selector (nil for a pods
+	// subject).
+	subjectSelector *metav1.LabelSelector
+	ingress         []tierRule
+	egress          []tierRule
 }
 
 type tierRule struct {
@@ -116,39 +119,90 @@ func (objs *Objects) AddAdminTier(tier []policy.AdminTierObject) {
 	}
 }
 
+// tierIndex is one tier's policies, by priority then name, split by
+// subject so that an answer costs the policies of its namespaces, not the
+// cluster's: moat's objects each select one namespace by its name label.
+type tierIndex struct {
+	byNamespace map[string][]*tierPolicy
+	others      []*tierPolicy
+}
+
+func (t *tierIndex) add(p *tierPolicy) {
+	if ns := subjectNamespace(p.subjectSelector); ns != "" {
+		if t.byNamespace == nil {
+			t.byNamespace = map[string][]*tierPolicy{}
+		}
+		t.byNamespace[ns] = append(t.byNamespace[ns], p)
+		return
+	}
+	t.others = append(t.others, p)
+}
+
+func (t *tierIndex) sort() {
+	for _, list := range t.byNamespace {
+		slices.SortStableFunc(list, byPriority)
+	}
+	slices.SortStableFunc(t.others, byPriority)
+}
+
+// candidates are the policies that may select a pod of namespace ns, by
+// priority then name.
+func (t *tierIndex) candidates(ns string) []*tierPolicy {
+	mine := t.byNamespace[ns]
+	if len(mine) == 0 || len(t.others) == 0 {
+		return append(mine, t.others...)
+	}
+	out := slices.Concat(mine, t.others)
+	slices.SortStableFunc(out, byPriority)
+	return out
+}
+
+func byPriority(a, b *tierPolicy) int {
+	return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.name, b.name))
+}
+
+// subjectNamespace is the namespace a subject selects by name alone
+// (matchLabels kubernetes.io/metadata.name), or "".
+func subjectNamespace(s *metav1.LabelSelector) string {
+	if s == nil || len(s.MatchExpressions) > 0 || len(s.MatchLabels) != 1 {
+		return ""
+	}
+	return s.MatchLabels[v1alpha1.NamespaceNameLabel]
+}
+
 // compileTier compiles the admin-tier objects into the admin and the
-// baseline tier, each sorted by priority then name.
-func compileTier(objs Objects) (admin, baseline []*tierPolicy) {
+// baseline tier.
+func compileTier(objs Objects) (admin, baseline tierIndex) {
 	for _, p := range objs.AdminNetworkPolicies {
 		if p != nil {
-			admin = append(admin, compileANP(p))
+			admin.add(compileANP(p))
 		}
 	}
 	for _, p := range objs.BaselineAdminNetworkPolicies {
 		if p != nil {
-			baseline = append(baseline, compileBANP(p))
+			baseline.add(compileBANP(p))
 		}
 	}
 	for _, p := range objs.ClusterNetworkPolicies {
 		switch {
 		case p == nil:
 		case p.Spec.Tier == npav1beta1.BaselineTier:
-			baseline = append(baseline, compileCNP(p))
+			baseline.add(compileCNP(p))
 		default:
-			admin = append(admin, compileCNP(p))
+			admin.add(compileCNP(p))
 		}
 	}
-	byPriority := func(a, b *tierPolicy) int {
-		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.name, b.name))
-	}
-	slices.SortStableFunc(admin, byPriority)
-	slices.SortStableFunc(baseline, byPriority)
+	admin.sort()
+	baseline.sort()
 	return admin, baseline
 }
 
 func newTierPolicy(kind string, meta metav1.ObjectMeta, priority int32, ns *metav1.LabelSelector, pods *npav1alpha1.NamespacedPod) *tierPolicy {
 	p := &tierPolicy{kind: kind, name: meta.Name, priority: priority, managed: meta.Labels[v1alpha1.ManagedByLabel] == v1alpha1.ManagedByValue}
 	p.subject = podsPeer(ns, pods)
+	if pods == nil {
+		p.subjectSelector = ns
+	}
 	return p
 }
 
@@ -324,8 +378,8 @@ func (p tierPort) matches(port Port, dst *corev1.Pod) bool {
 
 // tierRuleFor returns the first rule, of the policies of tier that select
 // self, that matches the connection in direction dir, or nil.
-func (x *Index) tierRuleFor(tier []*tierPolicy, dir Direction, self, peer, dst Endpoint, port Port) *TierRule {
-	for _, p := range tier {
+func (x *Index) tierRuleFor(tier *tierIndex, dir Direction, self, peer, dst Endpoint, port Port) *TierRule {
+	for _, p := range tier.candidates(self.Namespace) {
 		if !x.tierPeerMatches(p.subject, self) {
 			continue
 		}

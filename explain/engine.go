@@ -156,13 +156,13 @@ func (x *Index) Check(dir Direction, src, dst Endpoint, port Port) Side {
 		return side
 	}
 	side.Applies = true
-	if side.Admin = x.tierRuleFor(x.admin, dir, self, peer, dst, port); side.Admin.Decides() {
+	if side.Admin = x.tierRuleFor(&x.admin, dir, self, peer, dst, port); side.Admin.Decides() {
 		side.Allowed = side.Admin.Allows()
 		return side
 	}
 	x.checkNetworkPolicies(&side, self, peer, dst, port)
 	if !x.selectedByAny(self) {
-		if side.Baseline = x.tierRuleFor(x.baseline, dir, self, peer, dst, port); side.Baseline.Decides() {
+		if side.Baseline = x.tierRuleFor(&x.baseline, dir, self, peer, dst, port); side.Baseline.Decides() {
 			side.Allowed = side.Baseline.Allows()
 		}
 	}

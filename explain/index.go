@@ -56,8 +56,8 @@ type Index struct {
 	nodes      map[string]*corev1.Node
 	nodeByIP   map[netip.Addr]*corev1.Node
 	policies   map[string][]*compiled // by namespace, sorted by name
-	admin      []*tierPolicy          // by priority, then name
-	baseline   []*tierPolicy
+	admin      tierIndex
+	baseline   tierIndex
 }
 
 // compiled is a NetworkPolicy with its pod selector parsed and its policy
