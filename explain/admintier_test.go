@@ -2,6 +2,7 @@ package explain
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -214,5 +215,43 @@ func TestTierSemantics(t *testing.T) {
 				t.Errorf("allowed %v decided by %q; want %v by %q (%+v)", v.Allowed, decider, c.allowed, c.decider, v)
 			}
 		})
+	}
+}
+
+// TestAdminTierBlockAdmission: an allowlist that admits 10.244.1.0/24 into
+// namespace a admits the pod of namespace b at that address under
+// NetworkPolicy enforcement; at the admin tier, whose ingress peers are
+// namespaces, moat's Deny refuses it, and the answer says to admit the
+// namespace. kube-network-policies agrees in both modes.
+func TestAdminTierBlockAdmission(t *testing.T) {
+	a, b := namespace("a", true), namespace("b", false)
+	al := &v1alpha1.NetworkAllowlist{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "block"}, Spec: v1alpha1.NetworkAllowlistSpec{
+		Ingress: []v1alpha1.IngressRule{{From: []v1alpha1.Peer{{IPBlock: &v1alpha1.IPBlock{CIDR: "10.244.1.0/24"}}}, Ports: tcpPort(8080)}}}}
+	m, err := policy.Compute(policy.Input{Namespace: a, Allowlists: []*v1alpha1.NetworkAllowlist{al}}, nil, policy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []policy.Enforcement{policy.EnforcementNetworkPolicy, policy.EnforcementAdminNetworkPolicy} {
+		c := &corpus{namespaces: []*corev1.Namespace{a, b}, models: map[string]policy.Model{"a": m},
+			pods: []*corev1.Pod{corpusPod("a", "web", netip.MustParseAddr("10.244.0.1"), nil), corpusPod("b", "client", netip.MustParseAddr("10.244.1.5"), nil)}}
+		for _, np := range m.Render().Policies {
+			c.policies = append(c.policies, &np)
+		}
+		tier, err := m.AdminTier(e, policy.DefaultAdminTierPriority)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.admin.AddAdminTier(tier)
+		x := New(c.objects())
+		ex := &Explainer{Index: x, Models: c.models}
+		answer := ex.answer(PodEndpoint(c.pods[1]), PodEndpoint(c.pods[0]), Port{Protocol: corev1.ProtocolTCP, Number: 8080}, Target{})
+		_, _, _ = agreeWithEvaluator(t, c, 0)
+		want := e == policy.EnforcementNetworkPolicy
+		if answer.Allowed != want {
+			t.Errorf("%s: allowed %v, want %v: %+v", e, answer.Allowed, want, answer.Ingress)
+		}
+		if !want && (!strings.Contains(answer.Ingress.Missing, "admit the namespace") || answer.Ingress.Fix == nil || answer.Ingress.Fix.Allowlist.Spec.Ingress[0].From[0].Namespace != "b") {
+			t.Errorf("%s: want the hint and a fix admitting namespace b: %+v", e, answer.Ingress)
+		}
 	}
 }
