@@ -197,7 +197,7 @@ func (e *Explainer) side(s Side, src, dst, self Endpoint, port Port, dstTarget T
 	case s.Admin.Decides():
 		e.tierSide(&out, s.Admin, "admin", peer, port, restrictsMoat, func() {
 			out.moatFix(model, self.Namespace, peer, port, dstTarget)
-			if e.blockAdmits(model, self.Namespace, peer, dst, port) {
+			if s.Direction == Ingress && e.blockAdmits(model, self.Namespace, peer, dst, port) {
 				out.Missing += "; moat's address block that holds it admits it at the NetworkPolicy tier only: the admin tier takes pods by namespace, so admit the namespace"
 			}
 		})
@@ -243,8 +243,11 @@ func (e *Explainer) tierSide(out *SideAnswer, r *TierRule, tier string, peer End
 	}
 	out.Tier = fmt.Sprintf("the %s tier decides: %s (%s)", tier, r.String(dir), owner)
 	if r.Allows() {
-		out.Reasons = []Reason{{Policy: r.Kind + " " + r.Name, Field: fmt.Sprintf("spec.%s[%d]", dir, r.Rule),
-			Text: fmt.Sprintf("%s, %s: the %s tier admits it, NetworkPolicies are not consulted", r.String(dir), owner, tier)}}
+		text := fmt.Sprintf("%s, %s: the %s tier admits it", r.String(dir), owner, tier)
+		if tier == "admin" {
+			text += ", NetworkPolicies are not consulted"
+		}
+		out.Reasons = []Reason{{Policy: r.Kind + " " + r.Name, Field: fmt.Sprintf("spec.%s[%d]", dir, r.Rule), Text: text}}
 		return
 	}
 	if !r.Managed || !restrictsMoat {
