@@ -13,8 +13,8 @@ import (
 
 // benchCluster is the scale: 1,000 namespaces of 10 pods, every
 // other one isolated with an allowlist admitting the next on TCP 8080 (moat's
-// policies rendered) and a tenant policy.
-func benchCluster(b *testing.B) (Objects, map[string]policy.Model) {
+// policies rendered for enforcement e) and a tenant policy.
+func benchCluster(b *testing.B, e policy.Enforcement) (Objects, map[string]policy.Model) {
 	b.Helper()
 	var objs Objects
 	models := map[string]policy.Model{}
@@ -35,6 +35,11 @@ func benchCluster(b *testing.B) (Objects, map[string]policy.Model) {
 			b.Fatal(err)
 		}
 		models[ns.Name] = m
+		tier, err := m.AdminTier(e, policy.DefaultAdminTierPriority)
+		if err != nil {
+			b.Fatal(err)
+		}
+		objs.AddAdminTier(tier)
 		for _, np := range m.Render().Policies {
 			objs.NetworkPolicies = append(objs.NetworkPolicies, &np)
 			tenant := np.DeepCopy()
@@ -48,10 +53,16 @@ func benchCluster(b *testing.B) (Objects, map[string]policy.Model) {
 
 // BenchmarkExplain: indexing the whole cluster (what an offline explain
 // does once), and one answer on the index (a label selector of 4 pods to a
-// pod, every container port: 4 answers with their reasons and fixes).
+// pod, every container port: 4 answers with their reasons and fixes); the
+// same with moat's 500 AdminNetworkPolicies (AdminTier).
 func BenchmarkExplain(b *testing.B) {
-	objs, models := benchCluster(b)
-	b.Run("Index1000Namespaces10000Pods", func(b *testing.B) {
+	benchExplain(b, policy.EnforcementNetworkPolicy, "")
+	benchExplain(b, policy.EnforcementAdminNetworkPolicy, "AdminTier")
+}
+
+func benchExplain(b *testing.B, enforcement policy.Enforcement, suffix string) {
+	objs, models := benchCluster(b, enforcement)
+	b.Run("Index1000Namespaces10000Pods"+suffix, func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			New(objs)
@@ -66,7 +77,7 @@ func BenchmarkExplain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("Answer", func(b *testing.B) {
+	b.Run("Answer"+suffix, func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			s, _ := e.Index.Resolve(src)

@@ -127,7 +127,13 @@ type Side struct {
 	Selecting []PolicyRef `json:"selecting,omitempty"`
 	// Admitting are the rules that admit the connection.
 	Admitting []RuleRef `json:"admitting,omitempty"`
-	Allowed   bool      `json:"allowed"`
+	// Admin is the admin-tier rule that matched first: when it decides
+	// (Deny, Allow, Accept), NetworkPolicies are not consulted.
+	Admin *TierRule `json:"admin,omitempty"`
+	// Baseline is the baseline-tier rule that matched, consulted when no
+	// NetworkPolicy selects the pod in this direction.
+	Baseline *TierRule `json:"baseline,omitempty"`
+	Allowed  bool      `json:"allowed"`
 }
 
 // PolicyRef names a NetworkPolicy.
@@ -138,7 +144,8 @@ type PolicyRef struct {
 }
 
 // Check evaluates one side of a connection from src to dst on port: the
-// egress of src (dir Egress) or the ingress of dst (dir Ingress).
+// egress of src (dir Egress) or the ingress of dst (dir Ingress): the admin
+// tier, then NetworkPolicies, then the baseline tier (see admintier.go).
 func (x *Index) Check(dir Direction, src, dst Endpoint, port Port) Side {
 	self, peer := dst, src
 	if dir == Egress {
@@ -149,6 +156,22 @@ func (x *Index) Check(dir Direction, src, dst Endpoint, port Port) Side {
 		return side
 	}
 	side.Applies = true
+	if side.Admin = x.tierRuleFor(&x.admin, dir, self, peer, dst, port); side.Admin.Decides() {
+		side.Allowed = side.Admin.Allows()
+		return side
+	}
+	x.checkNetworkPolicies(&side, self, peer, dst, port)
+	if !x.selectedByAny(self) {
+		if side.Baseline = x.tierRuleFor(&x.baseline, dir, self, peer, dst, port); side.Baseline.Decides() {
+			side.Allowed = side.Baseline.Allows()
+		}
+	}
+	return side
+}
+
+// checkNetworkPolicies evaluates the NetworkPolicies of self's namespace.
+func (x *Index) checkNetworkPolicies(side *Side, self, peer, dst Endpoint, port Port) {
+	dir := side.Direction
 	for _, c := range x.policies[self.Namespace] {
 		if !c.selects(dir, self) {
 			continue
@@ -157,7 +180,18 @@ func (x *Index) Check(dir Direction, src, dst Endpoint, port Port) Side {
 		side.Admitting = append(side.Admitting, x.admittingRules(c, dir, peer, dst, port)...)
 	}
 	side.Allowed = len(side.Selecting) == 0 || len(side.Admitting) > 0
-	return side
+}
+
+// selectedByAny reports whether a NetworkPolicy of either direction
+// selects pod e: kube-network-policies v0.8.0 consults the baseline tier
+// only for a pod that none selects.
+func (x *Index) selectedByAny(e Endpoint) bool {
+	for _, c := range x.policies[e.Namespace] {
+		if c.selector != nil && c.selector.Matches(labels.Set(e.Labels)) {
+			return true
+		}
+	}
+	return false
 }
 
 // selects reports whether the policy isolates pod e in direction dir.

@@ -29,6 +29,9 @@ type corpus struct {
 	policies   []*networkingv1.NetworkPolicy
 	externals  []netip.Addr
 	models     map[string]policy.Model
+	// enforcement renders moat's admin-tier objects too.
+	enforcement policy.Enforcement
+	admin       Objects // the admin tier only
 }
 
 var (
@@ -37,7 +40,13 @@ var (
 )
 
 func newCorpus(seed uint64, namespaces, podsPerNamespace, tenantPolicies int) *corpus {
-	c := &corpus{rng: rand.New(rand.NewPCG(seed, 1)), models: map[string]policy.Model{}}
+	return newEnforcedCorpus(seed, policy.EnforcementNetworkPolicy, namespaces, podsPerNamespace, tenantPolicies)
+}
+
+// newEnforcedCorpus is newCorpus with moat's policies rendered for
+// enforcement e.
+func newEnforcedCorpus(seed uint64, e policy.Enforcement, namespaces, podsPerNamespace, tenantPolicies int) *corpus {
+	c := &corpus{rng: rand.New(rand.NewPCG(seed, 1)), models: map[string]policy.Model{}, enforcement: e}
 	c.externals = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("10.9.0.5"), netip.MustParseAddr("192.0.2.200")}
 	for i := range namespaces {
 		name := fmt.Sprintf("ns-%d", i)
@@ -88,6 +97,11 @@ func (c *corpus) renderMoat() {
 		for i := range res.Policies {
 			c.policies = append(c.policies, &res.Policies[i])
 		}
+		tier, err := m.AdminTier(c.enforcement, policy.DefaultAdminTierPriority)
+		if err != nil {
+			panic(err)
+		}
+		c.admin.AddAdminTier(tier)
 	}
 }
 
@@ -186,7 +200,9 @@ func (c *corpus) tenantPolicy(i int) *networkingv1.NetworkPolicy {
 }
 
 func (c *corpus) objects() Objects {
-	return Objects{Namespaces: c.namespaces, Pods: c.pods, NetworkPolicies: c.policies}
+	objs := c.admin
+	objs.Namespaces, objs.Pods, objs.NetworkPolicies = c.namespaces, c.pods, c.policies
+	return objs
 }
 
 func (c *corpus) evaluatorObjects() evaluator.Objects {
@@ -199,6 +215,12 @@ func (c *corpus) evaluatorObjects() evaluator.Objects {
 	}
 	for _, np := range c.policies {
 		objs.NetworkPolicies = append(objs.NetworkPolicies, *np)
+	}
+	for _, p := range c.admin.AdminNetworkPolicies {
+		objs.AdminNetworkPolicies = append(objs.AdminNetworkPolicies, *p)
+	}
+	for _, p := range c.admin.BaselineAdminNetworkPolicies {
+		objs.BaselineAdminNetworkPolicies = append(objs.BaselineAdminNetworkPolicies, *p)
 	}
 	return objs
 }
@@ -219,53 +241,64 @@ var corpusPorts = []Port{
 func TestAgreesWithEvaluator(t *testing.T) {
 	checked, allowed := 0, 0
 	for seed := range uint64(6) {
-		c := newCorpus(seed, 6, 3, 24)
-		x := New(c.objects())
-		e := &Explainer{Index: x, Models: c.models}
-		ev, err := evaluator.New(c.evaluatorObjects())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var endpoints []Endpoint
-		for _, p := range c.pods {
-			endpoints = append(endpoints, PodEndpoint(p))
-		}
-		for _, a := range c.externals {
-			endpoints = append(endpoints, x.AddressEndpoint(netip.PrefixFrom(a, 32)))
-		}
-		for _, src := range endpoints {
-			for _, dst := range endpoints {
-				if src.Kind != KindPod && dst.Kind != KindPod {
-					continue
-				}
-				for _, port := range corpusPorts {
-					a := e.answer(src, dst, port, Target{})
-					for _, side := range []SideAnswer{a.Egress, a.Ingress} {
-						for _, r := range side.Reasons {
-							if r.Moat == nil && strings.Contains(r.Policy, "/"+policy.ReservedPolicyNamePrefix) {
-								t.Errorf("seed %d: %s → %s %s: moat's policy admits what its model does not explain: %s", seed, src, dst, port, r.Text)
-							}
-						}
-					}
-					v := Verdict{Allowed: a.Allowed, Egress: a.Egress.Side, Ingress: a.Ingress.Side}
-					want, err := ev.Allowed(src.Prefix.Addr().String(), dst.Prefix.Addr().String(), int(port.Number), port.Protocol)
-					if err != nil {
-						t.Fatal(err)
-					}
-					checked++
-					if want {
-						allowed++
-					}
-					if v.Allowed != want {
-						t.Errorf("seed %d: %s → %s %s: explain says %v (egress %+v, ingress %+v), kube-network-policies %v",
-							seed, src, dst, port, v.Allowed, v.Egress, v.Ingress, want)
-					}
-				}
-			}
-		}
+		n, a, _ := agreeWithEvaluator(t, newCorpus(seed, 6, 3, 24), seed)
+		checked, allowed = checked+n, allowed+a
 	}
 	t.Logf("%d verdicts agree (%d allowed, %d denied)", checked, allowed, checked-allowed)
 	if allowed == 0 || allowed == checked {
 		t.Fatalf("the corpus is degenerate: %d of %d allowed", allowed, checked)
 	}
+}
+
+// agreeWithEvaluator checks every verdict of the engine on corpus c against
+// kube-network-policies v0.8.0's: every pod to every pod and external
+// address, every external address to every pod, on every port of
+// corpusPorts. Where one of moat's policies admits, moat's model must say
+// why. It returns the verdicts checked and allowed, and the answers.
+func agreeWithEvaluator(t *testing.T, c *corpus, seed uint64) (checked, allowed int, answers []Answer) {
+	t.Helper()
+	x := New(c.objects())
+	e := &Explainer{Index: x, Models: c.models}
+	ev, err := evaluator.New(c.evaluatorObjects())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var endpoints []Endpoint
+	for _, p := range c.pods {
+		endpoints = append(endpoints, PodEndpoint(p))
+	}
+	for _, a := range c.externals {
+		endpoints = append(endpoints, x.AddressEndpoint(netip.PrefixFrom(a, 32)))
+	}
+	for _, src := range endpoints {
+		for _, dst := range endpoints {
+			if src.Kind != KindPod && dst.Kind != KindPod {
+				continue
+			}
+			for _, port := range corpusPorts {
+				a := e.answer(src, dst, port, Target{})
+				for _, side := range []SideAnswer{a.Egress, a.Ingress} {
+					for _, r := range side.Reasons {
+						if r.Moat == nil && strings.Contains(r.Policy, "/"+policy.ReservedPolicyNamePrefix) {
+							t.Errorf("seed %d: %s → %s %s: moat's policy admits what its model does not explain: %s", seed, src, dst, port, r.Text)
+						}
+					}
+				}
+				want, err := ev.Allowed(src.Prefix.Addr().String(), dst.Prefix.Addr().String(), int(port.Number), port.Protocol)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checked++
+				answers = append(answers, a)
+				if want {
+					allowed++
+				}
+				if a.Allowed != want {
+					t.Errorf("seed %d: %s → %s %s: explain says %v (egress %+v, ingress %+v), kube-network-policies %v",
+						seed, src, dst, port, a.Allowed, a.Egress.Side, a.Ingress.Side, want)
+				}
+			}
+		}
+	}
+	return checked, allowed, answers
 }

@@ -64,6 +64,9 @@ type SideAnswer struct {
 	Admits []string `json:"admits,omitempty"`
 	// Fix is what would admit it, when moat's isolation is what denies.
 	Fix *Fix `json:"fix,omitempty"`
+	// Tier says what the admin or baseline tier did with the connection,
+	// when one of its rules matched.
+	Tier string `json:"tier,omitempty"`
 }
 
 // Reason is one thing that admits a connection.
@@ -189,6 +192,23 @@ func (e *Explainer) side(s Side, src, dst, self Endpoint, port Port, dstTarget T
 	model, moat := e.Models[self.Namespace]
 	moat = moat && model.Enforced
 	out.Isolation = e.isolation(s, self, model, moat)
+	restrictsMoat := moat && (s.Direction == Ingress || model.EgressRestricted)
+	switch {
+	case s.Admin.Decides():
+		e.tierSide(&out, s.Admin, "admin", peer, port, restrictsMoat, func() {
+			out.moatFix(model, self.Namespace, peer, port, dstTarget)
+			if s.Direction == Ingress && e.blockAdmits(model, self.Namespace, peer, dst, port) {
+				out.Missing += "; moat's address block that holds it admits it at the NetworkPolicy tier only: the admin tier takes pods by namespace, so admit the namespace"
+			}
+		})
+		return out
+	case s.Admin != nil:
+		out.Tier = "the admin tier passes it on to NetworkPolicies: " + s.Admin.String(s.Direction)
+	case s.Baseline.Decides():
+		e.tierSide(&out, s.Baseline, "baseline", peer, port, false, nil)
+		out.Tier += fmt.Sprintf(" (no NetworkPolicy selects %s, so the baseline tier decides)", self)
+		return out
+	}
 	if !s.Applies || len(s.Selecting) == 0 {
 		return out
 	}
@@ -197,14 +217,57 @@ func (e *Explainer) side(s Side, src, dst, self Endpoint, port Port, dstTarget T
 		return out
 	}
 	out.Missing = fmt.Sprintf("no rule of %s admits %s %s on %s", describePolicies(s.Selecting), fromTo(s.Direction), peer, port)
-	restrictsMoat := moat && (s.Direction == Ingress || model.EgressRestricted)
 	if restrictsMoat {
-		out.Admits = admits(model, s.Direction)
-		out.Fix = fixFor(s.Direction, self.Namespace, peer, port, dstTarget)
+		out.moatFix(model, self.Namespace, peer, port, dstTarget)
 		return out
 	}
 	out.Missing += fmt.Sprintf("; moat does not restrict %s here: a NetworkPolicy that is not moat's restricts more than moat: add a rule to it", s.Direction)
 	return out
+}
+
+// moatFix lists what moat admits on the side, and the allowlist that
+// admits peer on port.
+func (out *SideAnswer) moatFix(model policy.Model, namespace string, peer Endpoint, port Port, dstTarget Target) {
+	out.Admits = admits(model, out.Direction)
+	out.Fix = fixFor(out.Direction, namespace, peer, port, dstTarget)
+}
+
+// tierSide explains a side that an admin-tier or baseline-tier rule decides.
+// moatFix, when moat's rule denies what moat's isolation restricts, adds
+// what moat admits and the allowlist that admits the peer.
+func (e *Explainer) tierSide(out *SideAnswer, r *TierRule, tier string, peer Endpoint, port Port, restrictsMoat bool, moatFix func()) {
+	dir := out.Direction
+	owner := "moat's"
+	if !r.Managed {
+		owner = "not moat's: a cluster admin's"
+	}
+	out.Tier = fmt.Sprintf("the %s tier decides: %s (%s)", tier, r.String(dir), owner)
+	if r.Allows() {
+		text := fmt.Sprintf("%s, %s: the %s tier admits it", r.String(dir), owner, tier)
+		if tier == "admin" {
+			text += ", NetworkPolicies are not consulted"
+		}
+		out.Reasons = []Reason{{Policy: r.Kind + " " + r.Name, Field: fmt.Sprintf("spec.%s[%d]", dir, r.Rule), Text: text}}
+		return
+	}
+	if !r.Managed || !restrictsMoat {
+		out.Missing = fmt.Sprintf("the %s tier denies %s %s on %s (%s): no NetworkPolicy or allowlist can admit it; ask its owner", tier, fromTo(dir), peer, port, owner)
+		return
+	}
+	out.Missing = fmt.Sprintf("the admin tier denies %s %s on %s: moat admits no such peer; a tenant NetworkPolicy cannot widen in this mode", fromTo(dir), peer, port)
+	moatFix()
+}
+
+// blockAdmits reports whether an ingress admission of the model by address
+// block holds the pod peer on port.
+func (e *Explainer) blockAdmits(m policy.Model, namespace string, peer, dst Endpoint, port Port) bool {
+	for _, a := range m.Ingress {
+		np := a.Peer.NetworkPolicyPeer()
+		if peer.Kind == KindPod && np.IPBlock != nil && e.Index.PeerMatches(namespace, &np, peer) && PortsMatch(a.Ports, port, dst.pod) {
+			return true
+		}
+	}
+	return false
 }
 
 func fromTo(dir Direction) string {

@@ -1,6 +1,7 @@
 // Package explain answers "can A reach B on this port, and why?" from the
 // objects of a cluster: Namespaces, Pods, Services, Nodes and every
-// NetworkPolicy (moat's and tenants'). Its engine evaluates NetworkPolicy
+// NetworkPolicy (moat's and tenants'), and the admin-tier objects when the
+// cluster enforces with them (admintier.go). Its engine evaluates NetworkPolicy
 // semantics completely (every policy selecting either pod, policyTypes,
 // named ports, ipBlock excepts, endPort), on both sides of a connection:
 // the egress of the source and the ingress of the destination. On top of the
@@ -23,6 +24,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	npav1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	npav1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"moat.dev/moat/api/v1alpha1"
 )
@@ -35,6 +38,12 @@ type Objects struct {
 	Services        []*corev1.Service
 	Nodes           []*corev1.Node
 	NetworkPolicies []*networkingv1.NetworkPolicy
+	// The admin tier (moat's --enforcement=adminnetworkpolicy or
+	// clusternetworkpolicy, and cluster admins' own): none, when only
+	// NetworkPolicies enforce.
+	AdminNetworkPolicies         []*npav1alpha1.AdminNetworkPolicy
+	BaselineAdminNetworkPolicies []*npav1alpha1.BaselineAdminNetworkPolicy
+	ClusterNetworkPolicies       []*npav1beta1.ClusterNetworkPolicy
 }
 
 // Index is Objects indexed for answers.
@@ -47,6 +56,8 @@ type Index struct {
 	nodes      map[string]*corev1.Node
 	nodeByIP   map[netip.Addr]*corev1.Node
 	policies   map[string][]*compiled // by namespace, sorted by name
+	admin      tierIndex
+	baseline   tierIndex
 }
 
 // compiled is a NetworkPolicy with its pod selector parsed and its policy
@@ -95,6 +106,7 @@ func New(objs Objects) *Index {
 	for _, list := range x.policies {
 		slices.SortStableFunc(list, func(a, b *compiled) int { return cmp.Compare(a.np.Name, b.np.Name) })
 	}
+	x.admin, x.baseline = compileTier(objs)
 	return x
 }
 

@@ -47,6 +47,9 @@ func verdict(allowed bool) string {
 func writeSide(b *strings.Builder, s SideAnswer) {
 	fmt.Fprintf(b, "  %s of %s: %s\n", s.Direction, s.Endpoint, strings.ToLower(verdict(s.Allowed)))
 	fmt.Fprintf(b, "    %s\n", s.Isolation)
+	if s.Tier != "" {
+		fmt.Fprintf(b, "    %s\n", s.Tier)
+	}
 	for _, r := range s.Reasons {
 		fmt.Fprintf(b, "    admitted by %s\n", r.Text)
 	}

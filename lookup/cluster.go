@@ -6,13 +6,17 @@ package lookup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	npav1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	npav1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"moat.dev/moat/api/v1alpha1"
 	"moat.dev/moat/policy"
@@ -214,6 +218,51 @@ func (s *Session) NetworkPolicies(namespace string) ([]*networkingv1.NetworkPoli
 		out = append(out, &list.Items[i])
 	}
 	return out, nil
+}
+
+// AdminTier returns the admin-tier objects that enforcement e evaluates
+// (for moat explain): every AdminNetworkPolicy and the
+// BaselineAdminNetworkPolicy (none when its API is not installed) for
+// adminnetworkpolicy, every ClusterNetworkPolicy for clusternetworkpolicy,
+// nothing for networkpolicy. It is not remembered: each call reads again.
+func (s *Session) AdminTier(e policy.Enforcement) ([]policy.AdminTierObject, error) {
+	switch e {
+	case policy.EnforcementAdminNetworkPolicy:
+		anps := &npav1alpha1.AdminNetworkPolicyList{}
+		if err := s.list(anps, "AdminNetworkPolicies", e); err != nil {
+			return nil, err
+		}
+		banps := &npav1alpha1.BaselineAdminNetworkPolicyList{}
+		if err := s.list(banps, "BaselineAdminNetworkPolicies", e); err != nil && !meta.IsNoMatchError(errors.Unwrap(err)) {
+			return nil, err
+		}
+		out := make([]policy.AdminTierObject, 0, len(anps.Items)+len(banps.Items))
+		for i := range anps.Items {
+			out = append(out, &anps.Items[i])
+		}
+		for i := range banps.Items {
+			out = append(out, &banps.Items[i])
+		}
+		return out, nil
+	case policy.EnforcementClusterNetworkPolicy:
+		cnps := &npav1beta1.ClusterNetworkPolicyList{}
+		if err := s.list(cnps, "ClusterNetworkPolicies", e); err != nil {
+			return nil, err
+		}
+		out := make([]policy.AdminTierObject, 0, len(cnps.Items))
+		for i := range cnps.Items {
+			out = append(out, &cnps.Items[i])
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+func (s *Session) list(list client.ObjectList, what string, e policy.Enforcement) error {
+	if err := s.reader.List(s.ctx, list); err != nil {
+		return fmt.Errorf("listing %s (--enforcement=%s): %w", what, e, err)
+	}
+	return nil
 }
 
 // Pods returns every Pod in the namespace (for moat explain). It is not

@@ -13,8 +13,8 @@ import (
 
 // ExplainObjects returns what moat explain evaluates offline: the
 // Namespaces, Pods, Services, Nodes and NetworkPolicies of the manifests,
-// and the NetworkPolicies that moat would write for them (see Render). The
-// error is a failed live lookup.
+// and the NetworkPolicies and admin-tier objects (cfg.Enforcement) that moat
+// would write for them (see Render). The error is a failed live lookup.
 func ExplainObjects(x *Index, cfg policy.Config) (explain.Objects, error) {
 	var objs explain.Objects
 	for i := range x.Objects {
@@ -37,6 +37,7 @@ func ExplainObjects(x *Index, cfg policy.Config) (explain.Objects, error) {
 	for i := range rendered.Policies {
 		objs.NetworkPolicies = append(objs.NetworkPolicies, &rendered.Policies[i])
 	}
+	objs.AddAdminTier(rendered.AdminTier)
 	return objs, nil
 }
 
@@ -67,17 +68,25 @@ func (x *Index) Where(namespace, name string) string {
 }
 
 // LiveExplainObjects reads from a live cluster what moat explain needs to
-// answer for the endpoints specs: every Node, and for each namespace that an
-// endpoint names (or that holds the pod of an address) its Namespace, Pods,
-// Services and every NetworkPolicy (moat's and tenants'). Only those
-// namespaces are read, so the cost does not grow with the cluster.
-func LiveExplainObjects(s *lookup.Session, specs []explain.Spec) (explain.Objects, error) {
+// answer for the endpoints specs: every Node, the admin-tier objects that
+// enforcement e evaluates (lookup.Session.AdminTier), and for each namespace
+// that an endpoint names (or that holds the pod of an address) its
+// Namespace, Pods, Services and every NetworkPolicy (moat's and tenants').
+// Only those namespaces are read, so the cost does not grow with the
+// cluster's workloads (admin-tier objects: one or two per isolated
+// namespace, and the cluster admins').
+func LiveExplainObjects(s *lookup.Session, specs []explain.Spec, e policy.Enforcement) (explain.Objects, error) {
 	var objs explain.Objects
 	nodes, err := noMatchIsNone(s.Nodes)()
 	if err != nil {
 		return objs, err
 	}
 	objs.Nodes = nodes
+	tier, err := s.AdminTier(e)
+	if err != nil {
+		return objs, err
+	}
+	objs.AddAdminTier(tier)
 	namespaces := map[string]bool{}
 	for _, spec := range specs {
 		if spec.Kind != explain.SpecAddress {

@@ -57,12 +57,24 @@ from the cluster: every Node, and the Namespace, Pods, Services and every
 NetworkPolicy of the namespaces involved. Pass moat serve's configuration
 flags, so that the reasons are moat's.
 
+With --enforcement=adminnetworkpolicy or clusternetworkpolicy, each side is
+evaluated as kube-network-policies v0.8.0 does: the admin tier first
+(AdminNetworkPolicies, or ClusterNetworkPolicies of the Admin tier: by
+priority, each rule in order; Deny ends, Allow/Accept admits without
+NetworkPolicies, Pass hands on), then NetworkPolicies, then the baseline tier
+for pods that no NetworkPolicy selects; the answer names the deciding rule
+(e.g. moat-isolation-NAMESPACE "deny ingress from other namespaces": a
+tenant's NetworkPolicy cannot widen past it). Offline, the admin-tier objects
+moat would write; live, those of the cluster (list on adminnetworkpolicies and
+baselineadminnetworkpolicies, or clusternetworkpolicies).
+
 Exit status: 0 when every connection explained is allowed, 1 when one is
 denied (or the manifests are rejected), 2 for bad flags, arguments or input.`,
 		Example: `  moat explain -f manifests/ demo-project-2/app=client demo-project-1/web:80
   moat explain --kubeconfig ~/.kube/config kubesphere-monitoring-system demo-project-1/app=web:9090
   moat explain --kubeconfig ~/.kube/config --dns-ips 169.254.25.10 demo-project-1/web 169.254.25.10:53/UDP
-  moat explain -o json -f apps/ 10.1.0.1 demo-project-1/web:80`,
+  moat explain -o json -f apps/ 10.1.0.1 demo-project-1/web:80
+  moat explain --enforcement=adminnetworkpolicy -f manifests/ demo-project-2 demo-project-1/web:80`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -145,14 +157,14 @@ func offlineObjects(cmd *cobra.Command, files sourceFlags, kubeconfig string, cf
 }
 
 // liveObjects reads what the endpoints need from the cluster.
-func liveObjects(kubeconfig string, specs []explain.Spec, _ validation.Config) (*manifest.Index, explain.Objects, error) {
+func liveObjects(kubeconfig string, specs []explain.Spec, cfg validation.Config) (*manifest.Index, explain.Objects, error) {
 	session, err := manifest.NewCluster(kubeconfig)
 	if err != nil {
 		return nil, explain.Objects{}, err
 	}
 	x := manifest.NewIndex(session)
 	x.Build()
-	objs, err := manifest.LiveExplainObjects(session, specs)
+	objs, err := manifest.LiveExplainObjects(session, specs, cfg.Policy.Enforcement)
 	return x, objs, err
 }
 

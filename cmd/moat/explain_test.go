@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 
 	"moat.dev/moat/explain"
 	"moat.dev/moat/manifest"
+	"moat.dev/moat/test/testenv"
 )
 
 const explainWorld = "testdata/explain"
@@ -30,6 +33,32 @@ func TestExplainOffline(t *testing.T) {
 	} {
 		t.Run(c.golden, func(t *testing.T) {
 			code, stdout, stderr := moat(t, "", append([]string{"explain", "-f", explainWorld}, c.args...)...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr %s", code, c.code, stderr)
+			}
+			golden(t, c.golden, stdout)
+		})
+	}
+}
+
+// TestExplainAdminTier explains, offline, a tenant NetworkPolicy that
+// reopens proj-a (the tenant check off): NetworkPolicy enforcement admits
+// proj-c; an admin-tier enforcement denies it at moat's Deny rule, named,
+// and still admits the allowlisted proj-b (its Pass rule, then the
+// NetworkPolicy tier).
+func TestExplainAdminTier(t *testing.T) {
+	widened := []string{"explain", "--tenant-network-policies=off", "-f", explainWorld, "-f", "testdata/explain-widener.yaml"}
+	for _, c := range []struct {
+		golden, enforcement, source string
+		code                        int
+	}{
+		{"explain-widener-networkpolicy.txt", "networkpolicy", "proj-c/other", 0},
+		{"explain-widener-adminnetworkpolicy.txt", "adminnetworkpolicy", "proj-c/other", 1},
+		{"explain-widener-clusternetworkpolicy.txt", "clusternetworkpolicy", "proj-c/other", 1},
+		{"explain-pass-adminnetworkpolicy.txt", "adminnetworkpolicy", "proj-b/client", 0},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			code, stdout, stderr := moat(t, "", append(widened, "--enforcement="+c.enforcement, c.source, "proj-a/web:80")...)
 			if code != c.code {
 				t.Errorf("exit %d, want %d; stderr %s", code, c.code, stderr)
 			}
@@ -76,11 +105,11 @@ func TestExplainUsageErrors(t *testing.T) {
 	}
 }
 
-// TestExplainLive explains from a real API server: moat's policies as moat
-// serve writes them (rendered from the same manifests and created), the
-// pods with their addresses (status), an allowlist read from the cluster.
-func TestExplainLive(t *testing.T) {
-	c, kubeconfig := startCluster(t)
+// createExplainWorld creates explainWorld's objects (pods with their
+// status) in the cluster, and moat's policies as moat render writes them
+// with flags.
+func createExplainWorld(t *testing.T, c client.Client, kubeconfig string, flags ...string) {
+	t.Helper()
 	ctx := context.Background()
 	x, err := manifest.Load([]string{explainWorld}, nil, nil)
 	if err != nil {
@@ -99,19 +128,59 @@ func TestExplainLive(t *testing.T) {
 			}
 		}
 	}
-	code, rendered, stderr := moat(t, "", "render", "--kubeconfig", kubeconfig, explainWorld)
+	code, rendered, stderr := moat(t, "", append(append([]string{"render"}, flags...), "--kubeconfig", kubeconfig, explainWorld)...)
 	if code != 0 {
 		t.Fatalf("render: %s", stderr)
 	}
-	policies, err := manifest.Load([]string{manifest.Stdin}, strings.NewReader(rendered), nil)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rendered.yaml"), []byte(rendered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CreateManifests(ctx, c, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExplainLiveAdminTier explains from a real API server with the
+// admin-tier CRDs, moat's AdminNetworkPolicies and a tenant widener in
+// proj-a: with --enforcement=adminnetworkpolicy explain reads them and
+// moat's Deny decides; with networkpolicy it does not read them, and the
+// widener admits.
+func TestExplainLiveAdminTier(t *testing.T) {
+	crds, err := testenv.NetworkPolicyAPICRDs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range policies.Objects {
-		if err := c.Create(ctx, o.Object); err != nil {
-			t.Fatal(err)
-		}
+	c, kubeconfig := startCluster(t, crds...)
+	createExplainWorld(t, c, kubeconfig, "--enforcement=adminnetworkpolicy")
+	widener := t.TempDir()
+	data, err := os.ReadFile("testdata/explain-widener.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(widener, "widener.yaml"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CreateManifests(context.Background(), c, widener, nil); err != nil {
+		t.Fatal(err)
+	}
+	explain := []string{"explain", "--kubeconfig", kubeconfig, "--tenant-network-policies=off", "proj-c/other", "proj-a/web:80"}
+	code, stdout, stderr := moat(t, "", append(explain, "--enforcement=adminnetworkpolicy")...)
+	if code != 1 || !strings.Contains(stdout, `the admin tier decides: AdminNetworkPolicy moat-isolation-proj-a (priority 20) spec.ingress[2] "deny ingress from other namespaces" (moat's)`) {
+		t.Errorf("adminnetworkpolicy: exit %d, stderr %s, stdout:\n%s", code, stderr, stdout)
+	}
+	code, stdout, stderr = moat(t, "", append(explain, "--enforcement=networkpolicy")...)
+	if code != 0 || strings.Contains(stdout, "admin tier") || !strings.Contains(stdout, "admitted by NetworkPolicy proj-a/ingress-all") {
+		t.Errorf("networkpolicy: exit %d, stderr %s, stdout:\n%s", code, stderr, stdout)
+	}
+}
+
+// TestExplainLive explains from a real API server: moat's policies as moat
+// serve writes them (rendered from the same manifests and created), the
+// pods with their addresses (status), an allowlist read from the cluster.
+func TestExplainLive(t *testing.T) {
+	c, kubeconfig := startCluster(t)
+	createExplainWorld(t, c, kubeconfig)
 
 	code, stdout, stderr := moat(t, "", "explain", "--kubeconfig", kubeconfig, "proj-b/client", "proj-a/web:80")
 	if code != 0 || !strings.Contains(stdout, "admitted by allowlist from-proj-b, rule 0 (spec.ingress[0].from[0]): namespace proj-b on 80/TCP, at <cluster> (NetworkAllowlist proj-a/from-proj-b) [NetworkPolicy proj-a/moat-allowlist-from-proj-b]") {
