@@ -144,6 +144,9 @@ func (r *Reconciler) applyAdminTier(ctx context.Context, obj policy.AdminTierObj
 		switch {
 		case err == nil && !policy.IsManaged(other):
 			return fmt.Errorf("%s %s exists and is not managed by moat (label %s): moat leaves it alone; delete or rename it", kind, obj.GetName(), policy.ManagedLabels())
+		case err == nil && other.GetLabels()[policy.AdminTierNamespaceLabel] != obj.GetLabels()[policy.AdminTierNamespaceLabel]:
+			return fmt.Errorf("%s %s is moat's object for namespace %q (label %s): moat does not take it over for namespace %q; delete it if that namespace is gone",
+				kind, obj.GetName(), other.GetLabels()[policy.AdminTierNamespaceLabel], policy.AdminTierNamespaceLabel, obj.GetLabels()[policy.AdminTierNamespaceLabel])
 		case err != nil && !apierrors.IsNotFound(err):
 			return fmt.Errorf("reading %s %s: %w", kind, obj.GetName(), err)
 		}

@@ -69,11 +69,15 @@ const AdminTierNamespaceLabel = "moat.dev/namespace"
 
 // AdminTierName is the name of the part-th admin-tier object of namespace
 // (0: the main object, with the Deny rules): "moat-isolation-<namespace>",
-// then "-1", "-2", ... A namespace name (at most 63 characters) always fits.
+// then ".1", ".2", ... The part is set off by a dot, which a namespace name
+// cannot hold, so that no namespace's object takes the name of another's
+// (with "-1", namespace team's first overflow object would be namespace
+// team-1's main object). A namespace name (at most 63 characters) always
+// fits in an object name (a DNS subdomain, at most 253).
 func AdminTierName(namespace string, part int) string {
 	name := ReservedPolicyNamePrefix + "isolation-" + namespace
 	if part > 0 {
-		name = fmt.Sprintf("%s-%d", name, part)
+		name = fmt.Sprintf("%s.%d", name, part)
 	}
 	return name
 }

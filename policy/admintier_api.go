@@ -110,18 +110,16 @@ func anpEgressPeer(p adminPeer) npav1alpha1.AdminNetworkPolicyEgressPeer {
 }
 
 // anpPorts translates NetworkPolicy ports: no port is the whole range of
-// the protocol, a named port is matched by name (the container port's
-// protocol), endPort makes a range.
+// the protocol, endPort makes a range, and a named port is the whole range
+// of its protocol (see passPortParts).
 func anpPorts(ports []networkingv1.NetworkPolicyPort) *[]npav1alpha1.AdminNetworkPolicyPort {
 	if len(ports) == 0 {
 		return nil
 	}
 	out := make([]npav1alpha1.AdminNetworkPolicyPort, 0, len(ports))
 	for _, p := range ports {
-		proto, start, end, named := portParts(p)
+		proto, start, end := passPortParts(p)
 		switch {
-		case named != "":
-			out = append(out, npav1alpha1.AdminNetworkPolicyPort{NamedPort: &named})
 		case start == end:
 			out = append(out, npav1alpha1.AdminNetworkPolicyPort{PortNumber: &npav1alpha1.Port{Protocol: proto, Port: start}})
 		default:
@@ -129,6 +127,22 @@ func anpPorts(ports []networkingv1.NetworkPolicyPort) *[]npav1alpha1.AdminNetwor
 		}
 	}
 	return &out
+}
+
+// passPortParts reads a NetworkPolicy port as the protocol and range that a
+// Pass rule names: a named port becomes the whole range of its protocol. The
+// fields that match a port by name (AdminNetworkPolicy namedPort,
+// ClusterNetworkPolicy destinationNamedPort) are only in the experimental
+// channel's CRDs: on a cluster with the standard CRDs an object naming one
+// is refused, and with it the Deny of that object. Passing the protocol
+// whole hands the port to NetworkPolicy, where moat's own policy still
+// admits only the named port (and the tenant check guards the rest).
+func passPortParts(p networkingv1.NetworkPolicyPort) (corev1.Protocol, int32, int32) {
+	proto, start, end, named := portParts(p)
+	if named != "" {
+		return proto, 1, 65535
+	}
+	return proto, start, end
 }
 
 // portParts reads a NetworkPolicy port as a protocol (TCP when unset) and
@@ -221,14 +235,11 @@ func cnpProtocols(ports []networkingv1.NetworkPolicyPort) []npav1beta1.ClusterNe
 	}
 	out := make([]npav1beta1.ClusterNetworkPolicyProtocol, 0, len(ports))
 	for _, p := range ports {
-		proto, start, end, named := portParts(p)
-		if named != "" {
-			out = append(out, npav1beta1.ClusterNetworkPolicyProtocol{DestinationNamedPort: named})
-			continue
-		}
+		proto, start, end := passPortParts(p)
 		var port *npav1beta1.Port
+		// A protocol matched on every port still names the range: the
+		// CRD refuses a protocol without properties ("tcp: {}").
 		switch {
-		case start == 1 && end == 65535:
 		case start == end:
 			port = &npav1beta1.Port{Number: start}
 		default:

@@ -106,8 +106,8 @@ func TestAdminTierSplits(t *testing.T) {
 	}
 	want := []shape{
 		{"moat-isolation-big", 20, 100, 2, npav1alpha1.AdminNetworkPolicyRuleActionDeny},
-		{"moat-isolation-big-1", 19, 100, 0, npav1alpha1.AdminNetworkPolicyRuleActionPass},
-		{"moat-isolation-big-2", 19, 52, 0, npav1alpha1.AdminNetworkPolicyRuleActionPass},
+		{"moat-isolation-big.1", 19, 100, 0, npav1alpha1.AdminNetworkPolicyRuleActionPass},
+		{"moat-isolation-big.2", 19, 52, 0, npav1alpha1.AdminNetworkPolicyRuleActionPass},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("AdminNetworkPolicies: %+v, want %+v", got, want)
@@ -193,6 +193,9 @@ func must[T any](v T, err error) T {
 }
 
 // TestAdminTierPorts: NetworkPolicy ports as both admin-tier APIs say them.
+// A named port is the whole range of its protocol: the fields that match by
+// name are not in the standard channel's CRDs (an object naming one is
+// refused, its Deny with it), and the protocol is kept.
 func TestAdminTierPorts(t *testing.T) {
 	udp, sctp := corev1.ProtocolUDP, corev1.ProtocolSCTP
 	p80, named := intstr.FromInt32(80), intstr.FromString("http")
@@ -202,14 +205,16 @@ func TestAdminTierPorts(t *testing.T) {
 		{Protocol: &sctp},
 		{Port: &named},
 		{Protocol: &udp, Port: &p80, EndPort: ptr.To[int32](80)},
+		{Protocol: &udp, Port: &named},
 	}
 	anp := anpPorts(ports)
 	wantANP := []npav1alpha1.AdminNetworkPolicyPort{
 		{PortNumber: &npav1alpha1.Port{Protocol: corev1.ProtocolTCP, Port: 80}},
 		{PortRange: &npav1alpha1.PortRange{Protocol: udp, Start: 80, End: 90}},
 		{PortRange: &npav1alpha1.PortRange{Protocol: sctp, Start: 1, End: 65535}},
-		{NamedPort: ptr.To("http")},
+		{PortRange: &npav1alpha1.PortRange{Protocol: corev1.ProtocolTCP, Start: 1, End: 65535}},
 		{PortNumber: &npav1alpha1.Port{Protocol: udp, Port: 80}},
+		{PortRange: &npav1alpha1.PortRange{Protocol: udp, Start: 1, End: 65535}},
 	}
 	if got, want := toJSON(t, anp), toJSON(t, wantANP); got != want {
 		t.Errorf("ANP ports %s, want %s", got, want)
@@ -217,9 +222,10 @@ func TestAdminTierPorts(t *testing.T) {
 	wantCNP := []npav1beta1.ClusterNetworkPolicyProtocol{
 		{TCP: &npav1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &npav1beta1.Port{Number: 80}}},
 		{UDP: &npav1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &npav1beta1.Port{Range: &npav1beta1.PortRange{Start: 80, End: 90}}}},
-		{SCTP: &npav1beta1.ClusterNetworkPolicyProtocolSCTP{}},
-		{DestinationNamedPort: "http"},
+		{SCTP: &npav1beta1.ClusterNetworkPolicyProtocolSCTP{DestinationPort: &npav1beta1.Port{Range: &npav1beta1.PortRange{Start: 1, End: 65535}}}},
+		{TCP: &npav1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &npav1beta1.Port{Range: &npav1beta1.PortRange{Start: 1, End: 65535}}}},
 		{UDP: &npav1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &npav1beta1.Port{Number: 80}}},
+		{UDP: &npav1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &npav1beta1.Port{Range: &npav1beta1.PortRange{Start: 1, End: 65535}}}},
 	}
 	if got, want := toJSON(t, cnpProtocols(ports)), toJSON(t, wantCNP); got != want {
 		t.Errorf("CNP protocols %s, want %s", got, want)
@@ -445,6 +451,23 @@ func BenchmarkAdminTier(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestAdminTierNamesDisjoint: no namespace's admin-tier object takes the
+// name of another namespace's (namespace team's overflow objects and the
+// main objects of team-1, team-2, ... were the same names with a "-N"
+// suffix: the two namespaces overwrote each other's Deny).
+func TestAdminTierNamesDisjoint(t *testing.T) {
+	owner := map[string]string{}
+	for _, ns := range []string{"team", "team-1", "team-2", "team-1-1", "t", "t-10"} {
+		for part := range 12 {
+			name := AdminTierName(ns, part)
+			if prev, ok := owner[name]; ok && prev != ns {
+				t.Errorf("%s is the name of an object of namespace %s and of namespace %s", name, prev, ns)
+			}
+			owner[name] = ns
 		}
 	}
 }

@@ -98,9 +98,15 @@ var _ = Describe("admin-tier enforcement", func() {
 		It("restricts egress once an allowlist does, and deletes the objects of a deleted namespace", func() {
 			ns := createIsolatedNamespace()
 			tcp := corev1.ProtocolTCP
+			// The named port: the standard channel's CRDs have no field that
+			// matches a port by name, so moat passes its protocol whole (an
+			// object naming it would be refused, its Deny with it).
 			al := createAllowlist(ns.Name, "out", moatv1alpha1.NetworkAllowlistSpec{Egress: []moatv1alpha1.EgressRule{{
 				To:    []moatv1alpha1.Peer{{IPBlock: &moatv1alpha1.IPBlock{CIDR: "203.0.113.0/24", Except: []string{"203.0.113.128/25"}}}},
 				Ports: []moatv1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(443))}},
+			}}, Ingress: []moatv1alpha1.IngressRule{{
+				From:  []moatv1alpha1.Peer{{Namespace: allowedIngressNamespace}},
+				Ports: []moatv1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromString("http"))}},
 			}}})
 			name := policy.AdminTierName(ns.Name, 0)
 			want := must(model(ns.Name, al).AdminNetworkPolicies(policy.DefaultAdminTierPriority))
@@ -189,7 +195,7 @@ var _ = Describe("admin-tier enforcement", func() {
 			tcp := corev1.ProtocolTCP
 			al := createAllowlist(ns.Name, "mixed", moatv1alpha1.NetworkAllowlistSpec{
 				Ingress: []moatv1alpha1.IngressRule{{From: []moatv1alpha1.Peer{{Namespace: allowedIngressNamespace}},
-					Ports: []moatv1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(8080)), EndPort: ptr.To[int32](8090)}}}},
+					Ports: []moatv1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(8080)), EndPort: ptr.To[int32](8090)}, {Protocol: &tcp, Port: ptr.To(intstr.FromString("metrics"))}}}},
 				Egress: []moatv1alpha1.EgressRule{{
 					To:    []moatv1alpha1.Peer{{IPBlock: &moatv1alpha1.IPBlock{CIDR: "198.51.100.0/24", Except: []string{"198.51.100.7/32"}}}},
 					Ports: []moatv1alpha1.Port{{Protocol: &tcp, Port: ptr.To(intstr.FromString("https"))}},
