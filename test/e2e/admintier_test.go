@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -117,6 +118,33 @@ var _ = Describe("admin-tier enforcement", func() {
 			By("deleting the namespace")
 			Expect(k8sClient.Delete(ctx, ns)).To(Succeed())
 			Eventually(func() bool { _, err := anp(name)(); return apierrors.IsNotFound(err) }).Should(BeTrue())
+		})
+		It("leaves an object of its name that it does not manage alone, tells, and writes its own once that is gone", func() {
+			ns := createNamespace(nil)
+			name := policy.AdminTierName(ns.Name, 0)
+			squat := &npav1alpha1.AdminNetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       npav1alpha1.AdminNetworkPolicySpec{Priority: 500, Subject: npav1alpha1.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"e2e": "nothing"}}}},
+			}
+			Expect(k8sClient.Create(ctx, squat)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, squat))).To(Succeed()) })
+
+			patch := client.MergeFrom(ns.DeepCopy())
+			ns.Labels = map[string]string{moatv1alpha1.IsolationLabel: "true"}
+			Expect(k8sClient.Patch(ctx, ns, patch)).To(Succeed())
+			expectEvent(metav1.NamespaceDefault, "Namespace", ns.Name, "IsolationIncomplete")
+			Consistently(func() (npav1alpha1.AdminNetworkPolicySpec, error) {
+				obj, err := anp(name)()
+				if err == nil && policy.IsManaged(obj) {
+					return obj.Spec, errors.New("moat took the object over")
+				}
+				return obj.Spec, err
+			}).WithTimeout(2 * time.Second).Should(Equal(squat.Spec))
+
+			By("writing its own once the other object is gone")
+			Expect(k8sClient.Delete(ctx, squat)).To(Succeed())
+			want := must(model(ns.Name).AdminNetworkPolicies(policy.DefaultAdminTierPriority))
+			Eventually(specOf(anp(name))).Should(Equal(want[0].Spec))
 		})
 	})
 
